@@ -1,0 +1,170 @@
+//! Client authentication: the key a client presents (`Authorization: Bearer`,
+//! `x-goog-api-key` or `?key=`) is hashed and compared in constant time with
+//! every configured client key. The client's key is never forwarded upstream.
+
+use crate::keys::Fingerprint;
+use poem::Request;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// Who a request comes from, for logs and (later) per-client limits.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ClientId(pub Arc<str>);
+
+/// Why a request was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuthError {
+    /// No key at all.
+    Missing,
+    /// A key that is not one of ours.
+    Invalid,
+}
+
+impl AuthError {
+    /// Words for the client.
+    pub fn message(self) -> &'static str {
+        match self {
+            Self::Missing => {
+                "gemgate: no client key. Send your gemgate client key as `Authorization: Bearer KEY`, `x-goog-api-key: KEY` or `?key=KEY`."
+            }
+            Self::Invalid => "gemgate: the client key is not valid for this gemgate.",
+        }
+    }
+}
+
+struct ClientKey {
+    hash: [u8; 32],
+    id: Arc<str>,
+}
+
+/// The configured client keys (hashed) or open access.
+pub struct ClientAuth {
+    open: bool,
+    keys: Vec<ClientKey>,
+}
+
+impl ClientAuth {
+    /// Access for `keys`; `open` serves anyone (only when config says so).
+    pub fn new(keys: &[String], open: bool) -> Self {
+        let keys = keys
+            .iter()
+            .map(|key| ClientKey {
+                hash: Sha256::digest(key.as_bytes()).into(),
+                id: Arc::from(format!("client-{}", Fingerprint::of(key))),
+            })
+            .collect();
+        Self { open, keys }
+    }
+
+    /// Checks the request's key.
+    pub fn check(&self, request: &Request) -> Result<ClientId, AuthError> {
+        let presented = presented_key(request);
+        if self.open {
+            return Ok(ClientId(Arc::from(match presented {
+                Some(key) => format!("open-{}", Fingerprint::of(&key)),
+                None => "open".to_string(),
+            })));
+        }
+        let presented = presented.ok_or(AuthError::Missing)?;
+        let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        // Compare with every key without stopping early, so timing says nothing.
+        let mut found: Option<&Arc<str>> = None;
+        for key in &self.keys {
+            if bool::from(key.hash.ct_eq(&hash)) {
+                found = Some(&key.id);
+            }
+        }
+        found.map(|id| ClientId(id.clone())).ok_or(AuthError::Invalid)
+    }
+}
+
+/// The key from the header or query, in that order of preference.
+fn presented_key(request: &Request) -> Option<String> {
+    let headers = request.headers();
+    if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
+        if !token.is_empty() {
+            return Some(token.to_string());
+        }
+    }
+    if let Some(value) = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
+        return Some(value.trim().to_string());
+    }
+    let query = request.uri().query()?;
+    query.split('&').find_map(|pair| pair.strip_prefix("key=")).map(percent_decode)
+}
+
+/// Minimal `%XX` decoding for a key in a query string.
+fn percent_decode(raw: &str) -> String {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(hi), Some(lo)) => {
+                    out.push((hi * 16 + lo) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Removes `key=` from a query string (it is the client's key, not Google's).
+pub fn strip_key_param(query: &str) -> String {
+    query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("key=")).collect::<Vec<_>>().join("&")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(uri: &str, header: Option<(&str, &str)>) -> Request {
+        let mut builder = Request::builder().uri(uri.parse().unwrap());
+        if let Some((name, value)) = header {
+            builder = builder.header(name, value);
+        }
+        builder.finish()
+    }
+
+    const KEY: &str = "client-secret-0123456789";
+
+    #[test]
+    fn all_three_ways_of_presenting_a_key() {
+        let auth = ClientAuth::new(&[KEY.to_string()], false);
+        assert!(auth.check(&request("/x", Some(("authorization", &format!("Bearer {KEY}"))))).is_ok());
+        assert!(auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).is_ok());
+        assert!(auth.check(&request(&format!("/x?alt=sse&key={KEY}"), None)).is_ok());
+        assert_eq!(auth.check(&request("/x", None)), Err(AuthError::Missing));
+        assert_eq!(auth.check(&request("/x?key=wrong-key-000000000", None)), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn open_access_only_when_asked() {
+        assert!(ClientAuth::new(&[], true).check(&request("/x", None)).is_ok());
+        assert_eq!(ClientAuth::new(&[], false).check(&request("/x", None)), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn client_ids_never_hold_the_key() {
+        let auth = ClientAuth::new(&[KEY.to_string()], false);
+        let id = auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).unwrap();
+        assert!(id.0.starts_with("client-") && !id.0.contains(KEY));
+    }
+
+    #[test]
+    fn key_param_is_stripped_and_decoded() {
+        assert_eq!(strip_key_param("alt=sse&key=abc"), "alt=sse");
+        assert_eq!(strip_key_param("key=abc"), "");
+        assert_eq!(percent_decode("a%2Bb%zz+c%"), "a+b%zz c%");
+    }
+}

@@ -1,0 +1,168 @@
+//! Wires the service together: store, key files, pool, policy, upstream
+//! client and HTTP server; and takes it down again in order.
+
+use crate::api::{self, AppState, auth::ClientAuth};
+use crate::config::LoadedConfig;
+use crate::dispatch::Dispatcher;
+use crate::keys::load_key_dir;
+use crate::policy::{DefaultPolicy, shared};
+use crate::pool::{PoolHandle, Scanner, SupervisorArgs};
+use crate::secrets::load_or_generate;
+use crate::store::{Store, StoreHandle};
+use crate::upstream::UpstreamClient;
+use anyhow::Context;
+use poem::Server;
+use poem::listener::TcpAcceptor;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A started gemgate.
+pub struct RunningApp {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The key pool.
+    pub pool: PoolHandle,
+    /// The store.
+    pub store: Store,
+    /// The store's writer.
+    pub store_writer: StoreHandle,
+    /// The client key to use when gemgate generated one.
+    pub generated_client_key: Option<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+/// Starts gemgate with `loaded` config.
+pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
+    let config = &loaded.config;
+    let database_url = loaded.database_url();
+    let store = Store::open(&database_url)
+        .await
+        .with_context(|| format!("opening the store ({})", redact_url(&database_url)))?;
+    let persisted = store.load_key_states().await.context("loading key state")?;
+    let store_writer = store.start_writer(
+        Duration::from_millis(config.store.flush_interval_ms),
+        config.store.batch_size,
+        config.store.log_retention_days,
+    );
+
+    let keys_dir = loaded.keys_dir();
+    let key_set = load_key_dir(&keys_dir, config.keys.allow_nonstandard)
+        .with_context(|| format!("reading the keys folder {}", keys_dir.display()))?;
+    for warning in &key_set.warnings {
+        tracing::warn!("key file {warning}");
+    }
+
+    let upstream = UpstreamClient::new(&config.upstream).context("building the upstream client")?;
+    let policy = shared(DefaultPolicy::new(&config.cooldown, &config.retry));
+    let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
+    let key_count = key_set.records.len();
+    let groups = group_counts(&key_set.records);
+    let pool = PoolHandle::start(SupervisorArgs {
+        keys: key_set.records,
+        persisted,
+        strategy: config.pool.strategy,
+        limits: config.models.clone(),
+        store: store_writer.clone(),
+        scanner,
+        scan_interval: Duration::from_secs(config.scan.interval_secs),
+        scan_on_start: config.scan.on_start,
+    })
+    .await?;
+
+    let data_dir = loaded.data_dir();
+    let mut generated_client_key = None;
+    let mut client_keys = config.auth.client_keys.clone();
+    if client_keys.is_empty() && !config.auth.open {
+        let (key, created) = load_or_generate(&data_dir, "client-key").context("keeping the generated client key")?;
+        let path = data_dir.join("client-key");
+        if created {
+            tracing::info!("no client key configured: generated one and saved it in {}: {key}", path.display());
+        } else {
+            tracing::info!("no client key configured: using the generated one in {}", path.display());
+        }
+        client_keys.push(key.clone());
+        generated_client_key = Some(key);
+    }
+    if config.auth.open {
+        tracing::warn!("auth.open = true: anyone who can reach gemgate can use its keys");
+    }
+
+    let dispatcher = Arc::new(Dispatcher {
+        pool: pool.clone(),
+        upstream,
+        policy,
+        retry: config.retry.clone(),
+        stream_idle_timeout: config.upstream.stream_idle_timeout(),
+        store: store_writer.clone(),
+    });
+    let state = Arc::new(AppState {
+        dispatcher,
+        auth: ClientAuth::new(&client_keys, config.auth.open),
+        max_body_bytes: config.server.max_body_bytes,
+    });
+
+    let listener = tokio::net::TcpListener::bind(&config.server.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let (shutdown, signal) = oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(
+                api::routes(state),
+                async {
+                    let _ = signal.await;
+                },
+                Some(Duration::from_secs(30)),
+            )
+            .await
+    });
+
+    tracing::info!("gemgate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
+    let group_text: Vec<String> = groups.iter().map(|(group, n)| format!("{group} {n}")).collect();
+    tracing::info!(
+        "keys: {key_count} loaded from {} ({}); {} line(s) skipped, {} duplicate(s)",
+        keys_dir.display(),
+        if group_text.is_empty() { "none: add key files to serve requests".to_string() } else { group_text.join(", ") },
+        key_set.warnings.len(),
+        key_set.duplicates
+    );
+    tracing::info!("native Gemini API: http://{addr}/v1beta (and /v1), upstream {}", config.upstream.base_url);
+
+    Ok(RunningApp { addr, pool, store, store_writer, generated_client_key, shutdown: Some(shutdown), server })
+}
+
+impl RunningApp {
+    /// Stops accepting, lets requests finish, stops the pool, flushes the store.
+    pub async fn shutdown(mut self) {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        let _ = (&mut self.server).await;
+        self.pool.stop().await;
+        self.store_writer.flush().await;
+        self.store.close().await;
+    }
+}
+
+fn group_counts(records: &[crate::keys::KeyRecord]) -> BTreeMap<String, usize> {
+    let mut groups = BTreeMap::new();
+    for record in records {
+        *groups.entry(record.group.to_string()).or_insert(0) += 1;
+    }
+    groups
+}
+
+/// A database URL without its password, for messages.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
+}

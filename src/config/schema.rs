@@ -1,0 +1,305 @@
+//! The typed schema of `config.toml`. Every field is documented in the shipped
+//! `config.toml` itself; defaults here match it.
+
+use super::ConfigError;
+use serde::{Deserialize, Deserializer};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The whole config.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server.
+    pub server: ServerConfig,
+    /// Google upstream.
+    pub upstream: UpstreamConfig,
+    /// Attempts per request.
+    pub retry: RetryConfig,
+    /// How long keys rest after failures.
+    pub cooldown: CooldownConfig,
+    /// Key selection.
+    pub pool: PoolConfig,
+    /// Health scans.
+    pub scan: ScanConfig,
+    /// Persistence.
+    pub store: StoreConfig,
+    /// Client and admin access.
+    pub auth: AuthConfig,
+    /// Key files.
+    pub keys: KeysConfig,
+    /// Per-model, per-key limits the pool paces itself to.
+    pub models: HashMap<String, ModelLimits>,
+}
+
+/// `[server]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address and port to listen on.
+    pub listen: String,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: "127.0.0.1:8080".into(), max_body_bytes: 20 * 1024 * 1024 }
+    }
+}
+
+/// `[upstream]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// Google's API base URL (the fake upstream's in tests and demo).
+    pub base_url: String,
+    /// Seconds to open a connection.
+    pub connect_timeout_secs: u64,
+    /// Seconds to wait for the response head (status and headers).
+    pub response_timeout_secs: u64,
+    /// Seconds a streamed body may stay silent before it counts as cut.
+    pub stream_idle_timeout_secs: u64,
+    /// Optional proxy for upstream calls (`http://`, `https://` or `socks5://`).
+    pub proxy: String,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            base_url: "https://generativelanguage.googleapis.com".into(),
+            connect_timeout_secs: 10,
+            response_timeout_secs: 120,
+            stream_idle_timeout_secs: 120,
+            proxy: String::new(),
+        }
+    }
+}
+
+impl UpstreamConfig {
+    /// Connect timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_secs(self.connect_timeout_secs)
+    }
+    /// Response-head timeout.
+    pub fn response_timeout(&self) -> Duration {
+        Duration::from_secs(self.response_timeout_secs)
+    }
+    /// Stream idle timeout.
+    pub fn stream_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.stream_idle_timeout_secs)
+    }
+}
+
+/// `[retry]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetryConfig {
+    /// Upstream attempts per client request, the first included.
+    pub max_attempts: u32,
+    /// Seconds after which no new attempt starts.
+    pub max_elapsed_secs: u64,
+    /// Base backoff before retrying after a 503 "overloaded", in milliseconds.
+    pub overload_backoff_ms: u64,
+}
+
+impl Default for RetryConfig {
+    fn default() -> Self {
+        Self { max_attempts: 5, max_elapsed_secs: 180, overload_backoff_ms: 200 }
+    }
+}
+
+/// `[cooldown]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CooldownConfig {
+    /// Seconds a (key, model) rests after a 429 that carries no retry delay.
+    pub rate_limit_secs: u64,
+    /// Consecutive failures (5xx, timeouts) after which a key rests.
+    pub failure_threshold: u32,
+    /// Seconds a key rests after `failure_threshold` consecutive failures.
+    pub failure_secs: u64,
+    /// Seconds a key rests after 400 FAILED_PRECONDITION (region, billing).
+    pub precondition_secs: u64,
+}
+
+impl Default for CooldownConfig {
+    fn default() -> Self {
+        Self { rate_limit_secs: 60, failure_threshold: 5, failure_secs: 60, precondition_secs: 3600 }
+    }
+}
+
+/// How the pool picks a key among the usable ones.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Strategy {
+    /// Each usable key in turn.
+    #[default]
+    RoundRobin,
+    /// A uniformly random usable key.
+    Random,
+    /// The key with fewer requests in flight (of two picked at random).
+    LeastInFlight,
+}
+
+/// `[pool]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PoolConfig {
+    /// Key selection strategy.
+    pub strategy: Strategy,
+}
+
+/// `[scan]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScanConfig {
+    /// Seconds between periodic health scans; 0 turns them off.
+    pub interval_secs: u64,
+    /// Keys checked at once.
+    pub concurrency: usize,
+    /// Scan once right after start.
+    pub on_start: bool,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        Self { interval_secs: 6 * 3600, concurrency: 16, on_start: false }
+    }
+}
+
+/// `[store]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Folder for the SQLite file and generated secrets.
+    pub data_dir: PathBuf,
+    /// A `postgres://` or `mysql://` URL to use instead of SQLite.
+    pub database_url: String,
+    /// Milliseconds between flushes of buffered log rows and key state.
+    pub flush_interval_ms: u64,
+    /// Rows written per batch at most.
+    pub batch_size: usize,
+    /// Days the request log is kept.
+    pub log_retention_days: u32,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("data"),
+            database_url: String::new(),
+            flush_interval_ms: 1000,
+            batch_size: 500,
+            log_retention_days: 30,
+        }
+    }
+}
+
+/// `[auth]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    /// Keys clients present to gemgate.
+    #[serde(deserialize_with = "string_or_list")]
+    pub client_keys: Vec<String>,
+    /// Serve clients without any key. Off unless said.
+    pub open: bool,
+    /// The admin key.
+    pub admin_key: String,
+}
+
+/// `[keys]`
+#[derive(Clone, Debug, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeysConfig {
+    /// Folder of key files.
+    pub dir: PathBuf,
+    /// Accept keys that do not look like `AIza…` keys.
+    pub allow_nonstandard: bool,
+}
+
+impl Default for KeysConfig {
+    fn default() -> Self {
+        Self { dir: PathBuf::from("keys"), allow_nonstandard: false }
+    }
+}
+
+/// `[models."name"]`: one key's limits for one model.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelLimits {
+    /// Requests per minute per key; 0 means no limit.
+    pub rpm: u32,
+    /// Requests per day (Pacific) per key; 0 means no limit.
+    pub rpd: u32,
+}
+
+impl Config {
+    /// Checks values that parse but cannot work.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string() });
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return invalid("server.listen", "expected an address with port, like 127.0.0.1:8080 or 0.0.0.0:8080");
+        }
+        if self.server.max_body_bytes < 1024 {
+            return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        let base = &self.upstream.base_url;
+        if !(base.starts_with("http://") || base.starts_with("https://")) || reqwest::Url::parse(base).is_err() {
+            return invalid(
+                "upstream.base_url",
+                "expected an http(s) URL such as https://generativelanguage.googleapis.com",
+            );
+        }
+        if !self.upstream.proxy.is_empty() && reqwest::Proxy::all(&self.upstream.proxy).is_err() {
+            return invalid("upstream.proxy", "expected a proxy URL such as socks5://127.0.0.1:1080");
+        }
+        if self.upstream.response_timeout_secs == 0 || self.upstream.stream_idle_timeout_secs == 0 {
+            return invalid("upstream.response_timeout_secs", "timeouts must be at least 1 second");
+        }
+        if self.retry.max_attempts == 0 || self.retry.max_attempts > 100 {
+            return invalid("retry.max_attempts", "must be between 1 and 100");
+        }
+        if self.scan.concurrency == 0 || self.scan.concurrency > 1024 {
+            return invalid("scan.concurrency", "must be between 1 and 1024");
+        }
+        if self.store.batch_size == 0 {
+            return invalid("store.batch_size", "must be at least 1");
+        }
+        let url = self.store.database_url.trim();
+        if !url.is_empty()
+            && !["sqlite:", "postgres:", "postgresql:", "mysql:", "mariadb:"].iter().any(|p| url.starts_with(p))
+        {
+            return invalid(
+                "store.database_url",
+                "expected a sqlite:, postgres: or mysql: URL, or empty for the SQLite default",
+            );
+        }
+        for key in &self.auth.client_keys {
+            if key.len() < 16 {
+                return invalid("auth.client_keys", "each client key needs at least 16 characters");
+            }
+        }
+        if !self.auth.admin_key.is_empty() && self.auth.admin_key.len() < 16 {
+            return invalid("auth.admin_key", "the admin key needs at least 16 characters");
+        }
+        Ok(())
+    }
+}
+
+/// Accepts a TOML list or one comma-separated string (the environment's form).
+fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(deserializer)? {
+        OneOrMany::One(text) => text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        OneOrMany::Many(list) => list,
+    })
+}

@@ -1,0 +1,324 @@
+//! The attempt loop: lease a key → call Google → classify → tell the pool →
+//! ask the policy → repeat within the retry budget. A reply is committed to
+//! the client only once its first body bytes arrived, so everything before
+//! that fails over transparently.
+
+mod relay;
+mod usage;
+
+pub use relay::{RelayStream, StreamCut};
+pub use usage::{Usage, parse_usage};
+
+use crate::config::RetryConfig;
+use crate::policy::{CooldownScope, Decision, NextStep, Outcome, SharedPolicy};
+use crate::pool::{CooldownEntry, KeyEvent, Lease, LeaseError, PoolHandle};
+use crate::store::{RequestRecord, StoreHandle};
+use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use reqwest::header::{HeaderName, HeaderValue};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How the reply body is framed, which decides how a mid-stream cut is told.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StreamMode {
+    /// One JSON document.
+    Whole,
+    /// Server-sent events (`alt=sse`).
+    Sse,
+    /// Google's incrementally streamed JSON array.
+    JsonArray,
+}
+
+/// One client request to serve through the pool.
+#[derive(Clone, Debug)]
+pub struct ProxyRequest {
+    /// What to send upstream.
+    pub upstream: UpstreamRequest,
+    /// The model (empty for model-less calls such as listing models).
+    pub model: Arc<str>,
+    /// Framing of the reply.
+    pub mode: StreamMode,
+    /// Route name for the log (`generateContent`, …).
+    pub route: &'static str,
+    /// Who asked (client id for the log).
+    pub client: Arc<str>,
+}
+
+/// A failed attempt: Google's answer (or its absence) and its class.
+#[derive(Clone, Debug)]
+pub struct AttemptFailure {
+    /// The class.
+    pub kind: FailureKind,
+    /// Google's parsed error (http_status 0 when there was no response).
+    pub google: GoogleError,
+    /// Google's raw error body, to hand back unchanged.
+    pub body: Bytes,
+}
+
+/// Why a request could not be served.
+#[derive(Debug)]
+pub enum DispatchError {
+    /// No key could be leased; `last` is the last upstream failure, if any.
+    NoKey {
+        /// Why the pool said no.
+        reason: LeaseError,
+        /// The model asked for.
+        model: Arc<str>,
+        /// The last attempt's failure before the pool ran dry.
+        last: Option<AttemptFailure>,
+    },
+    /// Google's answer is final (the request's fault, or the budget is spent).
+    Upstream(AttemptFailure),
+}
+
+/// A reply committed to the client: status, headers, and the streaming body.
+pub struct ProxyResponse {
+    /// Google's status (2xx).
+    pub status: u16,
+    /// Google's headers that matter to clients.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body, chunk by chunk as it arrives.
+    pub body: RelayStream,
+}
+
+/// Serves requests through the pool; one per process, shared.
+pub struct Dispatcher {
+    /// The key pool.
+    pub pool: PoolHandle,
+    /// The upstream client.
+    pub upstream: UpstreamClient,
+    /// The active failover policy.
+    pub policy: SharedPolicy,
+    /// Attempts budget.
+    pub retry: RetryConfig,
+    /// Longest silence inside a streamed body.
+    pub stream_idle_timeout: Duration,
+    /// Request log and key state sink.
+    pub store: StoreHandle,
+}
+
+/// Per-request bookkeeping shared by the loop and the relay.
+pub(crate) struct RequestContext {
+    pub request: ProxyRequest,
+    pub received_at: SystemTime,
+    pub started: Instant,
+    pub attempts: u32,
+}
+
+impl Dispatcher {
+    /// Serves `request`, failing over between keys as the policy says.
+    pub async fn dispatch(self: &Arc<Self>, request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
+        let mut ctx = RequestContext { request, received_at: SystemTime::now(), started: Instant::now(), attempts: 0 };
+        let mut tried = Vec::new();
+        let mut kept: Option<Lease> = None;
+        let mut last: Option<AttemptFailure> = None;
+        loop {
+            let lease = match kept.take() {
+                Some(lease) => lease,
+                None => match self.pool.lease(&ctx.request.model, &tried).await {
+                    Ok(lease) => lease,
+                    Err(reason) => {
+                        return Err(self.fail(
+                            &ctx,
+                            None,
+                            DispatchError::NoKey { reason, model: ctx.request.model.clone(), last },
+                        ));
+                    }
+                },
+            };
+            ctx.attempts += 1;
+            tried.push(lease.slot().index);
+            let attempt_started = Instant::now();
+            let failure = match self.attempt(&ctx.request, &lease).await {
+                Ok((status, headers, first, rest)) => {
+                    let body = RelayStream::new(self.clone(), ctx, lease, attempt_started, first, rest);
+                    return Ok(ProxyResponse { status, headers, body });
+                }
+                Err(failure) => failure,
+            };
+            let decision = self.decide(&ctx, &lease, &failure, 0);
+            let event = failed_event(&failure, &decision, attempt_started.elapsed());
+            tracing::info!(
+                key = %lease.slot().record.fingerprint,
+                model = %ctx.request.model,
+                attempt = ctx.attempts,
+                status = failure.google.http_status,
+                kind = failure.kind.as_str(),
+                next = ?decision.next,
+                "upstream attempt failed"
+            );
+            let out_of_budget = ctx.attempts >= self.retry.max_attempts
+                || ctx.started.elapsed() >= Duration::from_secs(self.retry.max_elapsed_secs);
+            match decision.next {
+                NextStep::Fail => {
+                    let key_fp = lease.slot().record.fingerprint.to_string();
+                    lease.settle(event);
+                    return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
+                }
+                _ if out_of_budget => {
+                    let key_fp = lease.slot().record.fingerprint.to_string();
+                    lease.settle(event);
+                    return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
+                }
+                NextStep::RetryOtherKey { after } => {
+                    lease.settle(event);
+                    tokio::time::sleep(after).await;
+                }
+                NextStep::RetrySameKey { after } => {
+                    let mut lease = lease;
+                    lease.settle_and_keep(event);
+                    tried.pop();
+                    kept = Some(lease);
+                    tokio::time::sleep(after).await;
+                }
+            }
+            last = Some(failure);
+        }
+    }
+
+    /// One attempt: the response head, then the first body chunk.
+    async fn attempt(
+        &self,
+        request: &ProxyRequest,
+        lease: &Lease,
+    ) -> Result<(u16, Vec<(HeaderName, HeaderValue)>, Bytes, relay::UpstreamBody), AttemptFailure> {
+        let response = self.upstream.send(&request.upstream, &lease.slot().record.key).await.map_err(no_response)?;
+        let status = response.status().as_u16();
+        if !response.status().is_success() {
+            let body = read_limited(response, 64 * 1024).await;
+            let google = GoogleError::parse(status, &body);
+            return Err(AttemptFailure { kind: classify_google_error(&google), google, body });
+        }
+        let headers = relay::passed_headers(response.headers());
+        let mut rest: relay::UpstreamBody = Box::pin(response.bytes_stream());
+        match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
+            Ok(Some(Ok(first))) => Ok((status, headers, first, rest)),
+            Ok(None) => Ok((status, headers, Bytes::new(), rest)),
+            Ok(Some(Err(_))) => Err(no_response(FailureKind::StreamCut)),
+            Err(_) => Err(no_response(FailureKind::Timeout)),
+        }
+    }
+
+    /// Asks the policy about a failed attempt (the default policy if a script fails).
+    pub(crate) fn decide(
+        &self,
+        ctx: &RequestContext,
+        lease: &Lease,
+        failure: &AttemptFailure,
+        bytes_sent: u64,
+    ) -> Decision {
+        let slot = lease.slot();
+        let snapshot = slot.snapshot();
+        let outcome = Outcome {
+            kind: failure.kind.clone(),
+            http_status: failure.google.http_status,
+            google_status: failure.google.status.clone(),
+            reason: failure.google.reason.clone(),
+            quota_id: failure.google.quota_id().map(String::from),
+            retry_delay: failure.google.retry_delay,
+            model: ctx.request.model.clone(),
+            attempt: ctx.attempts,
+            elapsed: ctx.started.elapsed(),
+            bytes_sent,
+            streaming: ctx.request.mode != StreamMode::Whole,
+            key_group: slot.record.group.clone(),
+            key_fingerprint: slot.record.fingerprint,
+            recent_failures: snapshot.recent_failures + 1,
+            consecutive_failures: snapshot.consecutive_failures + 1,
+        };
+        self.policy.load().decide(&outcome)
+    }
+
+    /// Logs a request that ends in an error and hands the error back.
+    fn fail(&self, ctx: &RequestContext, key_fp: Option<String>, error: DispatchError) -> DispatchError {
+        let (status, message) = match &error {
+            DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
+            DispatchError::Upstream(failure) => (failure_status(failure), summarize(failure)),
+        };
+        self.store.log_request(ctx.record(status, key_fp, Usage::default(), Some(message)));
+        error
+    }
+}
+
+impl RequestContext {
+    /// The request-log row for this request.
+    pub fn record(
+        &self,
+        status: u16,
+        key_fingerprint: Option<String>,
+        usage: Usage,
+        error: Option<String>,
+    ) -> RequestRecord {
+        RequestRecord {
+            at_ms: crate::store::to_ms(self.received_at),
+            client: self.request.client.to_string(),
+            route: self.request.route.to_string(),
+            model: self.request.model.to_string(),
+            key_fingerprint,
+            attempts: i64::from(self.attempts),
+            status: i64::from(status),
+            latency_ms: self.started.elapsed().as_millis() as i64,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+            error,
+        }
+    }
+}
+
+/// A failure with no HTTP answer (timeout, network, cut before any byte).
+fn no_response(kind: FailureKind) -> AttemptFailure {
+    let message = match kind {
+        FailureKind::Timeout => "the upstream did not answer in time",
+        FailureKind::StreamCut => "the upstream connection broke before the reply started",
+        _ => "could not reach the upstream",
+    };
+    AttemptFailure {
+        kind,
+        google: GoogleError { message: message.into(), ..GoogleError::default() },
+        body: Bytes::new(),
+    }
+}
+
+/// The status a client sees for a failure.
+pub fn failure_status(failure: &AttemptFailure) -> u16 {
+    match (failure.google.http_status, &failure.kind) {
+        (0, FailureKind::Timeout) => 504,
+        (0, _) => 502,
+        (status, _) => status,
+    }
+}
+
+/// The status a client sees when no key could be leased.
+pub fn no_key_status(reason: &LeaseError) -> u16 {
+    match reason {
+        LeaseError::AllCooling { .. } => 429,
+        _ => 503,
+    }
+}
+
+fn summarize(failure: &AttemptFailure) -> String {
+    let text: String = failure.google.message.chars().take(200).collect();
+    format!("{} {}: {text}", failure.google.http_status, failure.kind.as_str())
+}
+
+/// The event told to the key's actor about a failed attempt.
+pub(crate) fn failed_event(failure: &AttemptFailure, decision: &Decision, latency: Duration) -> KeyEvent {
+    let now = SystemTime::now();
+    KeyEvent::Failed {
+        latency,
+        charge: decision.charge_key,
+        error: summarize(failure),
+        cooldown: decision.cooldown.as_ref().map(|c| CooldownEntry {
+            model: match &c.scope {
+                CooldownScope::Model(m) => Some(m.clone()),
+                CooldownScope::AllModels => None,
+            },
+            until: now + c.duration,
+            reason: failure.kind.as_str().to_string(),
+        }),
+        disable: decision.disable,
+    }
+}

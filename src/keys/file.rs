@@ -1,0 +1,219 @@
+//! Key files: every file in `keys/` is a list of keys, one per line. The file's
+//! name (without extension) is the group of its keys.
+
+use super::{ApiKey, Fingerprint, is_google_key_shape, is_nonstandard_key_shape};
+use std::collections::HashSet;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+/// One key as loaded from a file.
+#[derive(Clone, Debug)]
+pub struct KeyRecord {
+    /// The key itself (masked when printed).
+    pub key: ApiKey,
+    /// Its stable id.
+    pub fingerprint: Fingerprint,
+    /// The key file's stem, e.g. `paid` for `keys/paid.txt`.
+    pub group: Arc<str>,
+}
+
+/// A line of a key file that was skipped, with the reason. Never holds the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeyFileWarning {
+    /// The file's name inside the keys folder.
+    pub file: String,
+    /// 1-based line number.
+    pub line: usize,
+    /// What is wrong with the line, in words for the operator.
+    pub reason: String,
+}
+
+impl fmt::Display for KeyFileWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}: {}", self.file, self.line, self.reason)
+    }
+}
+
+/// Every key from every file of the keys folder, deduplicated.
+#[derive(Clone, Debug, Default)]
+pub struct KeySet {
+    /// Keys in load order (files sorted by name, then line order).
+    pub records: Vec<KeyRecord>,
+    /// Lines skipped, with file and line.
+    pub warnings: Vec<KeyFileWarning>,
+    /// How many lines repeated a key already loaded.
+    pub duplicates: usize,
+}
+
+/// Parses one key file's text. `seen` carries the fingerprints of keys already
+/// loaded from earlier files, so a key is counted once across files.
+pub fn parse_key_file(
+    file: &str,
+    text: &str,
+    allow_nonstandard: bool,
+    seen: &mut HashSet<Fingerprint>,
+    out: &mut KeySet,
+) {
+    let group: Arc<str> = Arc::from(group_of(file));
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let plausible = is_google_key_shape(line) || (allow_nonstandard && is_nonstandard_key_shape(line));
+        if !plausible {
+            out.warnings.push(KeyFileWarning {
+                file: file.to_string(),
+                line: index + 1,
+                reason: describe_bad_line(line, allow_nonstandard),
+            });
+            continue;
+        }
+        let key = ApiKey::new(line);
+        let fingerprint = key.fingerprint();
+        if !seen.insert(fingerprint) {
+            out.duplicates += 1;
+            continue;
+        }
+        out.records.push(KeyRecord { key, fingerprint, group: group.clone() });
+    }
+}
+
+/// Reads every regular file of `dir` (sorted by name; hidden files and editor
+/// backups skipped). A missing folder is an empty pool, not an error.
+pub fn load_key_dir(dir: &Path, allow_nonstandard: bool) -> std::io::Result<KeySet> {
+    let mut out = KeySet::default();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(err) => return Err(err),
+    };
+    let mut files: Vec<_> = entries
+        .filter_map(Result::ok)
+        .filter(|entry| entry.file_type().map(|t| t.is_file()).unwrap_or(false))
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| is_key_file_name(name))
+        .collect();
+    files.sort();
+    let mut seen = HashSet::new();
+    for name in files {
+        match std::fs::read(dir.join(&name)) {
+            Ok(bytes) => {
+                let text = String::from_utf8_lossy(&bytes);
+                parse_key_file(&name, &text, allow_nonstandard, &mut seen, &mut out);
+            }
+            Err(err) => out.warnings.push(KeyFileWarning {
+                file: name,
+                line: 0,
+                reason: format!("cannot read the file: {err}"),
+            }),
+        }
+    }
+    Ok(out)
+}
+
+/// Files an editor leaves behind (`.swp`, `~`, `.tmp`, hidden) are not key files.
+fn is_key_file_name(name: &str) -> bool {
+    !(name.starts_with('.')
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+        || name.ends_with(".tmp")
+        || name.ends_with(".bak")
+        || name.eq_ignore_ascii_case("README.md"))
+}
+
+fn group_of(file: &str) -> &str {
+    match file.rsplit_once('.') {
+        Some((stem, _)) if !stem.is_empty() => stem,
+        _ => file,
+    }
+}
+
+/// Says what is wrong without echoing the line (it may be a real key with a typo).
+fn describe_bad_line(line: &str, allow_nonstandard: bool) -> String {
+    let len = line.chars().count();
+    if line.chars().any(char::is_whitespace) {
+        return "skipped: the line holds more than one word; put one key per line".into();
+    }
+    if !allow_nonstandard && !line.starts_with("AIza") {
+        return format!(
+            "skipped: not a Google API key (expected 39 characters starting with AIza, got {len} characters); \
+             set keys.allow_nonstandard = true to accept other key formats"
+        );
+    }
+    format!("skipped: not a plausible API key ({len} characters, or characters outside A-Z a-z 0-9 _ -)")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u32) -> String {
+        format!("AIza{:035}", n)
+    }
+
+    fn parse(files: &[(&str, &str)]) -> KeySet {
+        let mut seen = HashSet::new();
+        let mut out = KeySet::default();
+        for (name, text) in files {
+            parse_key_file(name, text, false, &mut seen, &mut out);
+        }
+        out
+    }
+
+    #[test]
+    fn comments_blanks_and_whitespace_are_ignored() {
+        let text = format!("# my keys\n\n  {}  \n\t{}\n", key(1), key(2));
+        let set = parse(&[("paid.txt", &text)]);
+        assert_eq!(set.records.len(), 2);
+        assert_eq!(&*set.records[0].group, "paid");
+        assert!(set.warnings.is_empty());
+    }
+
+    #[test]
+    fn duplicates_across_files_count_once() {
+        let a = format!("{}\n{}\n", key(1), key(2));
+        let b = format!("{}\n{}\n", key(2), key(3));
+        let set = parse(&[("a.txt", &a), ("b", &b)]);
+        assert_eq!(set.records.len(), 3);
+        assert_eq!(set.duplicates, 1);
+        assert_eq!(&*set.records[2].group, "b");
+    }
+
+    #[test]
+    fn bad_lines_warn_with_file_and_line_but_never_the_key() {
+        let secretish = "AIzaSyTHIS_IS_TOO_SHORT";
+        let text = format!("{}\n{secretish}\nkey = value\n", key(1));
+        let set = parse(&[("free.txt", &text)]);
+        assert_eq!(set.records.len(), 1);
+        assert_eq!(set.warnings.len(), 2);
+        assert_eq!((set.warnings[0].file.as_str(), set.warnings[0].line), ("free.txt", 2));
+        assert_eq!(set.warnings[1].line, 3);
+        for warning in &set.warnings {
+            assert!(!warning.to_string().contains(secretish));
+        }
+    }
+
+    #[test]
+    fn nonstandard_keys_need_the_switch() {
+        let mut seen = HashSet::new();
+        let mut out = KeySet::default();
+        parse_key_file("x", "AQ.Ab8RN6Jabcdefghijklmnop\n", false, &mut seen, &mut out);
+        assert_eq!(out.records.len(), 0);
+        parse_key_file("x", "AQ.Ab8RN6Jabcdefghijklmnop\n", true, &mut seen, &mut out);
+        assert_eq!(out.records.len(), 1);
+    }
+
+    #[test]
+    fn directory_loading_skips_editor_files_and_missing_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.txt"), key(1)).unwrap();
+        std::fs::write(dir.path().join(".main.txt.swp"), key(2)).unwrap();
+        std::fs::write(dir.path().join("main.txt~"), key(3)).unwrap();
+        let set = load_key_dir(dir.path(), false).unwrap();
+        assert_eq!(set.records.len(), 1);
+        let missing = load_key_dir(&dir.path().join("nope"), false).unwrap();
+        assert!(missing.records.is_empty());
+    }
+}

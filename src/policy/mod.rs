@@ -1,0 +1,165 @@
+//! The policy seam: every failed attempt is described as an [`Outcome`] and a
+//! [`Policy`] turns it into a [`Decision`] (what to do next, what happens to
+//! the key). The built-in [`DefaultPolicy`] lives here; rhai scripts plug in
+//! behind the same trait.
+
+mod default;
+mod pacific;
+
+pub use default::DefaultPolicy;
+pub use pacific::next_pacific_midnight;
+
+use crate::keys::Fingerprint;
+use crate::upstream::FailureKind;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Everything a policy may look at about one failed attempt.
+#[derive(Clone, Debug)]
+pub struct Outcome {
+    /// What kind of failure it was.
+    pub kind: FailureKind,
+    /// HTTP status from Google, 0 when there was no response.
+    pub http_status: u16,
+    /// Google's canonical status, when there was an error body.
+    pub google_status: String,
+    /// `ErrorInfo.reason`, when given.
+    pub reason: Option<String>,
+    /// The quota that ran out, when given.
+    pub quota_id: Option<String>,
+    /// `RetryInfo.retryDelay`, when given.
+    pub retry_delay: Option<Duration>,
+    /// The model requested.
+    pub model: Arc<str>,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// Time since the client's request arrived.
+    pub elapsed: Duration,
+    /// Bytes of the reply already sent to the client (a retry is impossible then).
+    pub bytes_sent: u64,
+    /// Whether the request streams.
+    pub streaming: bool,
+    /// The key's group (its file name).
+    pub key_group: Arc<str>,
+    /// The key's fingerprint (never the key).
+    pub key_fingerprint: Fingerprint,
+    /// Failures of the key in its recent window.
+    pub recent_failures: u32,
+    /// Failures of the key in a row, this one included.
+    pub consecutive_failures: u32,
+}
+
+/// What the dispatch loop does next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NextStep {
+    /// Lease another key (after a pause) and try again.
+    RetryOtherKey {
+        /// Pause before the next attempt.
+        after: Duration,
+    },
+    /// Try the same key again after a pause.
+    RetrySameKey {
+        /// Pause before the next attempt.
+        after: Duration,
+    },
+    /// Give the error to the client.
+    Fail,
+}
+
+/// Which models a cooldown covers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CooldownScope {
+    /// Only the model of the request.
+    Model(Arc<str>),
+    /// Every model.
+    AllModels,
+}
+
+/// A rest for the key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cooldown {
+    /// Which models.
+    pub scope: CooldownScope,
+    /// How long.
+    pub duration: Duration,
+}
+
+/// Why a key is disabled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DisableReason {
+    /// Google said the key is not valid.
+    Invalid,
+    /// Google refused the key (suspended, leaked, API not enabled).
+    PermissionDenied,
+    /// An operator disabled it; only an operator re-enables it.
+    Manual,
+    /// A policy script disabled it for its own reason.
+    Policy,
+}
+
+impl DisableReason {
+    /// Stable name for the store and the admin.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invalid => "invalid",
+            Self::PermissionDenied => "permission_denied",
+            Self::Manual => "manual",
+            Self::Policy => "policy",
+        }
+    }
+
+    /// Parses the stored name.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "invalid" => Self::Invalid,
+            "permission_denied" => Self::PermissionDenied,
+            "manual" => Self::Manual,
+            "policy" => Self::Policy,
+            _ => return None,
+        })
+    }
+}
+
+/// What a policy decided about one failed attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Decision {
+    /// Next step of the dispatch loop.
+    pub next: NextStep,
+    /// Rest the key, if any.
+    pub cooldown: Option<Cooldown>,
+    /// Disable the key, if any.
+    pub disable: Option<DisableReason>,
+    /// Count the attempt as the key's failure (a client's bad request is not).
+    pub charge_key: bool,
+}
+
+/// What a health scan found about one key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ScanVerdict {
+    /// The key answered a cheap call.
+    Alive,
+    /// The key failed in a way that says it is dead.
+    Dead(DisableReason),
+    /// Inconclusive (rate limited, network trouble): leave the key as it is.
+    Unknown,
+}
+
+/// The seam through which every failover decision goes.
+pub trait Policy: Send + Sync + 'static {
+    /// Decides what a failed attempt means.
+    fn decide(&self, outcome: &Outcome) -> Decision;
+
+    /// Decides what a health scan's raw verdict does to a key; the default
+    /// takes the verdict as it is.
+    fn on_scan(&self, verdict: ScanVerdict, _fingerprint: Fingerprint) -> ScanVerdict {
+        verdict
+    }
+}
+
+/// The active policy, swapped whole when a script changes.
+pub type SharedPolicy = Arc<arc_swap::ArcSwap<Box<dyn Policy>>>;
+
+/// Wraps a policy for sharing.
+pub fn shared(policy: impl Policy) -> SharedPolicy {
+    Arc::new(arc_swap::ArcSwap::from_pointee(Box::new(policy)))
+}

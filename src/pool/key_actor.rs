@@ -1,0 +1,184 @@
+//! KeyActor: one per upstream key. Owns that key's truth (disabled or not,
+//! rests per model, counters), its cooldown timers, and its persistence. It
+//! hears every outcome through the supervisor, which has already updated its
+//! ready index, so ordering with leases is kept.
+
+use super::slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot};
+use super::supervisor::PoolMsg;
+use crate::policy::DisableReason;
+use crate::store::StoreHandle;
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What happened on one attempt, as the key actor needs it.
+#[derive(Clone, Debug)]
+pub enum KeyEvent {
+    /// The attempt succeeded.
+    Succeeded {
+        /// Time to the end of the reply.
+        latency: Duration,
+        /// Tokens from `usageMetadata`.
+        tokens: u64,
+    },
+    /// The attempt failed.
+    Failed {
+        /// Time until the failure was known.
+        latency: Duration,
+        /// Charge it to the key's failure counters.
+        charge: bool,
+        /// In words, without the key.
+        error: String,
+        /// Rest ordered by the policy (already resolved to an end time).
+        cooldown: Option<CooldownEntry>,
+        /// Disable ordered by the policy.
+        disable: Option<DisableReason>,
+    },
+    /// The client went away; nothing is the key's fault.
+    Abandoned,
+}
+
+/// Messages a KeyActor handles.
+#[derive(Debug)]
+pub enum KeyMsg {
+    /// An attempt with this key ended.
+    Event(KeyEvent),
+    /// A cooldown timer fired.
+    CooldownEnded {
+        /// Which rest (model or all).
+        model: Option<Arc<str>>,
+        /// The end it was set for (a later, longer rest is left alone).
+        until: SystemTime,
+    },
+    /// Disable (with a reason) or enable (None) the key.
+    SetDisabled(Option<DisableReason>),
+}
+
+/// Start-up arguments of a KeyActor.
+pub struct KeyActorArgs {
+    /// The key's shared slot (its snapshot is the starting state).
+    pub slot: Arc<KeySlot>,
+    /// The supervisor, told when a rest ends.
+    pub supervisor: ActorRef<PoolMsg>,
+    /// Where state changes are persisted.
+    pub store: StoreHandle,
+}
+
+/// The actor's state.
+pub struct KeyState {
+    slot: Arc<KeySlot>,
+    supervisor: ActorRef<PoolMsg>,
+    store: StoreHandle,
+    current: KeySnapshot,
+    recent: VecDeque<SystemTime>,
+}
+
+/// The KeyActor behaviour (stateless; state is in [`KeyState`]).
+pub struct KeyActor;
+
+const RECENT_WINDOW: Duration = Duration::from_secs(600);
+
+impl Actor for KeyActor {
+    type Msg = KeyMsg;
+    type State = KeyState;
+    type Arguments = KeyActorArgs;
+
+    async fn pre_start(&self, myself: ActorRef<KeyMsg>, args: KeyActorArgs) -> Result<KeyState, ActorProcessingErr> {
+        let current = (*args.slot.snapshot()).clone();
+        let now = SystemTime::now();
+        for cooldown in current.active_cooldowns(now) {
+            schedule_end(&myself, cooldown, now);
+        }
+        Ok(KeyState {
+            slot: args.slot,
+            supervisor: args.supervisor,
+            store: args.store,
+            current,
+            recent: VecDeque::new(),
+        })
+    }
+
+    async fn handle(
+        &self,
+        myself: ActorRef<KeyMsg>,
+        message: KeyMsg,
+        state: &mut KeyState,
+    ) -> Result<(), ActorProcessingErr> {
+        let now = SystemTime::now();
+        match message {
+            KeyMsg::Event(event) => state.apply_event(&myself, event, now),
+            KeyMsg::CooldownEnded { model, until } => {
+                let before = state.current.cooldowns.len();
+                state.current.cooldowns.retain(|c| !(c.model == model && c.until <= until));
+                if state.current.cooldowns.len() == before {
+                    return Ok(());
+                }
+                let _ = state.supervisor.cast(PoolMsg::CooldownEnded { slot: state.slot.index, model });
+            }
+            KeyMsg::SetDisabled(reason) => {
+                state.current.disabled = reason.map(|reason| Disabled { reason, since: now });
+                if reason.is_none() {
+                    state.current.consecutive_failures = 0;
+                }
+            }
+        }
+        state.publish();
+        Ok(())
+    }
+}
+
+impl KeyState {
+    fn apply_event(&mut self, myself: &ActorRef<KeyMsg>, event: KeyEvent, now: SystemTime) {
+        let snap = &mut self.current;
+        match event {
+            KeyEvent::Succeeded { latency, tokens } => {
+                snap.requests += 1;
+                snap.successes += 1;
+                snap.consecutive_failures = 0;
+                snap.latency_ms_total += latency.as_millis() as u64;
+                snap.tokens += tokens;
+                snap.last_used = Some(now);
+            }
+            KeyEvent::Failed { latency, charge, error, cooldown, disable } => {
+                snap.requests += 1;
+                snap.latency_ms_total += latency.as_millis() as u64;
+                snap.last_used = Some(now);
+                if charge {
+                    snap.failures += 1;
+                    snap.consecutive_failures += 1;
+                    snap.last_error = Some(error);
+                    self.recent.push_back(now);
+                }
+                if let Some(cooldown) = cooldown {
+                    schedule_end(myself, &cooldown, now);
+                    snap.cooldowns.retain(|c| !(c.model == cooldown.model && c.until <= cooldown.until));
+                    if !snap.cooldowns.iter().any(|c| c.model == cooldown.model) {
+                        snap.cooldowns.push(cooldown);
+                    }
+                }
+                if let Some(reason) = disable
+                    && snap.disabled.is_none()
+                {
+                    snap.disabled = Some(Disabled { reason, since: now });
+                }
+            }
+            KeyEvent::Abandoned => {}
+        }
+        while self.recent.front().is_some_and(|&t| t + RECENT_WINDOW <= now) {
+            self.recent.pop_front();
+        }
+        self.current.recent_failures = self.recent.len() as u32;
+    }
+
+    fn publish(&self) {
+        self.slot.snapshot.store(Arc::new(self.current.clone()));
+        self.store.save_key(self.slot.record.fingerprint, &self.current);
+    }
+}
+
+fn schedule_end(myself: &ActorRef<KeyMsg>, cooldown: &CooldownEntry, now: SystemTime) {
+    let wait = cooldown.until.duration_since(now).unwrap_or_default();
+    let (model, until) = (cooldown.model.clone(), cooldown.until);
+    myself.send_after(wait, move || KeyMsg::CooldownEnded { model, until });
+}

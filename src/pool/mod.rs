@@ -1,0 +1,136 @@
+//! The key pool: one [`KeyActor`](key_actor) per key, one
+//! [`PoolSupervisor`](supervisor) that leases them, the ready index behind the
+//! leases, and health scans. Other code uses [`PoolHandle`] and [`Lease`].
+
+mod key_actor;
+mod ready_index;
+mod scan;
+mod slot;
+mod supervisor;
+
+pub use key_actor::KeyEvent;
+pub use ready_index::{LeaseError, ReadyIndex, Scope, SlotIndex};
+pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
+pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot};
+pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
+
+use crate::config::{ModelLimits, Strategy};
+use crate::keys::{Fingerprint, KeyRecord};
+use crate::policy::DisableReason;
+use ractor::ActorRef;
+use ractor::rpc::CallResult;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// The handle every other part of gemgate uses to talk to the pool.
+#[derive(Clone)]
+pub struct PoolHandle {
+    supervisor: ActorRef<PoolMsg>,
+    scan: Arc<ScanProgress>,
+}
+
+/// A key handed out for one attempt. Report how it went with
+/// [`PoolHandle::settle`]; a lease dropped unreported counts as abandoned.
+pub struct Lease {
+    slot: Arc<KeySlot>,
+    supervisor: ActorRef<PoolMsg>,
+    settled: bool,
+}
+
+impl Lease {
+    /// The leased key's slot.
+    pub fn slot(&self) -> &Arc<KeySlot> {
+        &self.slot
+    }
+
+    /// Reports the attempt's end and releases the lease.
+    pub fn settle(mut self, event: KeyEvent) {
+        self.send(event, true);
+    }
+
+    /// Reports the attempt's end but keeps the lease (the same key is retried).
+    pub fn settle_and_keep(&mut self, event: KeyEvent) {
+        let slot = self.slot.clone();
+        let _ = self.supervisor.cast(PoolMsg::Settle { slot, event, release: false });
+    }
+
+    fn send(&mut self, event: KeyEvent, release: bool) {
+        if !self.settled {
+            self.settled = true;
+            let slot = self.slot.clone();
+            let _ = self.supervisor.cast(PoolMsg::Settle { slot, event, release });
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.send(KeyEvent::Abandoned, true);
+    }
+}
+
+impl PoolHandle {
+    /// Starts the supervisor (and so every key actor).
+    pub async fn start(args: SupervisorArgs) -> anyhow::Result<Self> {
+        let scan = args.scanner.progress();
+        let (supervisor, _) = ractor::Actor::spawn(None, PoolSupervisor, args).await?;
+        Ok(Self { supervisor, scan })
+    }
+
+    /// Leases a key for `model`, skipping the slots in `exclude`.
+    pub async fn lease(&self, model: &Arc<str>, exclude: &[SlotIndex]) -> Result<Lease, LeaseError> {
+        let message = |reply| PoolMsg::Lease { model: model.clone(), exclude: exclude.to_vec(), reply };
+        match self.supervisor.call(message, None).await {
+            Ok(CallResult::Success(Ok(slot))) => {
+                Ok(Lease { slot, supervisor: self.supervisor.clone(), settled: false })
+            }
+            Ok(CallResult::Success(Err(err))) => Err(err),
+            _ => Err(LeaseError::Unavailable),
+        }
+    }
+
+    /// Every key in the pool.
+    pub async fn slots(&self) -> Vec<Arc<KeySlot>> {
+        match self.supervisor.call(|reply| PoolMsg::Slots { reply }, None).await {
+            Ok(CallResult::Success(slots)) => slots,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Disables (`Some`) or enables (`None`) a key; false when it is not in the pool.
+    pub async fn set_disabled(&self, fingerprint: Fingerprint, reason: Option<DisableReason>) -> bool {
+        let message = |reply| PoolMsg::SetDisabled { fingerprint, reason, reply };
+        matches!(self.supervisor.call(message, None).await, Ok(CallResult::Success(true)))
+    }
+
+    /// Starts a health scan of every key.
+    pub async fn start_scan(&self) -> Result<(), ScanError> {
+        match self.supervisor.call(|reply| PoolMsg::StartScan { reply }, None).await {
+            Ok(CallResult::Success(result)) => result,
+            _ => Ok(()),
+        }
+    }
+
+    /// Progress of the current or last scan.
+    pub fn scan_report(&self) -> ScanReport {
+        self.scan.report()
+    }
+
+    /// Makes the pool exactly `keys`; returns (added, removed).
+    pub async fn replace_keys(&self, keys: Vec<KeyRecord>) -> (usize, usize) {
+        match self.supervisor.call(|reply| PoolMsg::ReplaceKeys { keys, reply }, None).await {
+            Ok(CallResult::Success(counts)) => counts,
+            _ => (0, 0),
+        }
+    }
+
+    /// Applies a new strategy and per-model limits.
+    pub fn reconfigure(&self, strategy: Strategy, limits: HashMap<String, ModelLimits>) {
+        let _ = self.supervisor.cast(PoolMsg::Reconfigure { strategy, limits });
+    }
+
+    /// Stops the supervisor and every key actor, waiting for them to end.
+    pub async fn stop(&self) {
+        self.supervisor.stop_and_wait(None, None).await.ok();
+    }
+}

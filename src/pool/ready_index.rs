@@ -1,0 +1,538 @@
+//! The supervisor's index of which keys can serve which model right now, and
+//! the lease strategies over it. Pure data: no actors, no I/O, no clock of its
+//! own (callers pass `now`), so it is unit-tested directly.
+//!
+//! Every model seen gets a [`ModelReady`]: an `IndexSet` of usable key slots
+//! (O(1) pick by position, O(1) removal) and a `BTreeSet` of cooling keys
+//! ordered by when they free up (O(log n) expiry, O(1) "soonest"). A lease
+//! never scans all keys, so its cost stays flat as the pool grows.
+
+use crate::config::{ModelLimits, Strategy};
+use crate::policy::next_pacific_midnight;
+use indexmap::IndexSet;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// Position of a key in the pool's slot table.
+pub type SlotIndex = u32;
+
+/// Why no key could be leased.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LeaseError {
+    /// No key is configured at all.
+    #[error("the key pool is empty: add Gemini API keys to the keys folder")]
+    EmptyPool,
+    /// Every key is disabled.
+    #[error("all {total} keys are disabled")]
+    AllDisabled {
+        /// Keys in the pool.
+        total: usize,
+    },
+    /// Every usable key is cooling down (or pacing itself) for this model.
+    #[error("all keys are cooling down for this model")]
+    AllCooling {
+        /// When the first key frees up.
+        soonest: SystemTime,
+    },
+    /// Every usable key was already tried by this request.
+    #[error("every usable key was already tried for this request")]
+    AllTried,
+    /// The pool supervisor is not running (shutting down).
+    #[error("the key pool is not running")]
+    Unavailable,
+}
+
+/// Which models a rest covers, inside the index.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// One model.
+    Model(Arc<str>),
+    /// All models.
+    All,
+}
+
+#[derive(Default)]
+struct Pace {
+    minute: VecDeque<SystemTime>,
+    day_count: u32,
+    day_resets: Option<SystemTime>,
+}
+
+impl Pace {
+    /// When this key may next be leased for the model under `limits`.
+    fn blocked_until(&mut self, limits: ModelLimits, now: SystemTime) -> Option<SystemTime> {
+        let window = Duration::from_secs(60);
+        while self.minute.front().is_some_and(|&t| t + window <= now) {
+            self.minute.pop_front();
+        }
+        if self.day_resets.is_some_and(|reset| reset <= now) {
+            self.day_count = 0;
+            self.day_resets = None;
+        }
+        let by_day = (limits.rpd > 0 && self.day_count >= limits.rpd).then_some(self.day_resets).flatten();
+        let by_minute = (limits.rpm > 0 && self.minute.len() >= limits.rpm as usize)
+            .then(|| self.minute.front().map(|&t| t + window))
+            .flatten();
+        by_day.max(by_minute)
+    }
+
+    fn record(&mut self, limits: ModelLimits, now: SystemTime) {
+        if limits.rpm > 0 {
+            self.minute.push_back(now);
+        }
+        if limits.rpd > 0 {
+            self.day_count += 1;
+            self.day_resets.get_or_insert_with(|| next_pacific_midnight(now));
+        }
+    }
+}
+
+#[derive(Default)]
+struct KeyAvail {
+    disabled: bool,
+    all_until: Option<SystemTime>,
+    model_until: HashMap<Arc<str>, SystemTime>,
+    pacing: HashMap<Arc<str>, Pace>,
+    in_flight: u32,
+}
+
+struct ModelReady {
+    limits: ModelLimits,
+    ready: IndexSet<SlotIndex>,
+    cooling: BTreeSet<(SystemTime, SlotIndex)>,
+    cooling_at: HashMap<SlotIndex, SystemTime>,
+    cursor: usize,
+}
+
+/// Usable keys per model, with lease strategies and self-pacing.
+pub struct ReadyIndex {
+    keys: Vec<Option<KeyAvail>>,
+    live: usize,
+    models: HashMap<Arc<str>, ModelReady>,
+    limits: HashMap<String, ModelLimits>,
+    strategy: Strategy,
+    rng: SmallRng,
+}
+
+/// Model indexes kept at most; a client inventing model names cannot grow
+/// memory without bound (an index with nothing cooling is dropped first).
+const MAX_MODEL_INDEXES: usize = 512;
+
+impl ReadyIndex {
+    /// An empty index.
+    pub fn new(strategy: Strategy, limits: HashMap<String, ModelLimits>) -> Self {
+        Self { keys: Vec::new(), live: 0, models: HashMap::new(), limits, strategy, rng: SmallRng::from_os_rng() }
+    }
+
+    /// Number of keys in the index.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Whether the index holds no key.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    /// Changes the strategy and per-model limits (a config reload).
+    pub fn reconfigure(&mut self, strategy: Strategy, limits: HashMap<String, ModelLimits>) {
+        self.strategy = strategy;
+        self.limits = limits;
+        for (name, model) in &mut self.models {
+            model.limits = self.limits.get(&**name).copied().unwrap_or_default();
+        }
+    }
+
+    /// Adds a key at `slot` with its persisted state.
+    pub fn insert(&mut self, slot: SlotIndex, disabled: bool, cooldowns: &[(Scope, SystemTime)], now: SystemTime) {
+        let position = slot as usize;
+        if self.keys.len() <= position {
+            self.keys.resize_with(position + 1, || None);
+        }
+        if self.keys[position].is_none() {
+            self.live += 1;
+        }
+        let mut avail = KeyAvail { disabled, ..KeyAvail::default() };
+        for (scope, until) in cooldowns.iter().filter(|(_, until)| *until > now) {
+            match scope {
+                Scope::All => avail.all_until = avail.all_until.max(Some(*until)),
+                Scope::Model(model) => {
+                    avail.model_until.insert(model.clone(), *until);
+                }
+            }
+        }
+        let models: Vec<Arc<str>> = avail.model_until.keys().cloned().collect();
+        self.keys[position] = Some(avail);
+        for model in models {
+            self.model_entry(&model, now);
+        }
+        self.place_everywhere(slot, now);
+    }
+
+    /// Removes a key (it left its file).
+    pub fn remove(&mut self, slot: SlotIndex) {
+        if let Some(entry) = self.keys.get_mut(slot as usize)
+            && entry.take().is_some()
+        {
+            self.live -= 1;
+            for model in self.models.values_mut() {
+                model.unplace(slot);
+            }
+        }
+    }
+
+    /// Hands out a key for `model`, skipping `exclude` (keys this request tried).
+    pub fn lease(&mut self, model: &Arc<str>, exclude: &[SlotIndex], now: SystemTime) -> Result<SlotIndex, LeaseError> {
+        if self.live == 0 {
+            return Err(LeaseError::EmptyPool);
+        }
+        self.model_entry(model, now);
+        self.expire(model, now);
+        loop {
+            let picked = self.pick(model, exclude)?;
+            let limits = self.models.get(model).map(|m| m.limits).unwrap_or_default();
+            let Some(avail) = self.keys.get_mut(picked as usize).and_then(Option::as_mut) else {
+                return Err(LeaseError::Unavailable);
+            };
+            let pace = avail.pacing.entry(model.clone()).or_default();
+            if pace.blocked_until(limits, now).is_some() {
+                // Limits changed under it: move it to cooling and pick again.
+                self.place(picked, model, now);
+                continue;
+            }
+            pace.record(limits, now);
+            avail.in_flight += 1;
+            let now_blocked = pace.blocked_until(limits, now).is_some();
+            if now_blocked {
+                self.place(picked, model, now);
+            }
+            return Ok(picked);
+        }
+    }
+
+    /// A leased attempt ended.
+    pub fn release(&mut self, slot: SlotIndex) {
+        if let Some(Some(avail)) = self.keys.get_mut(slot as usize) {
+            avail.in_flight = avail.in_flight.saturating_sub(1);
+        }
+    }
+
+    /// Rests a key until `until` for `scope`.
+    pub fn cool(&mut self, slot: SlotIndex, scope: &Scope, until: SystemTime, now: SystemTime) {
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        match scope {
+            Scope::All => {
+                avail.all_until = avail.all_until.max(Some(until));
+                self.place_everywhere(slot, now);
+            }
+            Scope::Model(model) => {
+                let entry = avail.model_until.entry(model.clone()).or_insert(until);
+                *entry = (*entry).max(until);
+                self.model_entry(model, now);
+                self.place(slot, model, now);
+            }
+        }
+    }
+
+    /// Ends a rest early (an operator's reset) or confirms its end.
+    pub fn clear_cooldown(&mut self, slot: SlotIndex, scope: &Scope, now: SystemTime) {
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        match scope {
+            Scope::All => {
+                avail.all_until = None;
+                avail.model_until.clear();
+            }
+            Scope::Model(model) => {
+                avail.model_until.remove(model);
+            }
+        }
+        self.place_everywhere(slot, now);
+    }
+
+    /// Disables or re-enables a key.
+    pub fn set_disabled(&mut self, slot: SlotIndex, disabled: bool, now: SystemTime) {
+        if let Some(Some(avail)) = self.keys.get_mut(slot as usize) {
+            avail.disabled = disabled;
+            self.place_everywhere(slot, now);
+        }
+    }
+
+    /// Requests in flight on a key.
+    pub fn in_flight(&self, slot: SlotIndex) -> u32 {
+        self.keys.get(slot as usize).and_then(Option::as_ref).map_or(0, |a| a.in_flight)
+    }
+
+    /// Usable keys for `model` right now (for status views).
+    pub fn ready_count(&mut self, model: &Arc<str>, now: SystemTime) -> usize {
+        self.model_entry(model, now);
+        self.expire(model, now);
+        self.models.get(model).map_or(0, |m| m.ready.len())
+    }
+
+    fn model_entry(&mut self, model: &Arc<str>, now: SystemTime) {
+        if self.models.contains_key(model) {
+            return;
+        }
+        if self.models.len() >= MAX_MODEL_INDEXES {
+            let idle = self.models.iter().find(|(_, m)| m.cooling.is_empty()).map(|(name, _)| name.clone());
+            if let Some(name) = idle {
+                self.models.remove(&name);
+            }
+        }
+        let limits = self.limits.get(&**model).copied().unwrap_or_default();
+        let entry = ModelReady {
+            limits,
+            ready: IndexSet::with_capacity(self.live),
+            cooling: BTreeSet::new(),
+            cooling_at: HashMap::new(),
+            cursor: 0,
+        };
+        self.models.insert(model.clone(), entry);
+        for slot in 0..self.keys.len() as SlotIndex {
+            if self.keys[slot as usize].is_some() {
+                self.place(slot, model, now);
+            }
+        }
+    }
+
+    fn place_everywhere(&mut self, slot: SlotIndex, now: SystemTime) {
+        let models: Vec<Arc<str>> = self.models.keys().cloned().collect();
+        for model in models {
+            self.place(slot, &model, now);
+        }
+    }
+
+    /// Puts `slot` where it belongs in `model`'s index: ready, cooling, or
+    /// nowhere (disabled).
+    fn place(&mut self, slot: SlotIndex, model: &Arc<str>, now: SystemTime) {
+        let Some(entry) = self.models.get_mut(model) else { return };
+        entry.unplace(slot);
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        if avail.disabled {
+            return;
+        }
+        let paced = avail.pacing.get_mut(model).and_then(|p| p.blocked_until(entry.limits, now));
+        let until = avail.all_until.max(avail.model_until.get(model).copied()).max(paced);
+        match until {
+            Some(until) if until > now => {
+                entry.cooling.insert((until, slot));
+                entry.cooling_at.insert(slot, until);
+            }
+            _ => {
+                entry.ready.insert(slot);
+            }
+        }
+    }
+
+    fn expire(&mut self, model: &Arc<str>, now: SystemTime) {
+        loop {
+            let Some(entry) = self.models.get(model) else { return };
+            let Some(&(until, slot)) = entry.cooling.first() else { return };
+            if until > now {
+                return;
+            }
+            if let Some(Some(avail)) = self.keys.get_mut(slot as usize) {
+                if avail.all_until.is_some_and(|t| t <= now) {
+                    avail.all_until = None;
+                }
+                if avail.model_until.get(model).is_some_and(|&t| t <= now) {
+                    avail.model_until.remove(model);
+                }
+            }
+            self.place(slot, model, now);
+        }
+    }
+
+    fn pick(&mut self, model: &Arc<str>, exclude: &[SlotIndex]) -> Result<SlotIndex, LeaseError> {
+        let strategy = self.strategy;
+        let Some(entry) = self.models.get_mut(model) else { return Err(LeaseError::Unavailable) };
+        let len = entry.ready.len();
+        if len == 0 {
+            return Err(match entry.cooling.first() {
+                Some(&(soonest, _)) => LeaseError::AllCooling { soonest },
+                None => LeaseError::AllDisabled { total: self.live },
+            });
+        }
+        let usable = |slot: &SlotIndex| !exclude.contains(slot);
+        let at = |position: usize| entry.ready.get_index(position).copied();
+        let chosen = match strategy {
+            Strategy::RoundRobin => {
+                let start = entry.cursor;
+                entry.cursor = entry.cursor.wrapping_add(1);
+                (0..len).filter_map(|step| at((start + step) % len)).find(usable)
+            }
+            Strategy::Random => {
+                let start = self.rng.random_range(0..len);
+                (0..len).filter_map(|step| at((start + step) % len)).find(usable)
+            }
+            Strategy::LeastInFlight => {
+                // Power of two choices: near-least load at O(1) cost.
+                let first = self.rng.random_range(0..len);
+                let second = self.rng.random_range(0..len);
+                let a = (0..len).filter_map(|step| at((first + step) % len)).find(usable);
+                let b = (0..len).filter_map(|step| at((second + step) % len)).find(usable);
+                match (a, b) {
+                    (Some(a), Some(b)) => {
+                        let load = |slot: SlotIndex| self.keys[slot as usize].as_ref().map_or(0, |k| k.in_flight);
+                        Some(if load(b) < load(a) { b } else { a })
+                    }
+                    (a, b) => a.or(b),
+                }
+            }
+        };
+        chosen.ok_or(LeaseError::AllTried)
+    }
+}
+
+impl ModelReady {
+    fn unplace(&mut self, slot: SlotIndex) {
+        self.ready.swap_remove(&slot);
+        if let Some(until) = self.cooling_at.remove(&slot) {
+            self.cooling.remove(&(until, slot));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn model(name: &str) -> Arc<str> {
+        Arc::from(name)
+    }
+
+    fn index(keys: u32, strategy: Strategy) -> (ReadyIndex, SystemTime) {
+        let now = SystemTime::now();
+        let mut index = ReadyIndex::new(strategy, HashMap::new());
+        for slot in 0..keys {
+            index.insert(slot, false, &[], now);
+        }
+        (index, now)
+    }
+
+    #[test]
+    fn empty_pool_says_so() {
+        let (mut idx, now) = index(0, Strategy::RoundRobin);
+        assert_eq!(idx.lease(&model("m"), &[], now), Err(LeaseError::EmptyPool));
+    }
+
+    #[test]
+    fn round_robin_visits_every_key() {
+        let (mut idx, now) = index(3, Strategy::RoundRobin);
+        let m = model("m");
+        let mut seen: Vec<_> = (0..3).map(|_| idx.lease(&m, &[], now).unwrap()).collect();
+        seen.sort();
+        assert_eq!(seen, vec![0, 1, 2]);
+    }
+
+    #[test]
+    fn excluded_keys_are_skipped_and_all_tried_reported() {
+        for strategy in [Strategy::RoundRobin, Strategy::Random, Strategy::LeastInFlight] {
+            let (mut idx, now) = index(2, strategy);
+            let m = model("m");
+            for _ in 0..20 {
+                assert_eq!(idx.lease(&m, &[0], now), Ok(1));
+            }
+            assert_eq!(idx.lease(&m, &[0, 1], now), Err(LeaseError::AllTried));
+        }
+    }
+
+    #[test]
+    fn cooldown_is_per_model_and_expires() {
+        let (mut idx, now) = index(1, Strategy::RoundRobin);
+        let (pro, flash) = (model("pro"), model("flash"));
+        let until = now + Duration::from_secs(30);
+        idx.cool(0, &Scope::Model(pro.clone()), until, now);
+        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllCooling { soonest: until }));
+        assert_eq!(idx.lease(&flash, &[], now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], until), Ok(0));
+    }
+
+    #[test]
+    fn cooldown_for_all_models_and_soonest_of_several() {
+        let (mut idx, now) = index(2, Strategy::RoundRobin);
+        let m = model("m");
+        idx.cool(0, &Scope::All, now + Duration::from_secs(50), now);
+        idx.cool(1, &Scope::Model(m.clone()), now + Duration::from_secs(20), now);
+        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) }));
+        // A model first seen after the all-models rest still respects it.
+        assert_eq!(idx.lease(&model("other"), &[], now), Ok(1));
+        assert_eq!(idx.lease(&model("other"), &[1], now), Err(LeaseError::AllTried));
+    }
+
+    #[test]
+    fn disabled_keys_never_lease_and_come_back_when_enabled() {
+        let (mut idx, now) = index(1, Strategy::RoundRobin);
+        let m = model("m");
+        idx.set_disabled(0, true, now);
+        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllDisabled { total: 1 }));
+        idx.set_disabled(0, false, now);
+        assert_eq!(idx.lease(&m, &[], now), Ok(0));
+    }
+
+    #[test]
+    fn rpm_limit_paces_the_key() {
+        let now = SystemTime::now();
+        let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 2, rpd: 0 })]);
+        let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
+        idx.insert(0, false, &[], now);
+        let pro = model("pro");
+        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(1)), Ok(0));
+        let third = idx.lease(&pro, &[], now + Duration::from_secs(2));
+        assert_eq!(third, Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(60) }));
+        assert_eq!(idx.lease(&model("flash"), &[], now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(60)), Ok(0));
+    }
+
+    #[test]
+    fn rpd_limit_holds_until_pacific_midnight() {
+        let now = SystemTime::now();
+        let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 0, rpd: 1 })]);
+        let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
+        idx.insert(0, false, &[], now);
+        let pro = model("pro");
+        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
+        let midnight = next_pacific_midnight(now);
+        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllCooling { soonest: midnight }));
+        assert_eq!(idx.lease(&pro, &[], midnight), Ok(0));
+    }
+
+    #[test]
+    fn least_in_flight_prefers_the_idle_key() {
+        let (mut idx, now) = index(2, Strategy::LeastInFlight);
+        let m = model("m");
+        for _ in 0..5 {
+            let _ = idx.lease(&m, &[1], now);
+        }
+        // Key 0 has 5 in flight; whenever both candidates are seen, 1 wins.
+        let picks: Vec<_> = (0..40).map(|_| idx.lease(&m, &[], now).unwrap()).collect();
+        assert!(picks.iter().filter(|&&s| s == 1).count() > 20, "{picks:?}");
+    }
+
+    #[test]
+    fn removed_keys_leave_every_model() {
+        let (mut idx, now) = index(2, Strategy::RoundRobin);
+        let m = model("m");
+        idx.lease(&m, &[], now).unwrap();
+        idx.remove(0);
+        assert_eq!(idx.len(), 1);
+        for _ in 0..4 {
+            assert_eq!(idx.lease(&m, &[], now), Ok(1));
+        }
+    }
+
+    #[test]
+    fn persisted_cooldowns_are_restored_and_past_ones_ignored() {
+        let now = SystemTime::now();
+        let mut idx = ReadyIndex::new(Strategy::RoundRobin, HashMap::new());
+        let m = model("m");
+        idx.insert(0, false, &[(Scope::Model(m.clone()), now + Duration::from_secs(9))], now);
+        idx.insert(1, false, &[(Scope::All, now - Duration::from_secs(9))], now);
+        assert_eq!(idx.lease(&m, &[], now), Ok(1));
+        assert_eq!(idx.lease(&m, &[1], now), Err(LeaseError::AllTried));
+    }
+}

@@ -1,0 +1,37 @@
+//! Versioned schema migrations, one SQL text per dialect and version. Applied
+//! in order at start; the versions applied are kept in `gemgate_schema`.
+
+use super::Dialect;
+
+/// One step of the schema.
+pub struct Migration {
+    /// Version number, strictly increasing.
+    pub version: i64,
+    /// What it does.
+    pub description: &'static str,
+    /// SQL for SQLite, PostgreSQL and MySQL/MariaDB (statements split on `;`).
+    pub sql: [&'static str; 3],
+}
+
+impl Migration {
+    /// The statements for `dialect`.
+    pub fn statements(&self, dialect: Dialect) -> impl Iterator<Item = &'static str> {
+        let text = match dialect {
+            Dialect::Sqlite => self.sql[0],
+            Dialect::Postgres => self.sql[1],
+            Dialect::MySql => self.sql[2],
+        };
+        text.split(';').map(str::trim).filter(|s| !s.is_empty())
+    }
+}
+
+/// Every migration, oldest first.
+pub const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "key state and request log",
+    sql: [
+        include_str!("migrations/0001_init.sqlite.sql"),
+        include_str!("migrations/0001_init.postgres.sql"),
+        include_str!("migrations/0001_init.mysql.sql"),
+    ],
+}];

@@ -1,0 +1,144 @@
+//! Shared support for end-to-end tests: a fake Google on a loopback port and
+//! a real gemgate in front of it, configured in a temporary folder.
+#![allow(dead_code, unused_imports)]
+
+use gemgate::app::{self, RunningApp};
+use gemgate::config::{Config, LoadedConfig};
+use gemgate::fake_upstream::FakeUpstream;
+pub use gemgate::fake_upstream::{Behaviour, fake_key};
+use gemgate::keys::Fingerprint;
+use gemgate::pool::KeySnapshot;
+use std::time::{Duration, Instant};
+
+/// The client key every test presents.
+pub const CLIENT_KEY: &str = "test-client-key-0123456789";
+
+/// A fake upstream, a gemgate in front of it, and their folder.
+pub struct Harness {
+    pub fake: FakeUpstream,
+    pub app: Option<RunningApp>,
+    pub dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+    config: Config,
+}
+
+/// A config for tests: loopback, fast flushes, no periodic scans.
+pub fn test_config(base_url: &str) -> Config {
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.upstream.base_url = base_url.into();
+    config.upstream.response_timeout_secs = 5;
+    config.upstream.stream_idle_timeout_secs = 5;
+    config.auth.client_keys = vec![CLIENT_KEY.into()];
+    config.scan.interval_secs = 0;
+    config.store.flush_interval_ms = 20;
+    config.retry.overload_backoff_ms = 10;
+    config
+}
+
+impl Harness {
+    /// Starts with `keys` in `keys/test.txt`.
+    pub async fn start(keys: &[String]) -> Self {
+        Self::start_with(keys, |_| {}).await
+    }
+
+    /// Starts with `keys` and a config adjusted by `tweak`.
+    pub async fn start_with(keys: &[String], tweak: impl FnOnce(&mut Config)) -> Self {
+        gemgate::upstream::install_crypto_provider();
+        let fake = FakeUpstream::start().await.expect("fake upstream starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/test.txt"), keys.join("\n")).unwrap();
+        let mut config = test_config(&fake.base_url());
+        tweak(&mut config);
+        let mut harness = Self { fake, app: None, dir, http: reqwest::Client::new(), config };
+        harness.boot().await;
+        harness
+    }
+
+    async fn boot(&mut self) {
+        let loaded = LoadedConfig { config: self.config.clone(), file: None, base_dir: self.dir.path().to_path_buf() };
+        self.app = Some(app::start(loaded).await.expect("gemgate starts"));
+    }
+
+    /// The running gemgate.
+    pub fn app(&self) -> &RunningApp {
+        self.app.as_ref().expect("gemgate is running")
+    }
+
+    /// Stops gemgate (flushing its store) and starts it again on the same folder.
+    pub async fn restart(&mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+        self.boot().await;
+    }
+
+    /// `http://addr{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.app().addr)
+    }
+
+    /// POSTs JSON with the client key.
+    pub async fn post(&self, path: &str, body: &str) -> reqwest::Response {
+        self.http
+            .post(self.url(path))
+            .header("x-goog-api-key", CLIENT_KEY)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("request reaches gemgate")
+    }
+
+    /// GETs with the client key.
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
+            .header("x-goog-api-key", CLIENT_KEY)
+            .send()
+            .await
+            .expect("request reaches gemgate")
+    }
+
+    /// generateContent on `model` with a short prompt.
+    pub async fn generate(&self, model: &str) -> reqwest::Response {
+        self.post(&format!("/v1beta/models/{model}:generateContent"), PROMPT).await
+    }
+
+    /// The published state of `key`, once the key actor has caught up.
+    pub async fn snapshot(&self, key: &str) -> KeySnapshot {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let fingerprint = Fingerprint::of(key);
+        let slots = self.app().pool.slots().await;
+        let slot = slots.iter().find(|s| s.record.fingerprint == fingerprint).expect("key is in the pool");
+        (*slot.snapshot()).clone()
+    }
+
+    /// Waits until `check` holds, up to 5 s.
+    pub async fn eventually<F: AsyncFn() -> bool>(&self, what: &str, check: F) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for: {what}");
+    }
+
+    /// Stops everything.
+    pub async fn stop(mut self) {
+        if let Some(app) = self.app.take() {
+            app.shutdown().await;
+        }
+    }
+}
+
+/// A minimal generateContent body.
+pub const PROMPT: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hello there"}]}]}"#;
+
+/// Keys of a behaviour, numbered from `from`.
+pub fn keys(token: &str, count: u32) -> Vec<String> {
+    (0..count).map(|n| fake_key(token, n + 1)).collect()
+}
