@@ -191,7 +191,7 @@ impl Dispatcher {
             let google = GoogleError::parse(status, &body);
             return Err(AttemptFailure { kind: classify_google_error(&google), google, body });
         }
-        let headers = relay::passed_headers(response.headers());
+        let headers = relay::passed_headers(response.headers(), request.mode == StreamMode::Whole);
         let mut rest: relay::UpstreamBody = Box::pin(response.bytes_stream());
         match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
             Ok(Some(Ok(first))) => Ok((status, headers, first, rest)),

@@ -179,3 +179,12 @@ async fn a_cut_mid_stream_ends_with_an_error_event_and_charges_the_key() {
     assert!(array.contains("\"error\""));
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_cut_in_a_whole_reply_reaches_the_client_as_a_broken_transfer() {
+    let h = Harness::start(&keys("cut1", 1)).await;
+    let response = h.generate("gemini-2.5-flash").await;
+    assert_eq!(response.status(), 200, "the head was already sent");
+    assert!(response.bytes().await.is_err(), "a truncated reply must not look complete");
+    h.stop().await;
+}

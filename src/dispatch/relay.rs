@@ -170,13 +170,18 @@ fn without_url(err: &reqwest::Error) -> String {
     text
 }
 
-/// Google's response headers worth passing to the client.
-pub(crate) fn passed_headers(headers: &HeaderMap) -> Vec<(HeaderName, HeaderValue)> {
+/// Google's response headers worth passing to the client. `content-length`
+/// passes for a whole reply (`keep_length`): it is relayed byte for byte, and a
+/// promised length is the one way a client can tell a cut reply from a
+/// complete one (hyper ends a chunked body cleanly even when its source
+/// fails). Streams may gain an error event, so their length does not pass.
+pub(crate) fn passed_headers(headers: &HeaderMap, keep_length: bool) -> Vec<(HeaderName, HeaderValue)> {
     headers
         .iter()
         .filter(|(name, _)| {
             let name = name.as_str();
             name == "content-type"
+                || (keep_length && name == "content-length")
                 || name == "content-disposition"
                 || name == "server-timing"
                 || name.starts_with("x-gemini-")

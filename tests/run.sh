@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole test suite: Rust unit and end-to-end tests, then the official
+# google-genai SDK against a real gemgate binary in front of the fake Google.
+# Python packages: pip install -r tests/sdk/requirements.txt
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --bins --examples
+cargo test
+python3 -m pytest tests/sdk -q
