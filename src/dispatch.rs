@@ -15,7 +15,7 @@ use crate::pool::{CooldownEntry, KeyEvent, Lease, LeaseError, PoolHandle};
 use crate::store::{RequestRecord, StoreHandle};
 use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
 use bytes::Bytes;
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use reqwest::header::{HeaderName, HeaderValue};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -73,14 +73,22 @@ pub enum DispatchError {
     Upstream(AttemptFailure),
 }
 
-/// A reply committed to the client: status, headers, and the streaming body.
+/// A reply committed to the client: status, headers, and the body.
 pub struct ProxyResponse {
     /// Google's status (2xx).
     pub status: u16,
     /// Google's headers that matter to clients.
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The body.
+    pub body: ReplyBody,
+}
+
+/// A reply body: already complete, or still streaming from Google.
+pub enum ReplyBody {
+    /// The whole body arrived with the first read (the attempt is settled).
+    Complete(Bytes),
     /// The body, chunk by chunk as it arrives.
-    pub body: RelayStream,
+    Streaming(RelayStream),
 }
 
 /// Serves requests through the pool; one per process, shared.
@@ -132,8 +140,20 @@ impl Dispatcher {
             tried.push(lease.slot().index);
             let attempt_started = Instant::now();
             let failure = match self.attempt(&ctx.request, &lease).await {
-                Ok((status, headers, first, rest)) => {
-                    let body = RelayStream::new(self.clone(), ctx, lease, attempt_started, first, rest);
+                Ok((status, headers, first, mut rest)) => {
+                    // The common small reply: everything came in the first read.
+                    let body = match rest.next().now_or_never() {
+                        Some(None) => {
+                            self.succeeded(&ctx, lease, attempt_started, &first);
+                            ReplyBody::Complete(first)
+                        }
+                        peeked => {
+                            if let Some(Some(item)) = peeked {
+                                rest = Box::pin(futures_util::stream::once(async { item }).chain(rest));
+                            }
+                            ReplyBody::Streaming(RelayStream::new(self.clone(), ctx, lease, attempt_started, first, rest))
+                        }
+                    };
                     return Ok(ProxyResponse { status, headers, body });
                 }
                 Err(failure) => failure,
@@ -229,6 +249,14 @@ impl Dispatcher {
             consecutive_failures: snapshot.consecutive_failures + 1,
         };
         self.policy.load().decide(&outcome)
+    }
+
+    /// Logs a served request and credits its key.
+    pub(crate) fn succeeded(&self, ctx: &RequestContext, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
+        let usage = parse_usage(body_tail);
+        let key_fp = lease.slot().record.fingerprint.to_string();
+        self.store.log_request(ctx.record(200, Some(key_fp), usage, None));
+        lease.settle(KeyEvent::Succeeded { latency: attempt_started.elapsed(), tokens: usage.total_tokens.max(0) as u64 });
     }
 
     /// Logs a request that ends in an error and hands the error back.

@@ -3,6 +3,11 @@
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+// Many small allocations per request (headers, bodies, futures): mimalloc
+// measured faster than glibc's malloc on the proxy benchmark.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// gemgate: many Gemini API keys behind one endpoint.
 #[derive(Parser)]
 #[command(version, about, long_about = None)]

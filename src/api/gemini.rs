@@ -5,7 +5,7 @@
 use super::AppState;
 use super::auth::strip_key_param;
 use super::google_errors::{cut_frame, dispatch_error_response, error_response};
-use crate::dispatch::{ProxyRequest, StreamMode};
+use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::upstream::UpstreamRequest;
 use futures_util::StreamExt;
 use poem::http::{Method, StatusCode};
@@ -173,11 +173,16 @@ pub async fn native(request: &Request, body: Body, state: Data<&Arc<AppState>>) 
             for (name, value) in reply.headers {
                 builder = builder.header(name, value);
             }
-            let body = reply.body.map(move |item| match item {
-                Ok(bytes) => Ok(bytes),
-                Err(cut) => cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message)),
-            });
-            builder.body(Body::from_bytes_stream(body))
+            match reply.body {
+                ReplyBody::Complete(bytes) => builder.body(bytes),
+                ReplyBody::Streaming(stream) => {
+                    let body = stream.map(move |item| match item {
+                        Ok(bytes) => Ok(bytes),
+                        Err(cut) => cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message)),
+                    });
+                    builder.body(Body::from_bytes_stream(body))
+                }
+            }
         }
         Err(error) => dispatch_error_response(&error, mode),
     }

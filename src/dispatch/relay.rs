@@ -45,7 +45,6 @@ struct Finish {
     dispatcher: Arc<Dispatcher>,
     ctx: RequestContext,
     lease: Option<Lease>,
-    status: u16,
     attempt_started: Instant,
     tail: Tail,
     sent: u64,
@@ -70,7 +69,6 @@ impl RelayStream {
             dispatcher,
             ctx,
             lease: Some(lease),
-            status: 200,
             attempt_started,
             tail: Tail::default(),
             sent: 0,
@@ -117,12 +115,8 @@ impl Finish {
     }
 
     fn succeeded(&mut self) {
-        let usage = self.tail.usage();
-        let record = self.ctx.record(self.status, self.key_fp(), usage, None);
-        self.dispatcher.store.log_request(record);
         if let Some(lease) = self.lease.take() {
-            let latency = self.attempt_started.elapsed();
-            lease.settle(KeyEvent::Succeeded { latency, tokens: usage.total_tokens.max(0) as u64 });
+            self.dispatcher.succeeded(&self.ctx, lease, self.attempt_started, &self.tail.joined());
         }
     }
 
@@ -139,7 +133,7 @@ impl Finish {
             tracing::warn!(key = %lease.slot().record.fingerprint, sent = self.sent, "upstream stream cut mid-reply: {message}");
             lease.settle(failed_event(&failure, &decision, self.attempt_started.elapsed()));
         }
-        let record = self.ctx.record(self.status, key_fp, self.tail.usage(), Some(format!("stream cut: {message}")));
+        let record = self.ctx.record(200, key_fp, self.tail.usage(), Some(format!("stream cut: {message}")));
         self.dispatcher.store.log_request(record);
         StreamCut { message, bytes_sent: self.sent }
     }

@@ -55,10 +55,14 @@ impl Tail {
         }
     }
 
+    /// The remembered tail as one buffer.
+    pub fn joined(&self) -> Vec<u8> {
+        self.chunks.iter().flat_map(|c| c.iter().copied()).collect()
+    }
+
     /// The usage in the remembered tail.
     pub fn usage(&self) -> Usage {
-        let joined: Vec<u8> = self.chunks.iter().flat_map(|c| c.iter().copied()).collect();
-        parse_usage(&joined)
+        parse_usage(&self.joined())
     }
 }
 

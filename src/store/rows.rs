@@ -147,9 +147,15 @@ pub(super) async fn save_key_states(
 const LOG_COLUMNS: &str = "at_ms, client, route, model, key_fp, attempts, status, latency_ms, prompt_tokens, \
                            completion_tokens, total_tokens, error";
 
-/// Appends request rows with multi-row inserts.
+/// Appends request rows with multi-row inserts. Chunks are 100, 10 or 1 rows,
+/// so at most three statement texts exist and each connection's prepared
+/// statement cache keeps them.
 pub(super) async fn insert_requests(store: &Store, records: &[RequestRecord]) -> Result<(), StoreError> {
-    for chunk in records.chunks(100) {
+    let mut rest = records;
+    while !rest.is_empty() {
+        let size = [100, 10, 1].into_iter().find(|&n| rest.len() >= n).unwrap_or(1);
+        let (chunk, tail) = rest.split_at(size);
+        rest = tail;
         let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let values = vec![row; chunk.len()].join(", ");
         let sql = store.dialect.sql(&format!("INSERT INTO request_log ({LOG_COLUMNS}) VALUES {values}"));

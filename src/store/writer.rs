@@ -1,100 +1,116 @@
-//! The one task that writes to the store: buffers key states (latest per key)
-//! and request rows, flushes them every interval or when a batch fills, prunes
-//! old request rows hourly, and flushes on demand (shutdown).
+//! The one task that writes to the store. The request path only pushes into a
+//! shared buffer under a short lock (no task wake-up per request); the writer
+//! drains it every flush interval, when a batch fills, or on demand. Key state
+//! is buffered latest-wins per key; request rows in order. Old request rows
+//! are pruned hourly.
 
 use super::Store;
 use super::rows::{self, RequestRecord};
 use crate::keys::Fingerprint;
 use crate::pool::KeySnapshot;
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-enum StoreEvent {
-    KeyState(Fingerprint, Box<KeySnapshot>),
-    Request(Box<RequestRecord>),
-    Flush(oneshot::Sender<()>),
+#[derive(Default)]
+struct Pending {
+    keys: HashMap<Fingerprint, KeySnapshot>,
+    requests: Vec<RequestRecord>,
 }
 
-/// Cheap, cloneable sender to the writer. Never blocks: when the buffer is
-/// full (the database is down or far behind) the event is dropped and counted.
+struct Shared {
+    pending: Mutex<Pending>,
+    batch_full: Notify,
+    batch_size: usize,
+    dropped: AtomicU64,
+}
+
+/// Request rows buffered at most while the database is slow or down; past
+/// this, rows are dropped and counted (key state is never dropped).
+const MAX_BUFFERED_ROWS: usize = 100_000;
+
+/// Cheap, cloneable handle to the writer. Never blocks the caller.
 #[derive(Clone)]
 pub struct StoreHandle {
-    tx: Option<mpsc::Sender<StoreEvent>>,
-    dropped: Arc<AtomicU64>,
+    shared: Option<Arc<Shared>>,
+    flush: Option<mpsc::Sender<oneshot::Sender<()>>>,
 }
-
-/// Events buffered between the request path and the writer at most.
-const CHANNEL_CAPACITY: usize = 100_000;
 
 impl StoreHandle {
     /// A handle that persists nothing (tests of the pool alone).
     pub fn none() -> Self {
-        Self { tx: None, dropped: Arc::default() }
+        Self { shared: None, flush: None }
     }
 
     /// Queues a key's latest state.
     pub fn save_key(&self, fingerprint: Fingerprint, snapshot: &KeySnapshot) {
-        self.send(StoreEvent::KeyState(fingerprint, Box::new(snapshot.clone())));
+        if let Some(shared) = &self.shared {
+            lock(&shared.pending).keys.insert(fingerprint, snapshot.clone());
+        }
     }
 
     /// Queues a request row.
     pub fn log_request(&self, record: RequestRecord) {
-        self.send(StoreEvent::Request(Box::new(record)));
+        let Some(shared) = &self.shared else { return };
+        let mut pending = lock(&shared.pending);
+        if pending.requests.len() >= MAX_BUFFERED_ROWS {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pending.requests.push(record);
+        if pending.requests.len() == shared.batch_size {
+            shared.batch_full.notify_one();
+        }
     }
 
     /// Writes everything queued so far and waits for it.
     pub async fn flush(&self) {
-        let Some(tx) = &self.tx else { return };
+        let Some(flush) = &self.flush else { return };
         let (done, wait) = oneshot::channel();
-        if tx.send(StoreEvent::Flush(done)).await.is_ok() {
+        if flush.send(done).await.is_ok() {
             let _ = wait.await;
         }
     }
 
-    /// Events dropped because the buffer was full.
+    /// Request rows dropped because the buffer was full.
     pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
-
-    fn send(&self, event: StoreEvent) {
-        if let Some(tx) = &self.tx
-            && tx.try_send(event).is_err()
-        {
-            self.dropped.fetch_add(1, Ordering::Relaxed);
-        }
+        self.shared.as_ref().map_or(0, |s| s.dropped.load(Ordering::Relaxed))
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, retention_days: u32) -> StoreHandle {
-    let (tx, mut rx) = mpsc::channel(CHANNEL_CAPACITY);
+    let shared = Arc::new(Shared {
+        pending: Mutex::default(),
+        batch_full: Notify::new(),
+        batch_size: batch_size.max(1),
+        dropped: AtomicU64::new(0),
+    });
+    let (flush_tx, mut flush_rx) = mpsc::channel::<oneshot::Sender<()>>(16);
+    let writer = shared.clone();
     tokio::spawn(async move {
-        let mut keys: HashMap<Fingerprint, KeySnapshot> = HashMap::new();
-        let mut requests: Vec<RequestRecord> = Vec::new();
         let mut tick = tokio::time::interval(flush_every.max(Duration::from_millis(10)));
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
         loop {
             tokio::select! {
-                event = rx.recv() => match event {
-                    Some(StoreEvent::KeyState(fp, snapshot)) => { keys.insert(fp, *snapshot); }
-                    Some(StoreEvent::Request(record)) => {
-                        requests.push(*record);
-                        if requests.len() >= batch_size {
-                            flush(&store, &mut keys, &mut requests).await;
-                        }
-                    }
-                    Some(StoreEvent::Flush(done)) => {
-                        flush(&store, &mut keys, &mut requests).await;
+                request = flush_rx.recv() => match request {
+                    Some(done) => {
+                        write_pending(&store, &writer).await;
                         let _ = done.send(());
                     }
                     None => {
-                        flush(&store, &mut keys, &mut requests).await;
+                        // Every handle is gone: write what is left and stop.
+                        write_pending(&store, &writer).await;
                         return;
                     }
                 },
-                _ = tick.tick() => flush(&store, &mut keys, &mut requests).await,
+                _ = tick.tick() => write_pending(&store, &writer).await,
+                _ = writer.batch_full.notified() => write_pending(&store, &writer).await,
                 _ = prune.tick() => {
                     let cutoff = rows::now_ms() - i64::from(retention_days) * 86_400_000;
                     if let Err(err) = rows::delete_requests_before(&store, cutoff).await {
@@ -104,21 +120,24 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
             }
         }
     });
-    StoreHandle { tx: Some(tx), dropped: Arc::default() }
+    StoreHandle { shared: Some(shared), flush: Some(flush_tx) }
 }
 
-async fn flush(store: &Store, keys: &mut HashMap<Fingerprint, KeySnapshot>, requests: &mut Vec<RequestRecord>) {
-    if !keys.is_empty() {
-        match rows::save_key_states(store, keys).await {
-            Ok(()) => keys.clear(),
-            // Kept and retried next tick: key state must not be lost to a hiccup.
-            Err(err) => tracing::warn!("store: saving key state failed, will retry: {err}"),
+async fn write_pending(store: &Store, shared: &Shared) {
+    let Pending { keys, requests } = std::mem::take(&mut *lock(&shared.pending));
+    if !keys.is_empty()
+        && let Err(err) = rows::save_key_states(store, &keys).await
+    {
+        tracing::warn!("store: saving key state failed, will retry: {err}");
+        // Put them back unless a newer state arrived meanwhile.
+        let mut pending = lock(&shared.pending);
+        for (fingerprint, snapshot) in keys {
+            pending.keys.entry(fingerprint).or_insert(snapshot);
         }
     }
-    if !requests.is_empty() {
-        if let Err(err) = rows::insert_requests(store, requests).await {
-            tracing::warn!(rows = requests.len(), "store: writing request log failed, rows dropped: {err}");
+    for batch in requests.chunks(shared.batch_size) {
+        if let Err(err) = rows::insert_requests(store, batch).await {
+            tracing::warn!(rows = batch.len(), "store: writing request log failed, rows dropped: {err}");
         }
-        requests.clear();
     }
 }

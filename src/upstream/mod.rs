@@ -45,10 +45,16 @@ impl UpstreamClient {
             .pool_max_idle_per_host(1024)
             .pool_idle_timeout(Duration::from_secs(90))
             .tcp_nodelay(true)
+            // Failover is ours: reqwest must neither follow redirects nor retry.
+            .redirect(reqwest::redirect::Policy::none())
+            .retry(reqwest::retry::never())
+            .referer(false)
             .user_agent(concat!("gemgate/", env!("CARGO_PKG_VERSION")));
-        if !config.proxy.is_empty() {
-            builder = builder.proxy(reqwest::Proxy::all(&config.proxy)?);
-        }
+        builder = if config.proxy.is_empty() {
+            builder.no_proxy()
+        } else {
+            builder.proxy(reqwest::Proxy::all(&config.proxy)?)
+        };
         Ok(Self {
             http: builder.build()?,
             base: Arc::from(config.base_url.trim_end_matches('/')),

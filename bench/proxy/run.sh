@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# gemgate's proxy hop against an nginx reverse-proxy hop, measured in one run.
+#
+# A fast upstream (nginx returning a fixed generateContent reply) is hit three
+# ways with wrk: directly, through nginx as a plain reverse proxy, and through
+# gemgate (release build, 10 keys, then 10,000 keys). Reported as ratios, since
+# the machines are noisy: throughput at concurrency 64 (goal: gemgate >= 70%
+# of nginx), median latency added over direct at concurrency 1 (goal < 0.2 ms),
+# gemgate with 10,000 keys against 10 keys (goal: flat), and RSS (goal idle
+# < 20 MB).
+#
+# Usage: bash bench/proxy/run.sh            (DURATION=10s by default)
+# Needs wrk and nginx (apt-get install wrk nginx-light); installs them if root.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+DURATION=${DURATION:-10s}
+WORK=$(mktemp -d)
+UP=18100 NGX=18101 GG=18102
+trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/up.pid" ] && kill "$(cat "$WORK/up.pid")" 2>/dev/null; [ -f "$WORK/ngx.pid" ] && kill "$(cat "$WORK/ngx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
+
+if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
+fi
+cargo build --release --quiet
+
+REPLY='{"candidates":[{"content":{"parts":[{"text":"Hello from the benchmark upstream. This reply is about the size of a short real answer from Gemini, with usage metadata at the end."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":30,"totalTokenCount":38},"modelVersion":"gemini-2.5-flash","responseId":"bench"}'
+
+cat > "$WORK/up.conf" <<CONF
+worker_processes 1;
+pid $WORK/up.pid;
+error_log $WORK/up.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  server {
+    listen 127.0.0.1:$UP;
+    location / { default_type "application/json; charset=UTF-8"; return 200 '$REPLY'; }
+  }
+}
+CONF
+cat > "$WORK/ngx.conf" <<CONF
+worker_processes auto;
+pid $WORK/ngx.pid;
+error_log $WORK/ngx.err;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  keepalive_requests 1000000;
+  upstream google { server 127.0.0.1:$UP; keepalive 128; }
+  server {
+    listen 127.0.0.1:$NGX;
+    location / {
+      proxy_pass http://google;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_buffering off;
+    }
+  }
+}
+CONF
+nginx -c "$WORK/up.conf" -p "$WORK"
+nginx -c "$WORK/ngx.conf" -p "$WORK"
+
+cat > "$WORK/post.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"contents":[{"role":"user","parts":[{"text":"hello there, benchmark"}]}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["x-goog-api-key"] = "bench-client-key-0123456789"
+LUA
+PATH_=/v1beta/models/gemini-2.5-flash:generateContent
+
+start_gemgate() { # $1 = number of keys
+  rm -rf "$WORK/gg" && mkdir -p "$WORK/gg/keys"
+  python3 - "$1" > "$WORK/gg/keys/bench.txt" <<'PY'
+import sys
+for n in range(int(sys.argv[1])):
+    head = "AIzaok-"
+    print(head + str(n).rjust(39 - len(head), "0"))
+PY
+  GEMGATE_SERVER__LISTEN=127.0.0.1:$GG GEMGATE_UPSTREAM__BASE_URL=http://127.0.0.1:$UP \
+  GEMGATE_AUTH__CLIENT_KEYS=bench-client-key-0123456789 GEMGATE_KEYS__DIR="$WORK/gg/keys" \
+  GEMGATE_STORE__DATA_DIR="$WORK/gg/data" GEMGATE_SCAN__INTERVAL_SECS=0 RUST_LOG=warn \
+    ./target/release/gemgate > "$WORK/gg.log" 2>&1 &
+  GG_PID=$!
+  for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GG/" && break; sleep 0.1; done
+}
+stop_gemgate() { kill "$GG_PID"; wait "$GG_PID" 2>/dev/null || true; }
+rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+# run PORT CONNECTIONS THREADS -> "req_per_sec p50_ms"
+run() {
+  wrk -t"$3" -c"$2" -d"$DURATION" --latency -s "$WORK/post.lua" "http://127.0.0.1:$1$PATH_" > "$WORK/wrk.out"
+  local rps p50
+  rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
+  p50=$(awk '$1=="50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$WORK/wrk.out")
+  local errors; errors=$(awk '/Non-2xx/ {print $5}' "$WORK/wrk.out"); [ -z "$errors" ] || echo "  warning: $errors non-2xx answers on port $1" >&2
+  echo "$rps $p50"
+}
+
+start_gemgate 10
+sleep 1
+RSS_IDLE=$(rss_mb "$GG_PID")
+curl -s -o /dev/null -H "x-goog-api-key: bench-client-key-0123456789" -d '{"contents":[{"parts":[{"text":"warm"}]}]}' "http://127.0.0.1:$GG$PATH_"
+
+read -r D64 _ <<<"$(run $UP 64 2)"
+read -r N64 _ <<<"$(run $NGX 64 2)"
+read -r G64 _ <<<"$(run $GG 64 2)"
+read -r _ D1 <<<"$(run $UP 1 1)"
+read -r _ N1 <<<"$(run $NGX 1 1)"
+read -r _ G1 <<<"$(run $GG 1 1)"
+RSS_LOADED=$(rss_mb "$GG_PID")
+stop_gemgate
+
+start_gemgate 10000
+sleep 2
+RSS_10K=$(rss_mb "$GG_PID")
+read -r G64_10K _ <<<"$(run $GG 64 2)"
+RSS_10K_LOADED=$(rss_mb "$GG_PID")
+stop_gemgate
+
+python3 - "$D64" "$N64" "$G64" "$D1" "$N1" "$G1" "$G64_10K" "$RSS_IDLE" "$RSS_LOADED" "$RSS_10K" "$RSS_10K_LOADED" <<'PY'
+import sys
+d64, n64, g64, d1, n1, g1, g64k, rss_idle, rss_loaded, rss10k, rss10k_loaded = map(float, sys.argv[1:])
+print("\ngemgate proxy benchmark (one run, same machine, same upstream)")
+print(f"  throughput c=64  direct {d64:>9.0f} req/s   nginx {n64:>9.0f} req/s   gemgate {g64:>9.0f} req/s")
+print(f"  gemgate / nginx throughput at c=64:        {g64 / n64:6.2f}   (goal >= 0.70)")
+print(f"  median latency c=1  direct {d1:.3f} ms   nginx {n1:.3f} ms   gemgate {g1:.3f} ms")
+print(f"  median latency added over direct, c=1:     nginx {n1 - d1:+.3f} ms   gemgate {g1 - d1:+.3f} ms   (goal < 0.2 ms)")
+print(f"  gemgate 10,000 keys / 10 keys throughput:  {g64k / g64:6.2f}   (goal: flat, ~1.0)")
+print(f"  gemgate RSS: idle {rss_idle:.1f} MB (goal < 20), after load {rss_loaded:.1f} MB; "
+      f"10,000 keys idle {rss10k:.1f} MB, after load {rss10k_loaded:.1f} MB")
+PY
