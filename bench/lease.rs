@@ -84,5 +84,9 @@ async fn main() {
         pool.stop().await;
     }
     let (first, last) = (results[0], results[results.len() - 1]);
-    println!("10,000 keys vs 10 keys: latency x{:.2}, throughput x{:.2} (goal: flat, ~1.0)", last.0 / first.0, last.1 / first.1);
+    println!(
+        "10,000 keys vs 10 keys: latency x{:.2}, throughput x{:.2} (goal: flat, ~1.0)",
+        last.0 / first.0,
+        last.1 / first.1
+    );
 }

@@ -10,6 +10,7 @@ pub use relay::{RelayStream, StreamCut};
 pub use usage::{Usage, parse_usage};
 
 use crate::config::RetryConfig;
+use crate::keys::Fingerprint;
 use crate::policy::{CooldownScope, Decision, NextStep, Outcome, SharedPolicy};
 use crate::pool::{CooldownEntry, KeyEvent, Lease, LeaseError, PoolHandle};
 use crate::store::{RequestRecord, StoreHandle};
@@ -151,7 +152,14 @@ impl Dispatcher {
                             if let Some(Some(item)) = peeked {
                                 rest = Box::pin(futures_util::stream::once(async { item }).chain(rest));
                             }
-                            ReplyBody::Streaming(RelayStream::new(self.clone(), ctx, lease, attempt_started, first, rest))
+                            ReplyBody::Streaming(RelayStream::new(
+                                self.clone(),
+                                ctx,
+                                lease,
+                                attempt_started,
+                                first,
+                                rest,
+                            ))
                         }
                     };
                     return Ok(ProxyResponse { status, headers, body });
@@ -173,12 +181,12 @@ impl Dispatcher {
                 || ctx.started.elapsed() >= Duration::from_secs(self.retry.max_elapsed_secs);
             match decision.next {
                 NextStep::Fail => {
-                    let key_fp = lease.slot().record.fingerprint.to_string();
+                    let key_fp = lease.slot().record.fingerprint;
                     lease.settle(event);
                     return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
                 }
                 _ if out_of_budget => {
-                    let key_fp = lease.slot().record.fingerprint.to_string();
+                    let key_fp = lease.slot().record.fingerprint;
                     lease.settle(event);
                     return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
                 }
@@ -230,7 +238,7 @@ impl Dispatcher {
         bytes_sent: u64,
     ) -> Decision {
         let slot = lease.slot();
-        let snapshot = slot.snapshot();
+        let (consecutive_failures, recent_failures) = slot.failure_counts();
         let outcome = Outcome {
             kind: failure.kind.clone(),
             http_status: failure.google.http_status,
@@ -245,8 +253,8 @@ impl Dispatcher {
             streaming: ctx.request.mode != StreamMode::Whole,
             key_group: slot.record.group.clone(),
             key_fingerprint: slot.record.fingerprint,
-            recent_failures: snapshot.recent_failures + 1,
-            consecutive_failures: snapshot.consecutive_failures + 1,
+            recent_failures: recent_failures + 1,
+            consecutive_failures: consecutive_failures + 1,
         };
         self.policy.load().decide(&outcome)
     }
@@ -254,13 +262,16 @@ impl Dispatcher {
     /// Logs a served request and credits its key.
     pub(crate) fn succeeded(&self, ctx: &RequestContext, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
         let usage = parse_usage(body_tail);
-        let key_fp = lease.slot().record.fingerprint.to_string();
+        let key_fp = lease.slot().record.fingerprint;
         self.store.log_request(ctx.record(200, Some(key_fp), usage, None));
-        lease.settle(KeyEvent::Succeeded { latency: attempt_started.elapsed(), tokens: usage.total_tokens.max(0) as u64 });
+        lease.settle(KeyEvent::Succeeded {
+            latency: attempt_started.elapsed(),
+            tokens: usage.total_tokens.max(0) as u64,
+        });
     }
 
     /// Logs a request that ends in an error and hands the error back.
-    fn fail(&self, ctx: &RequestContext, key_fp: Option<String>, error: DispatchError) -> DispatchError {
+    fn fail(&self, ctx: &RequestContext, key_fp: Option<Fingerprint>, error: DispatchError) -> DispatchError {
         let (status, message) = match &error {
             DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
             DispatchError::Upstream(failure) => (failure_status(failure), summarize(failure)),
@@ -275,15 +286,15 @@ impl RequestContext {
     pub fn record(
         &self,
         status: u16,
-        key_fingerprint: Option<String>,
+        key_fingerprint: Option<Fingerprint>,
         usage: Usage,
         error: Option<String>,
     ) -> RequestRecord {
         RequestRecord {
             at_ms: crate::store::to_ms(self.received_at),
-            client: self.request.client.to_string(),
-            route: self.request.route.to_string(),
-            model: self.request.model.to_string(),
+            client: self.request.client.clone(),
+            route: std::borrow::Cow::Borrowed(self.request.route),
+            model: self.request.model.clone(),
             key_fingerprint,
             attempts: i64::from(self.attempts),
             status: i64::from(status),

@@ -83,10 +83,10 @@ async fn requests_are_logged_with_tokens_and_key_fingerprint_only() {
     assert_eq!(h.generate("gemini-9").await.status(), 404);
     h.eventually("three rows logged", async || h.app().store.recent_requests(10).await.unwrap().len() == 3).await;
     let rows = h.app().store.recent_requests(10).await.unwrap();
-    let fingerprint = gemgate::keys::Fingerprint::of(&key).to_string();
+    let fingerprint = gemgate::keys::Fingerprint::of(&key);
     let streamed = rows.iter().find(|r| r.route == "streamGenerateContent").unwrap();
-    assert_eq!((streamed.status, streamed.model.as_str(), streamed.attempts), (200, "gemini-2.5-pro", 1));
-    assert_eq!(streamed.key_fingerprint.as_deref(), Some(fingerprint.as_str()));
+    assert_eq!((streamed.status, &*streamed.model, streamed.attempts), (200, "gemini-2.5-pro", 1));
+    assert_eq!(streamed.key_fingerprint, Some(fingerprint));
     assert!(streamed.total_tokens > 2 && streamed.prompt_tokens == 2, "{streamed:?}");
     let failed = rows.iter().find(|r| r.status == 404).unwrap();
     assert!(failed.error.is_some());

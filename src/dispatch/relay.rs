@@ -65,14 +65,7 @@ impl RelayStream {
         first: Bytes,
         upstream: UpstreamBody,
     ) -> Self {
-        let finish = Finish {
-            dispatcher,
-            ctx,
-            lease: Some(lease),
-            attempt_started,
-            tail: Tail::default(),
-            sent: 0,
-        };
+        let finish = Finish { dispatcher, ctx, lease: Some(lease), attempt_started, tail: Tail::default(), sent: 0 };
         let relay = Relay { upstream, first: (!first.is_empty()).then_some(first), finish };
         let stream = futures_util::stream::unfold(Some(relay), |relay| async move {
             let mut relay = relay?;
@@ -110,8 +103,8 @@ impl Finish {
         self.tail.push(chunk);
     }
 
-    fn key_fp(&self) -> Option<String> {
-        self.lease.as_ref().map(|l| l.slot().record.fingerprint.to_string())
+    fn key_fp(&self) -> Option<crate::keys::Fingerprint> {
+        self.lease.as_ref().map(|l| l.slot().record.fingerprint)
     }
 
     fn succeeded(&mut self) {
@@ -145,7 +138,7 @@ impl Drop for Finish {
         if let Some(lease) = self.lease.take() {
             let record = self.ctx.record(
                 499,
-                Some(lease.slot().record.fingerprint.to_string()),
+                Some(lease.slot().record.fingerprint),
                 self.tail.usage(),
                 Some("client closed the connection".into()),
             );

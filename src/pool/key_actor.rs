@@ -57,7 +57,7 @@ pub enum KeyMsg {
 
 /// Start-up arguments of a KeyActor.
 pub struct KeyActorArgs {
-    /// The key's shared slot (its snapshot is the starting state).
+    /// The key's shared slot (its published state is the starting state).
     pub slot: Arc<KeySlot>,
     /// The supervisor, told when a rest ends.
     pub supervisor: ActorRef<PoolMsg>,
@@ -65,37 +65,44 @@ pub struct KeyActorArgs {
     pub store: StoreHandle,
 }
 
-/// The actor's state.
-pub struct KeyState {
+/// The actor's state: the key's truth, of which the slot holds a published copy.
+pub struct KeyActorState {
     slot: Arc<KeySlot>,
     supervisor: ActorRef<PoolMsg>,
     store: StoreHandle,
     current: KeySnapshot,
     recent: VecDeque<SystemTime>,
+    /// Disabled, cooldowns or last error changed since the last publish.
+    state_changed: bool,
 }
 
-/// The KeyActor behaviour (stateless; state is in [`KeyState`]).
+/// The KeyActor behaviour (stateless; state is in [`KeyActorState`]).
 pub struct KeyActor;
 
 const RECENT_WINDOW: Duration = Duration::from_secs(600);
 
 impl Actor for KeyActor {
     type Msg = KeyMsg;
-    type State = KeyState;
+    type State = KeyActorState;
     type Arguments = KeyActorArgs;
 
-    async fn pre_start(&self, myself: ActorRef<KeyMsg>, args: KeyActorArgs) -> Result<KeyState, ActorProcessingErr> {
-        let current = (*args.slot.snapshot()).clone();
+    async fn pre_start(
+        &self,
+        myself: ActorRef<KeyMsg>,
+        args: KeyActorArgs,
+    ) -> Result<KeyActorState, ActorProcessingErr> {
+        let current = args.slot.snapshot();
         let now = SystemTime::now();
         for cooldown in current.active_cooldowns(now) {
             schedule_end(&myself, cooldown, now);
         }
-        Ok(KeyState {
+        Ok(KeyActorState {
             slot: args.slot,
             supervisor: args.supervisor,
             store: args.store,
             current,
             recent: VecDeque::new(),
+            state_changed: false,
         })
     }
 
@@ -103,7 +110,7 @@ impl Actor for KeyActor {
         &self,
         myself: ActorRef<KeyMsg>,
         message: KeyMsg,
-        state: &mut KeyState,
+        state: &mut KeyActorState,
     ) -> Result<(), ActorProcessingErr> {
         let now = SystemTime::now();
         match message {
@@ -114,6 +121,7 @@ impl Actor for KeyActor {
                 if state.current.cooldowns.len() == before {
                     return Ok(());
                 }
+                state.state_changed = true;
                 let _ = state.supervisor.cast(PoolMsg::CooldownEnded { slot: state.slot.index, model });
             }
             KeyMsg::SetDisabled(reason) => {
@@ -121,6 +129,7 @@ impl Actor for KeyActor {
                 if reason.is_none() {
                     state.current.consecutive_failures = 0;
                 }
+                state.state_changed = true;
             }
         }
         state.publish();
@@ -128,7 +137,7 @@ impl Actor for KeyActor {
     }
 }
 
-impl KeyState {
+impl KeyActorState {
     fn apply_event(&mut self, myself: &ActorRef<KeyMsg>, event: KeyEvent, now: SystemTime) {
         let snap = &mut self.current;
         match event {
@@ -149,6 +158,7 @@ impl KeyState {
                     snap.consecutive_failures += 1;
                     snap.last_error = Some(error);
                     self.recent.push_back(now);
+                    self.state_changed = true;
                 }
                 if let Some(cooldown) = cooldown {
                     schedule_end(myself, &cooldown, now);
@@ -156,14 +166,16 @@ impl KeyState {
                     if !snap.cooldowns.iter().any(|c| c.model == cooldown.model) {
                         snap.cooldowns.push(cooldown);
                     }
+                    self.state_changed = true;
                 }
                 if let Some(reason) = disable
                     && snap.disabled.is_none()
                 {
                     snap.disabled = Some(Disabled { reason, since: now });
+                    self.state_changed = true;
                 }
             }
-            KeyEvent::Abandoned => {}
+            KeyEvent::Abandoned => return,
         }
         while self.recent.front().is_some_and(|&t| t + RECENT_WINDOW <= now) {
             self.recent.pop_front();
@@ -171,9 +183,14 @@ impl KeyState {
         self.current.recent_failures = self.recent.len() as u32;
     }
 
-    fn publish(&self) {
-        self.slot.snapshot.store(Arc::new(self.current.clone()));
-        self.store.save_key(self.slot.record.fingerprint, &self.current);
+    /// Publishes counters (atomics, no allocation), state when it changed,
+    /// and marks the key for the store's next flush.
+    fn publish(&mut self) {
+        self.slot.store_counters(&self.current);
+        if std::mem::take(&mut self.state_changed) {
+            self.slot.store_state(self.current.state());
+        }
+        self.store.save_key(&self.slot);
     }
 }
 

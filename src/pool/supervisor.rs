@@ -11,7 +11,6 @@ use crate::config::{ModelLimits, Strategy};
 use crate::keys::{Fingerprint, KeyRecord};
 use crate::policy::{DisableReason, ScanVerdict};
 use crate::store::StoreHandle;
-use arc_swap::ArcSwap;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -240,7 +239,7 @@ impl SupervisorState {
             .collect();
         self.index.insert(index, snapshot.disabled.is_some(), &cooldowns, now);
         self.by_fingerprint.insert(record.fingerprint, index);
-        let slot = Arc::new(KeySlot { index, record, snapshot: ArcSwap::from_pointee(snapshot) });
+        let slot = Arc::new(KeySlot::new(index, record, &snapshot));
         self.slots.push(Some(slot.clone()));
         self.actors.push(None);
         self.spawn_actor(myself, slot).await
@@ -288,7 +287,7 @@ impl SupervisorState {
         if !self.slot(slot.index).is_some_and(|current| Arc::ptr_eq(&current, slot)) {
             return;
         }
-        let disabled = slot.snapshot().disabled;
+        let disabled = slot.disabled();
         match verdict {
             ScanVerdict::Alive => {
                 // A key an operator disabled stays disabled.

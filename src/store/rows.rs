@@ -7,23 +7,25 @@ use crate::policy::DisableReason;
 use crate::pool::{CooldownEntry, Disabled, KeySnapshot};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// One served (or refused) client request, as logged.
+/// One served (or refused) client request, as logged. Shared strings keep
+/// building one on the request path free of copies.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RequestRecord {
     /// Unix milliseconds when the request arrived.
     pub at_ms: i64,
     /// The client's name or key fingerprint.
-    pub client: String,
+    pub client: Arc<str>,
     /// Which API route (`generateContent`, `streamGenerateContent`, …).
-    pub route: String,
+    pub route: Cow<'static, str>,
     /// The model.
-    pub model: String,
+    pub model: Arc<str>,
     /// The fingerprint of the key of the last attempt, if any.
-    pub key_fingerprint: Option<String>,
+    pub key_fingerprint: Option<Fingerprint>,
     /// Upstream attempts made.
     pub attempts: i64,
     /// Status returned to the client.
@@ -163,10 +165,10 @@ pub(super) async fn insert_requests(store: &Store, records: &[RequestRecord]) ->
         for r in chunk {
             query = query
                 .bind(r.at_ms)
-                .bind(r.client.clone())
-                .bind(r.route.clone())
-                .bind(r.model.clone())
-                .bind(r.key_fingerprint.clone())
+                .bind(r.client.to_string())
+                .bind(r.route.to_string())
+                .bind(r.model.to_string())
+                .bind(r.key_fingerprint.map(|f| f.to_string()))
                 .bind(r.attempts)
                 .bind(r.status)
                 .bind(r.latency_ms)
@@ -192,10 +194,10 @@ pub(super) async fn recent_requests(store: &Store, limit: i64) -> Result<Vec<Req
         .map(|row| {
             Ok(RequestRecord {
                 at_ms: row.try_get(0)?,
-                client: row.try_get(1)?,
-                route: row.try_get(2)?,
-                model: row.try_get(3)?,
-                key_fingerprint: row.try_get(4)?,
+                client: Arc::from(row.try_get::<String, _>(1)?),
+                route: Cow::Owned(row.try_get(2)?),
+                model: Arc::from(row.try_get::<String, _>(3)?),
+                key_fingerprint: row.try_get::<Option<String>, _>(4)?.as_deref().and_then(Fingerprint::parse),
                 attempts: int(row, 5)?,
                 status: int(row, 6)?,
                 latency_ms: row.try_get(7)?,

@@ -7,7 +7,7 @@
 use super::Store;
 use super::rows::{self, RequestRecord};
 use crate::keys::Fingerprint;
-use crate::pool::KeySnapshot;
+use crate::pool::KeySlot;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,7 +16,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 #[derive(Default)]
 struct Pending {
-    keys: HashMap<Fingerprint, KeySnapshot>,
+    keys: HashMap<Fingerprint, Arc<KeySlot>>,
     requests: Vec<RequestRecord>,
 }
 
@@ -44,10 +44,11 @@ impl StoreHandle {
         Self { shared: None, flush: None }
     }
 
-    /// Queues a key's latest state.
-    pub fn save_key(&self, fingerprint: Fingerprint, snapshot: &KeySnapshot) {
+    /// Marks a key for saving; its state is read at the next flush, so a busy
+    /// key costs one map entry, not a copy per request.
+    pub fn save_key(&self, slot: &Arc<KeySlot>) {
         if let Some(shared) = &self.shared {
-            lock(&shared.pending).keys.insert(fingerprint, snapshot.clone());
+            lock(&shared.pending).keys.insert(slot.record.fingerprint, slot.clone());
         }
     }
 
@@ -125,14 +126,15 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
 
 async fn write_pending(store: &Store, shared: &Shared) {
     let Pending { keys, requests } = std::mem::take(&mut *lock(&shared.pending));
-    if !keys.is_empty()
-        && let Err(err) = rows::save_key_states(store, &keys).await
+    let states = keys.iter().map(|(fingerprint, slot)| (*fingerprint, slot.snapshot())).collect::<HashMap<_, _>>();
+    if !states.is_empty()
+        && let Err(err) = rows::save_key_states(store, &states).await
     {
         tracing::warn!("store: saving key state failed, will retry: {err}");
         // Put them back unless a newer state arrived meanwhile.
         let mut pending = lock(&shared.pending);
-        for (fingerprint, snapshot) in keys {
-            pending.keys.entry(fingerprint).or_insert(snapshot);
+        for (fingerprint, slot) in keys {
+            pending.keys.entry(fingerprint).or_insert(slot);
         }
     }
     for batch in requests.chunks(shared.batch_size) {

@@ -112,7 +112,7 @@ impl Harness {
         let fingerprint = Fingerprint::of(key);
         let slots = self.app().pool.slots().await;
         let slot = slots.iter().find(|s| s.record.fingerprint == fingerprint).expect("key is in the pool");
-        (*slot.snapshot()).clone()
+        slot.snapshot()
     }
 
     /// Waits until `check` holds, up to 5 s.
