@@ -113,3 +113,26 @@ async fn configured_rpm_paces_keys_without_hitting_429() {
     assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200, "other models are not limited");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_scan_of_7000_keys_keeps_file_descriptors_bounded() {
+    let mut pool = keys("ok", 6990);
+    pool.extend(keys("invalid", 10));
+    let h = Harness::start_with(&pool, |c| c.scan.concurrency = 16).await;
+    let open_fds = || std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0);
+    let before = open_fds();
+    h.app().pool.start_scan().await.unwrap();
+    assert_eq!(h.app().pool.start_scan().await, Err(gemgate::pool::ScanError::AlreadyRunning));
+    let mut peak = before;
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while h.app().pool.scan_report().running {
+        peak = peak.max(open_fds());
+        assert!(std::time::Instant::now() < deadline, "scan of 7000 keys took too long");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let report = h.app().pool.scan_report();
+    assert_eq!((report.total, report.done, report.alive, report.dead), (7000, 7000, 6990, 10));
+    // Bounded by the scan's concurrency (client and fake side), not by the pool size.
+    assert!(peak < before + 100, "fds grew from {before} to {peak}");
+    h.stop().await;
+}
