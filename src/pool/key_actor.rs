@@ -187,10 +187,11 @@ impl KeyActorState {
     /// and marks the key for the store's next flush.
     fn publish(&mut self) {
         self.slot.store_counters(&self.current);
-        if std::mem::take(&mut self.state_changed) {
+        let state_changed = std::mem::take(&mut self.state_changed);
+        if state_changed {
             self.slot.store_state(self.current.state());
         }
-        self.store.save_key(&self.slot);
+        self.store.save_key(&self.slot, state_changed);
     }
 }
 

@@ -16,9 +16,16 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 #[derive(Default)]
 struct Pending {
+    /// Keys whose state (disabled, cooldowns) changed: written at the next tick.
     keys: HashMap<Fingerprint, Arc<KeySlot>>,
+    /// Keys whose counters moved: written every [`COUNTER_FLUSH`], so a busy
+    /// pool of 10,000 keys does not rewrite every key every second.
+    counters: HashMap<Fingerprint, Arc<KeySlot>>,
     requests: Vec<RequestRecord>,
 }
+
+/// How often moved counters are written (and on flush and shutdown).
+const COUNTER_FLUSH: Duration = Duration::from_secs(30);
 
 struct Shared {
     pending: Mutex<Pending>,
@@ -44,11 +51,14 @@ impl StoreHandle {
         Self { shared: None, flush: None }
     }
 
-    /// Marks a key for saving; its state is read at the next flush, so a busy
-    /// key costs one map entry, not a copy per request.
-    pub fn save_key(&self, slot: &Arc<KeySlot>) {
+    /// Marks a key for saving; its state is read when written, so a busy key
+    /// costs one map entry, not a copy per request. A state change is written
+    /// at the next tick, moved counters within [`COUNTER_FLUSH`].
+    pub fn save_key(&self, slot: &Arc<KeySlot>, state_changed: bool) {
         if let Some(shared) = &self.shared {
-            lock(&shared.pending).keys.insert(slot.record.fingerprint, slot.clone());
+            let mut pending = lock(&shared.pending);
+            let map = if state_changed { &mut pending.keys } else { &mut pending.counters };
+            map.insert(slot.record.fingerprint, slot.clone());
         }
     }
 
@@ -97,21 +107,23 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(flush_every.max(Duration::from_millis(10)));
         let mut prune = tokio::time::interval(Duration::from_secs(3600));
+        let mut counters = tokio::time::interval(COUNTER_FLUSH);
         loop {
             tokio::select! {
                 request = flush_rx.recv() => match request {
                     Some(done) => {
-                        write_pending(&store, &writer).await;
+                        write_pending(&store, &writer, true).await;
                         let _ = done.send(());
                     }
                     None => {
                         // Every handle is gone: write what is left and stop.
-                        write_pending(&store, &writer).await;
+                        write_pending(&store, &writer, true).await;
                         return;
                     }
                 },
-                _ = tick.tick() => write_pending(&store, &writer).await,
-                _ = writer.batch_full.notified() => write_pending(&store, &writer).await,
+                _ = tick.tick() => write_pending(&store, &writer, false).await,
+                _ = counters.tick() => write_pending(&store, &writer, true).await,
+                _ = writer.batch_full.notified() => write_pending(&store, &writer, false).await,
                 _ = prune.tick() => {
                     let cutoff = rows::now_ms() - i64::from(retention_days) * 86_400_000;
                     if let Err(err) = rows::delete_requests_before(&store, cutoff).await {
@@ -124,8 +136,19 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
     StoreHandle { shared: Some(shared), flush: Some(flush_tx) }
 }
 
-async fn write_pending(store: &Store, shared: &Shared) {
-    let Pending { keys, requests } = std::mem::take(&mut *lock(&shared.pending));
+async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
+    let (keys, requests) = {
+        let mut pending = lock(&shared.pending);
+        let mut keys = std::mem::take(&mut pending.keys);
+        if with_counters {
+            keys.extend(pending.counters.drain());
+        } else {
+            for fingerprint in keys.keys() {
+                pending.counters.remove(fingerprint);
+            }
+        }
+        (keys, std::mem::take(&mut pending.requests))
+    };
     let states = keys.iter().map(|(fingerprint, slot)| (*fingerprint, slot.snapshot())).collect::<HashMap<_, _>>();
     if !states.is_empty()
         && let Err(err) = rows::save_key_states(store, &states).await
