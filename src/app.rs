@@ -104,6 +104,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         dispatcher,
         auth: ClientAuth::new(&client_keys, config.auth.open),
         max_body_bytes: config.server.max_body_bytes,
+        models: Default::default(),
     });
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -134,6 +135,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         key_set.duplicates
     );
     tracing::info!("native Gemini API: http://{addr}/v1beta (and /v1), upstream {}", config.upstream.base_url);
+    tracing::info!("OpenAI API: http://{addr}/v1/chat/completions, /v1/models, /v1/embeddings (and under /openai/v1)");
 
     Ok(RunningApp { addr, pool, store, store_writer, generated_client_key, shutdown: Some(shutdown), server })
 }

@@ -28,4 +28,5 @@ pub mod policy;
 pub mod pool;
 pub mod secrets;
 pub mod store;
+pub mod translate;
 pub mod upstream;

@@ -113,6 +113,11 @@ fn route_name(action: &str) -> &'static str {
 /// Serves every native path.
 #[handler]
 pub async fn native(request: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
+    serve(request, body, &state).await
+}
+
+/// Serves a native call (also reached from the `/v1` router).
+pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Response {
     let path = request.uri().path();
     let (version, tail) = match path.strip_prefix("/v1beta/") {
         Some(tail) => ("v1beta", tail),

@@ -78,7 +78,8 @@ pub fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Respo
     }
 }
 
-fn no_key_message(reason: &LeaseError, model: &str) -> String {
+/// Words for a client when no key could be leased.
+pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
     let model = if model.is_empty() { "this request".to_string() } else { format!("model {model}") };
     match reason {
         LeaseError::EmptyPool => {

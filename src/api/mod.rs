@@ -1,12 +1,15 @@
 //! The HTTP surface (poem): client authentication, the native Gemini routes,
-//! and errors in Google's dialect.
+//! the OpenAI-compatible routes, and errors in each dialect.
 
 pub mod auth;
 pub mod gemini;
 pub mod google_errors;
+pub mod openai;
+pub mod openai_errors;
 
 use crate::dispatch::{Dispatcher, StreamMode};
 use auth::ClientAuth;
+use poem::web::Data;
 use poem::{Endpoint, EndpointExt, Route, handler};
 use std::sync::Arc;
 
@@ -18,6 +21,8 @@ pub struct AppState {
     pub auth: ClientAuth,
     /// Largest body accepted.
     pub max_body_bytes: usize,
+    /// Google's model list for `/v1/models`.
+    pub models: openai::ModelsCache,
 }
 
 /// Anything that matches no route: a 404 in Google's format.
@@ -27,7 +32,42 @@ fn not_found(request: &poem::Request) -> poem::Response {
     google_errors::error_response(404, &message, Vec::new(), StreamMode::Whole)
 }
 
+/// `/v1/…` is both Google's stable API and OpenAI's. Chat completions and
+/// embeddings are OpenAI's; `models` is OpenAI's unless the caller speaks
+/// Google (an `x-goog-api-key` header or `key=` query); the rest is Google's.
+#[handler]
+async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
+    let tail = request.uri().path().strip_prefix("/v1/").unwrap_or_default();
+    let speaks_google = request.headers().contains_key("x-goog-api-key")
+        || request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
+    match openai::parse_openai_path(request.method(), tail) {
+        Some(call @ (openai::OpenAiCall::ChatCompletions | openai::OpenAiCall::Embeddings)) => {
+            openai::serve(call, request, body, &state).await
+        }
+        Some(call) if !speaks_google => openai::serve(call, request, body, &state).await,
+        _ => gemini::serve(request, body, &state).await,
+    }
+}
+
+/// `/openai/v1/…`: OpenAI's API only.
+#[handler]
+async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
+    let tail = request.uri().path().strip_prefix("/openai/v1/").unwrap_or_default();
+    match openai::parse_openai_path(request.method(), tail) {
+        Some(call) => openai::serve(call, request, body, &state).await,
+        None => {
+            let message = format!("no such endpoint: {} /openai/v1/{tail}", request.method());
+            openai_errors::openai_error(404, &message, None, None)
+        }
+    }
+}
+
 /// The full route table.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    Route::new().at("/v1beta/*path", gemini::native).at("/v1/*path", gemini::native).at("/*path", not_found).data(state)
+    Route::new()
+        .at("/v1beta/*path", gemini::native)
+        .at("/v1/*path", v1)
+        .at("/openai/v1/*path", openai_only)
+        .at("/*path", not_found)
+        .data(state)
 }

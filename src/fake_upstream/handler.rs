@@ -4,6 +4,7 @@
 use super::FakeState;
 use super::behaviour::Behaviour;
 use super::bodies::{self, MODELS, find_model};
+use super::reply;
 use bytes::Bytes;
 use poem::http::{Method, StatusCode};
 use poem::web::Data;
@@ -199,12 +200,12 @@ async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behavio
     if let Err(error) = validate_generate(model, payload) {
         return error_response(&error, mode);
     }
-    let contents = &payload["contents"];
-    let prompt_tokens = bodies::count_tokens(contents);
-    let echo: String = bodies::last_user_text(contents).chars().take(200).collect();
-    let text = format!("Hello from the fake {model}. You said: {echo}");
-    let words: Vec<&str> = text.split_inclusive(' ').collect();
-    let completion_tokens = words.len() as u64;
+    let Some(found) = find_model(model) else { return error_response(&bodies::model_not_found(model, action), mode) };
+    let plan = match reply::plan(found, payload) {
+        Ok(plan) => plan,
+        Err(error) => return error_response(&error, mode),
+    };
+    let prompt_tokens = bodies::count_tokens(&payload["contents"]);
     let response_id = format!("fake-{:x}", rand::random::<u64>());
     let objects: Vec<Value> = match behaviour {
         Behaviour::Empty => {
@@ -217,22 +218,7 @@ async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behavio
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]},
             "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
             "modelVersion": model, "responseId": response_id})],
-        _ if action == "generateContent" => {
-            vec![bodies::generate_chunk(model, &text, Some((prompt_tokens, completion_tokens)), &response_id)]
-        }
-        _ => {
-            let per_chunk = words.len().div_ceil(3).max(1);
-            let pieces: Vec<String> = words.chunks(per_chunk).map(|c| c.concat()).collect();
-            let last = pieces.len() - 1;
-            pieces
-                .iter()
-                .enumerate()
-                .map(|(i, piece)| {
-                    let usage = (i == last).then_some((prompt_tokens, completion_tokens));
-                    bodies::generate_chunk(model, piece, usage, &response_id)
-                })
-                .collect()
-        }
+        _ => plan_objects(model, &plan, action == "streamGenerateContent", prompt_tokens, &response_id),
     };
     let frames = frame(&objects, mode);
     let (cut_after, drip) = match behaviour {
@@ -252,6 +238,65 @@ async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behavio
         builder = builder.header("content-length", promised.to_string());
     }
     builder.body(Body::from_bytes_stream(frame_stream(frames, cut_after, drip)))
+}
+
+/// The reply as Google's response objects: one, or (streaming) the text in
+/// three pieces with thoughts first and function calls and usage last.
+fn plan_objects(
+    model: &str,
+    plan: &reply::ReplyPlan,
+    streaming: bool,
+    prompt_tokens: u64,
+    response_id: &str,
+) -> Vec<Value> {
+    let text = plan.text.clone().unwrap_or_default();
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    let pieces: Vec<String> = if streaming && !words.is_empty() {
+        words.chunks(words.len().div_ceil(3).max(1)).map(|c| c.concat()).collect()
+    } else {
+        vec![text.clone()]
+    };
+    let thoughts = u64::from(plan.thought.is_some()) * 3;
+    let completion = words.len() as u64 + 8 * plan.calls.len() as u64;
+    let last = pieces.len() - 1;
+    pieces
+        .iter()
+        .enumerate()
+        .map(|(i, piece)| {
+            let mut parts = Vec::new();
+            if i == 0
+                && let Some(thought) = &plan.thought
+            {
+                parts.push(json!({"text": thought, "thought": true}));
+            }
+            if !piece.is_empty() {
+                parts.push(json!({"text": piece}));
+            }
+            if i == last {
+                parts.extend(plan.calls.iter().cloned());
+            }
+            let candidates: Vec<Value> = (0..plan.candidates)
+                .map(|index| {
+                    let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": index});
+                    if i == last {
+                        candidate["finishReason"] = json!("STOP");
+                    }
+                    candidate
+                })
+                .collect();
+            let mut object = json!({"candidates": candidates, "modelVersion": model, "responseId": response_id});
+            if i == last {
+                object["usageMetadata"] = json!({
+                    "promptTokenCount": prompt_tokens,
+                    "candidatesTokenCount": completion,
+                    "thoughtsTokenCount": thoughts,
+                    "totalTokenCount": prompt_tokens + completion + thoughts,
+                    "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+                });
+            }
+            object
+        })
+        .collect()
 }
 
 /// The bytes of each object as Google frames them in `mode`. A whole reply

@@ -6,6 +6,7 @@
 mod behaviour;
 mod bodies;
 mod handler;
+mod reply;
 
 pub use behaviour::{Behaviour, fake_key};
 pub use bodies::MODELS;

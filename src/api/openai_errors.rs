@@ -1,0 +1,58 @@
+//! Errors in OpenAI's dialect: `{"error":{"message","type","param","code"}}`,
+//! with the status codes the OpenAI SDKs map to their exception classes.
+
+use super::google_errors::no_key_message;
+use crate::dispatch::{DispatchError, failure_status, no_key_status};
+use crate::translate::TranslateError;
+use poem::Response;
+use poem::http::StatusCode;
+use serde_json::{Value, json};
+
+/// OpenAI's error `type` for a status.
+pub fn error_type(status: u16) -> &'static str {
+    match status {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        429 => "rate_limit_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    }
+}
+
+/// An error response.
+pub fn openai_error(status: u16, message: &str, param: Option<&str>, code: Option<&str>) -> Response {
+    let body = json!({"error": {
+        "message": message,
+        "type": error_type(status),
+        "param": param.map_or(Value::Null, |p| json!(p)),
+        "code": code.map_or(Value::Null, |c| json!(c)),
+    }});
+    Response::builder()
+        .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
+        .content_type("application/json")
+        .body(body.to_string())
+}
+
+/// A request that could not be translated: 400 with the parameter at fault.
+pub fn translate_error(error: &TranslateError) -> Response {
+    openai_error(400, &error.message, error.param.as_deref(), error.code)
+}
+
+/// A dispatch failure: Google's status and message, or gemgate's words when
+/// no key could serve.
+pub fn dispatch_error(error: &DispatchError) -> Response {
+    match error {
+        DispatchError::Upstream(failure) => {
+            let status = failure_status(failure);
+            let code = (status == 429).then_some("rate_limit_exceeded");
+            let message = if failure.google.message.is_empty() { "upstream error" } else { &failure.google.message };
+            openai_error(status, message, None, code)
+        }
+        DispatchError::NoKey { reason, model, .. } => {
+            let status = no_key_status(reason);
+            let code = if status == 429 { "rate_limit_exceeded" } else { "no_usable_key" };
+            openai_error(status, &no_key_message(reason, model), None, Some(code))
+        }
+    }
+}
