@@ -1,0 +1,177 @@
+"""The official openai Python SDK against gemgate, changed only in base URL."""
+
+import json
+
+import openai
+import pytest
+
+from conftest import CLIENT_KEY, fake_key
+
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}, "unit": {"type": ["string", "null"], "enum": ["c", "f"]}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    },
+}
+
+
+def client(server, api_key=CLIENT_KEY, prefix="/v1"):
+    return openai.OpenAI(api_key=api_key, base_url=server.base_url + prefix, max_retries=0)
+
+
+def test_chat_completion(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    reply = sdk.chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "hello openai"}],
+        temperature=0.2,
+        max_tokens=100,
+    )
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == "Hello from the fake gemini-2.5-flash. You said: hello openai"
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage.prompt_tokens == 2 and reply.usage.total_tokens > reply.usage.prompt_tokens
+
+
+def test_streaming_with_usage(gemgate):
+    server = gemgate([fake_key("drip10", 1)])
+    sdk = client(server, prefix="/openai/v1")
+    chunks = list(
+        sdk.chat.completions.create(
+            model="gemini-2.5-pro",
+            messages=[{"role": "user", "content": "stream it"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "Hello from the fake gemini-2.5-pro. You said: stream it"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0
+
+
+def test_tool_call_round_trip(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    messages = [{"role": "user", "content": "What is the weather in Paris?"}]
+    first = sdk.chat.completions.create(model="gemini-3-pro-preview", messages=messages, tools=[WEATHER_TOOL])
+    call = first.choices[0].message.tool_calls[0]
+    assert first.choices[0].finish_reason == "tool_calls"
+    assert call.function.name == "get_weather" and json.loads(call.function.arguments) == {"city": "Paris"}
+    messages.append(first.choices[0].message.model_dump(exclude_none=True))
+    messages.append({"role": "tool", "tool_call_id": call.id, "content": json.dumps({"temp_c": 21})})
+    # Gemini 3 refuses the second turn unless the thought signature came back.
+    second = sdk.chat.completions.create(model="gemini-3-pro-preview", messages=messages, tools=[WEATHER_TOOL])
+    assert second.choices[0].message.content == 'The tools said: get_weather returned {"temp_c":21}'
+
+
+def test_streamed_tool_call_round_trip(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    messages = [{"role": "user", "content": "Weather in Paris?"}]
+    stream = sdk.chat.completions.create(
+        model="gemini-3-pro-preview", messages=messages, tools=[WEATHER_TOOL], tool_choice="required", stream=True
+    )
+    calls = {}
+    finish = None
+    for chunk in stream:
+        for delta in chunk.choices[0].delta.tool_calls or []:
+            entry = calls.setdefault(delta.index, {"id": "", "name": "", "arguments": ""})
+            entry["id"] += delta.id or ""
+            entry["name"] += delta.function.name or ""
+            entry["arguments"] += delta.function.arguments or ""
+        finish = chunk.choices[0].finish_reason or finish
+    assert finish == "tool_calls" and calls[0]["name"] == "get_weather"
+    assert json.loads(calls[0]["arguments"]) == {"city": "Paris"}
+    messages.append({"role": "assistant", "tool_calls": [
+        {"id": calls[0]["id"], "type": "function", "function": {"name": "get_weather", "arguments": calls[0]["arguments"]}}]})
+    messages.append({"role": "tool", "tool_call_id": calls[0]["id"], "content": "sunny"})
+    second = sdk.chat.completions.create(model="gemini-3-pro-preview", messages=messages, tools=[WEATHER_TOOL])
+    assert "get_weather returned" in second.choices[0].message.content
+
+
+def test_json_schema_output(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    reply = client(server).chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[{"role": "user", "content": "A city, please"}],
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "place", "strict": True, "schema": {
+                "type": "object", "properties": {"city": {"type": "string"}, "population": {"type": "integer"}},
+                "required": ["city", "population"], "additionalProperties": False}},
+        },
+    )
+    assert json.loads(reply.choices[0].message.content) == {"city": "Paris", "population": 1}
+
+
+def test_image_input(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    reply = client(server).chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "What is in this image?"},
+            {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
+        ]}],
+    )
+    assert "[attachments: image/png]" in reply.choices[0].message.content
+
+
+def test_reasoning_content_when_thoughts_are_asked_for(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    reply = client(server).chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[{"role": "user", "content": "think"}],
+        reasoning_effort="low",
+        extra_body={"google": {"thinking_config": {"include_thoughts": True}}},
+    )
+    message = reply.choices[0].message
+    assert message.model_extra["reasoning_content"] == "Thinking about: think"
+    assert reply.usage.completion_tokens_details.reasoning_tokens == 3
+
+
+def test_embeddings_and_models(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    result = sdk.embeddings.create(model="gemini-embedding-001", input=["one", "two"], dimensions=32)
+    assert [len(d.embedding) for d in result.data] == [32, 32] and result.data[1].index == 1
+    encoded = sdk.embeddings.create(model="text-embedding-004", input="three")
+    assert len(encoded.data[0].embedding) == 768  # the SDK asks for base64 and decodes it
+    ids = [m.id for m in sdk.models.list()]
+    assert "gemini-2.5-flash" in ids and "gemini-embedding-001" in ids
+    assert sdk.models.retrieve("gemini-2.5-pro").owned_by == "google"
+    with pytest.raises(openai.NotFoundError):
+        sdk.models.retrieve("gpt-9")
+
+
+@pytest.mark.parametrize(
+    "keys,api_key,kwargs,exception",
+    [
+        ([fake_key("ok", 1)], "wrong-client-key-0000000", {}, openai.AuthenticationError),
+        ([fake_key("ok", 1)], CLIENT_KEY, {"temperature": 7}, openai.BadRequestError),
+        ([fake_key("ok", 1)], CLIENT_KEY, {"model": "gemini-9-ultra"}, openai.NotFoundError),
+        ([fake_key("rpm", 1)], CLIENT_KEY, {}, openai.RateLimitError),
+        ([fake_key("invalid", 1)], CLIENT_KEY, {}, openai.InternalServerError),
+        ([fake_key("blocked", 1)], CLIENT_KEY, {}, openai.BadRequestError),
+    ],
+    ids=["401", "400-bad-parameter", "404-unknown-model", "429-all-cooling", "503-all-dead", "400-blocked-prompt"],
+)
+def test_errors_raise_the_sdk_exception_classes(gemgate, keys, api_key, kwargs, exception):
+    server = gemgate(keys)
+    sdk = client(server, api_key)
+    request = {"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}], **kwargs}
+    with pytest.raises(exception) as raised:
+        sdk.chat.completions.create(**request)
+    assert raised.value.body["message"]
