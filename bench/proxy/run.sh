@@ -71,6 +71,12 @@ wrk.body = '{"contents":[{"role":"user","parts":[{"text":"hello there, benchmark
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-goog-api-key"] = "bench-client-key-0123456789"
 LUA
+cat > "$WORK/openai.lua" <<'LUA'
+wrk.method = "POST"
+wrk.body = '{"model":"gemini-2.5-flash","messages":[{"role":"user","content":"hello there, benchmark"}]}'
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer bench-client-key-0123456789"
+LUA
 PATH_=/v1beta/models/gemini-2.5-flash:generateContent
 
 start_gemgate() { # $1 = number of keys
@@ -91,9 +97,9 @@ PY
 stop_gemgate() { kill "$GG_PID"; wait "$GG_PID" 2>/dev/null || true; }
 rss_mb() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
-# run PORT CONNECTIONS THREADS -> "req_per_sec p50_ms"
+# run PORT CONNECTIONS THREADS [SCRIPT URL_PATH] -> "req_per_sec p50_ms"
 run() {
-  wrk -t"$3" -c"$2" -d"$DURATION" --latency -s "$WORK/post.lua" "http://127.0.0.1:$1$PATH_" > "$WORK/wrk.out"
+  wrk -t"$3" -c"$2" -d"$DURATION" --latency -s "$WORK/${4:-post}.lua" "http://127.0.0.1:$1${5:-$PATH_}" > "$WORK/wrk.out"
   local rps p50
   rps=$(awk '/Requests\/sec/ {print $2}' "$WORK/wrk.out")
   p50=$(awk '$1=="50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}' "$WORK/wrk.out")
@@ -108,16 +114,17 @@ curl -s -o /dev/null -H "x-goog-api-key: bench-client-key-0123456789" -d '{"cont
 
 # Interleaved rounds, median of each: the machine's noise hits all alike.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-D64s=() N64s=() G64s=() D1s=() N1s=() G1s=()
+D64s=() N64s=() G64s=() D1s=() N1s=() G1s=() O64s=()
 for _ in $(seq "$ROUNDS"); do
   read -r r _ <<<"$(run $UP 64 2)"; D64s+=("$r")
   read -r r _ <<<"$(run $NGX 64 2)"; N64s+=("$r")
   read -r r _ <<<"$(run $GG 64 2)"; G64s+=("$r")
+  read -r r _ <<<"$(run $GG 64 2 openai /v1/chat/completions)"; O64s+=("$r")
   read -r _ l <<<"$(run $UP 1 1)"; D1s+=("$l")
   read -r _ l <<<"$(run $NGX 1 1)"; N1s+=("$l")
   read -r _ l <<<"$(run $GG 1 1)"; G1s+=("$l")
 done
-D64=$(median "${D64s[@]}") N64=$(median "${N64s[@]}") G64=$(median "${G64s[@]}")
+D64=$(median "${D64s[@]}") N64=$(median "${N64s[@]}") G64=$(median "${G64s[@]}") O64=$(median "${O64s[@]}")
 D1=$(median "${D1s[@]}") N1=$(median "${N1s[@]}") G1=$(median "${G1s[@]}")
 RSS_LOADED=$(rss_mb "$GG_PID")
 stop_gemgate
@@ -136,12 +143,13 @@ for _ in $(seq "$ROUNDS"); do
 done
 G64_10=$(median "${G10s[@]}") G64_10K=$(median "${G10Ks[@]}")
 
-python3 - "$D64" "$N64" "$G64" "$D1" "$N1" "$G1" "$G64_10" "$G64_10K" "$RSS_IDLE" "$RSS_LOADED" "$RSS_10K" "$RSS_10K_LOADED" "$ROUNDS" <<'PY'
+python3 - "$D64" "$N64" "$G64" "$D1" "$N1" "$G1" "$G64_10" "$G64_10K" "$RSS_IDLE" "$RSS_LOADED" "$RSS_10K" "$RSS_10K_LOADED" "$ROUNDS" "$O64" <<'PY'
 import sys
-d64, n64, g64, d1, n1, g1, g64_10, g64k, rss_idle, rss_loaded, rss10k, rss10k_loaded, rounds = map(float, sys.argv[1:])
+d64, n64, g64, d1, n1, g1, g64_10, g64k, rss_idle, rss_loaded, rss10k, rss10k_loaded, rounds, o64 = map(float, sys.argv[1:])
 print(f"\ngemgate proxy benchmark (one run, same machine, same upstream; median of {rounds:.0f} interleaved rounds)")
 print(f"  throughput c=64  direct {d64:>9.0f} req/s   nginx {n64:>9.0f} req/s   gemgate {g64:>9.0f} req/s")
 print(f"  gemgate / nginx throughput at c=64:        {g64 / n64:6.2f}   (goal >= 0.70)")
+print(f"  OpenAI route / native route at c=64:       {o64 / g64:6.2f}   ({o64:.0f} req/s; goal >= 0.80)")
 print(f"  median latency c=1  direct {d1:.3f} ms   nginx {n1:.3f} ms   gemgate {g1:.3f} ms")
 print(f"  median latency added over direct, c=1:     nginx {n1 - d1:+.3f} ms   gemgate {g1 - d1:+.3f} ms   (goal < 0.2 ms)")
 print(f"  gemgate 10,000 keys / 10 keys throughput:  {g64k / g64_10:6.2f}   ({g64k:.0f} vs {g64_10:.0f} req/s; goal: flat, ~1.0)")
