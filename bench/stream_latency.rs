@@ -48,12 +48,14 @@ async fn main() {
     config.scan.interval_secs = 0;
     let gate = app::start(LoadedConfig { config, file: None, base_dir: dir.clone() }).await.expect("gemgate");
     let client = reqwest::Client::new();
-    let native_body = r#"{"contents":[{"parts":[{"text":"a longer prompt so that the reply has a few words in each chunk"}]}]}"#;
+    let native_body =
+        r#"{"contents":[{"parts":[{"text":"a longer prompt so that the reply has a few words in each chunk"}]}]}"#;
     let openai_body = r#"{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"a longer prompt so that the reply has a few words in each chunk"}]}"#;
     let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
     let (mut native_gap, mut openai_gap) = (Vec::new(), Vec::new());
     for _ in 0..ROUNDS {
-        let direct = arrivals(&client, &format!("{}{path}", fake.base_url()), &[("x-goog-api-key", &key)], native_body).await;
+        let direct =
+            arrivals(&client, &format!("{}{path}", fake.base_url()), &[("x-goog-api-key", &key)], native_body).await;
         let native = arrivals(&client, &format!("http://{}{path}", gate.addr), &[], native_body).await;
         let openai = arrivals(&client, &format!("http://{}/v1/chat/completions", gate.addr), &[], openai_body).await;
         // Later chunks are timed from the first one, so connection set-up is not counted.

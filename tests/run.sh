@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite: Rust unit and end-to-end tests, then the official
-# google-genai SDK against a real gemgate binary in front of the fake Google.
+# google-genai and openai SDKs (Python) and the openai npm package against a
+# real gemgate binary in front of the fake Google.
 # Python packages: pip install -r tests/sdk/requirements.txt
 set -euo pipefail
 cd "$(dirname "$0")/.."

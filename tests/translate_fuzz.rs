@@ -15,13 +15,24 @@ fn any_json() -> impl Strategy<Value = Value> {
         any::<i64>().prop_map(|n| json!(n)),
         any::<f64>().prop_filter("finite", |f| f.is_finite()).prop_map(|f| json!(f)),
         "[a-z_]{0,12}".prop_map(Value::String),
-        prop::sample::select(vec!["user", "assistant", "tool", "system", "text", "image_url", "function", "data:image/png;base64,AA", "{\"a\":1}"])
-            .prop_map(|s| Value::String(s.to_string())),
+        prop::sample::select(vec![
+            "user",
+            "assistant",
+            "tool",
+            "system",
+            "text",
+            "image_url",
+            "function",
+            "data:image/png;base64,AA",
+            "{\"a\":1}"
+        ])
+        .prop_map(|s| Value::String(s.to_string())),
     ];
     leaf.prop_recursive(4, 64, 6, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
-            prop::collection::vec((key(), inner), 0..6).prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
+            prop::collection::vec((key(), inner), 0..6)
+                .prop_map(|pairs| Value::Object(pairs.into_iter().collect::<Map<_, _>>())),
         ]
     })
 }
@@ -29,12 +40,56 @@ fn any_json() -> impl Strategy<Value = Value> {
 /// Keys that the translators look at, so random objects reach deep code.
 fn key() -> impl Strategy<Value = String> {
     prop::sample::select(vec![
-        "model", "messages", "role", "content", "type", "text", "image_url", "url", "tool_calls", "function", "name",
-        "arguments", "id", "tool_call_id", "tools", "parameters", "properties", "items", "$ref", "$defs", "required",
-        "tool_choice", "response_format", "json_schema", "schema", "stop", "temperature", "max_tokens", "n",
-        "reasoning_effort", "google", "thinking_config", "stream", "stream_options", "input", "dimensions",
-        "candidates", "parts", "functionCall", "args", "thoughtSignature", "finishReason", "usageMetadata",
-        "promptFeedback", "blockReason", "input_audio", "file", "file_data", "anyOf", "const",
+        "model",
+        "messages",
+        "role",
+        "content",
+        "type",
+        "text",
+        "image_url",
+        "url",
+        "tool_calls",
+        "function",
+        "name",
+        "arguments",
+        "id",
+        "tool_call_id",
+        "tools",
+        "parameters",
+        "properties",
+        "items",
+        "$ref",
+        "$defs",
+        "required",
+        "tool_choice",
+        "response_format",
+        "json_schema",
+        "schema",
+        "stop",
+        "temperature",
+        "max_tokens",
+        "n",
+        "reasoning_effort",
+        "google",
+        "thinking_config",
+        "stream",
+        "stream_options",
+        "input",
+        "dimensions",
+        "candidates",
+        "parts",
+        "functionCall",
+        "args",
+        "thoughtSignature",
+        "finishReason",
+        "usageMetadata",
+        "promptFeedback",
+        "blockReason",
+        "input_audio",
+        "file",
+        "file_data",
+        "anyOf",
+        "const",
     ])
     .prop_map(String::from)
 }

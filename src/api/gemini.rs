@@ -166,6 +166,7 @@ pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Resp
             path_and_query,
             body,
             content_type: request.headers().get("content-type").cloned(),
+            bearer: false,
         },
         model: Arc::from(model),
         mode,

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod gemini;
 pub mod google_errors;
+pub mod google_openai;
 pub mod openai;
 pub mod openai_errors;
 
@@ -65,6 +66,7 @@ async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc
 /// The full route table.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
+        .at("/v1beta/openai/*path", google_openai::passthrough)
         .at("/v1beta/*path", gemini::native)
         .at("/v1/*path", v1)
         .at("/openai/v1/*path", openai_only)

@@ -2,6 +2,10 @@
 //! `/v1/embeddings` (also under `/openai/v1`), served through the same pool
 //! by translating to and from Gemini.
 
+// Helpers here fail with the finished error response itself; it is built once,
+// on the error path, so its size does not matter.
+#![allow(clippy::result_large_err)]
+
 use super::AppState;
 use super::openai_errors::{dispatch_error, openai_error, translate_error};
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
@@ -123,6 +127,7 @@ fn proxy_request(
             path_and_query: format!("/v1beta/models/{model}:{action}{query}"),
             body: Bytes::from(body.to_string()),
             content_type: Some(poem::http::HeaderValue::from_static("application/json")),
+            bearer: false,
         },
         model: Arc::from(model),
         mode,
@@ -259,6 +264,7 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
                 path_and_query: format!("/v1beta/models?{query}"),
                 body: Bytes::new(),
                 content_type: None,
+                bearer: false,
             },
             model: Arc::from(""),
             mode: StreamMode::Whole,

@@ -40,6 +40,9 @@ fn error_response(error: &Value, mode: Mode) -> Response {
 pub async fn serve(request: &Request, body: Bytes, state: Data<&Arc<FakeState>>) -> Response {
     let path = request.uri().path();
     let query = request.uri().query().unwrap_or_default();
+    if let Some(tail) = path.strip_prefix("/v1beta/openai/") {
+        return openai_compat(request, tail, &body, &state).await;
+    }
     let Some(tail) = path.strip_prefix("/v1beta/").or_else(|| path.strip_prefix("/v1/")) else {
         return error_response(&bodies::error(404, "NOT_FOUND", "Not found", Vec::new()), Mode::Whole);
     };
@@ -399,4 +402,66 @@ fn embed(model: &str, action: &str, payload: &Value) -> Response {
         Ok(value) => respond(200, &value, Mode::Whole),
         Err(error) => error_response(&error, Mode::Whole),
     }
+}
+
+/// Google's OpenAI-compatible endpoint (`/v1beta/openai/…`): chat
+/// completions and models, translated with gemgate's own translator around
+/// the fake's Gemini answers. Errors come as Google sends them here: a list
+/// wrapping Google's error body.
+pub async fn openai_compat(request: &Request, tail: &str, body: &[u8], state: &FakeState) -> Response {
+    use crate::translate::{
+        embeddings::models_list, request::chat_request, response::chat_completion, stream::ChatStream,
+    };
+    use futures_util::StreamExt;
+    let listed = |error: Value| error_response(&error, Mode::Array);
+    let key =
+        request.headers().get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
+    let Some(key) = key else { return listed(bodies::unregistered_caller()) };
+    let Some(behaviour) = state.behaviour_of(key) else { return listed(bodies::key_invalid()) };
+    match behaviour {
+        Behaviour::Invalid => return listed(bodies::key_invalid()),
+        Behaviour::Denied => return listed(bodies::key_suspended(key)),
+        _ => {}
+    }
+    if tail == "models" {
+        state.record(key, "");
+        let models: Vec<Value> = MODELS.iter().map(bodies::model_json).collect();
+        return respond(200, &models_list(&models), Mode::Whole);
+    }
+    if tail != "chat/completions" {
+        return listed(bodies::error(404, "NOT_FOUND", &format!("Method not found: {tail}"), Vec::new()));
+    }
+    let chat =
+        match serde_json::from_slice::<Value>(body).map_err(|_| ()).and_then(|v| chat_request(&v).map_err(|_| ())) {
+            Ok(chat) => chat,
+            Err(()) => return listed(bodies::invalid_argument("Invalid chat completion request.")),
+        };
+    state.record(key, &chat.model);
+    if let Some(refusal) = key_refusal(behaviour, &chat.model, "generateContent") {
+        return listed(refusal);
+    }
+    let (action, mode) =
+        if chat.stream { ("streamGenerateContent", Mode::Sse) } else { ("generateContent", Mode::Whole) };
+    let gemini = generate(&chat.model, action, &chat.body, behaviour, mode).await;
+    if !gemini.status().is_success() {
+        let bytes = gemini.into_body().into_bytes().await.unwrap_or_default();
+        let error: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return listed(error);
+    }
+    if !chat.stream {
+        let bytes = gemini.into_body().into_bytes().await.unwrap_or_default();
+        let reply: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        return match chat_completion(&reply, &chat.model) {
+            Ok(completion) => respond(200, &completion, Mode::Whole),
+            Err(err) => listed(bodies::invalid_argument(&err.message)),
+        };
+    }
+    let mut translator = ChatStream::new(&chat.model, chat.include_usage);
+    let upstream = gemini.into_body().into_bytes_stream();
+    let frames = upstream.map(Some).chain(futures_util::stream::once(async { None })).map(move |item| match item {
+        Some(Ok(bytes)) => Ok(Bytes::from(translator.push(&bytes).concat())),
+        Some(Err(err)) => Err(err),
+        None => Ok(Bytes::from(translator.finish().concat())),
+    });
+    Response::builder().status(StatusCode::OK).content_type("text/event-stream").body(Body::from_bytes_stream(frames))
 }

@@ -26,6 +26,9 @@ pub struct UpstreamRequest {
     pub body: Bytes,
     /// The client's content type, if any.
     pub content_type: Option<HeaderValue>,
+    /// Send the key as `Authorization: Bearer` (Google's OpenAI-compatible
+    /// endpoint) instead of `x-goog-api-key`.
+    pub bearer: bool,
 }
 
 /// A shared, pooled client for Google's API.
@@ -66,7 +69,12 @@ impl UpstreamClient {
     /// response head. The body is left to stream.
     pub async fn send(&self, request: &UpstreamRequest, key: &ApiKey) -> Result<reqwest::Response, FailureKind> {
         let url = format!("{}{}", self.base, request.path_and_query);
-        let mut builder = self.http.request(request.method.clone(), url).header("x-goog-api-key", key.expose());
+        let mut builder = self.http.request(request.method.clone(), url);
+        builder = if request.bearer {
+            builder.bearer_auth(key.expose())
+        } else {
+            builder.header("x-goog-api-key", key.expose())
+        };
         if let Some(content_type) = &request.content_type {
             builder = builder.header(CONTENT_TYPE, content_type.clone());
         }
@@ -88,6 +96,7 @@ impl UpstreamClient {
             path_and_query: "/v1beta/models?pageSize=1".into(),
             body: Bytes::new(),
             content_type: None,
+            bearer: false,
         };
         let Ok(response) = self.send(&request, key).await else { return ScanVerdict::Unknown };
         let status = response.status().as_u16();
