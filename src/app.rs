@@ -105,6 +105,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         auth: ClientAuth::new(&client_keys, config.auth.open),
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
+        store: store.clone(),
     });
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
@@ -113,6 +114,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let addr = listener.local_addr()?;
     let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (shutdown, signal) = oneshot::channel::<()>();
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let server = tokio::spawn(async move {
         Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
@@ -120,7 +122,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
                 async {
                     let _ = signal.await;
                 },
-                Some(Duration::from_secs(30)),
+                Some(grace),
             )
             .await
     });

@@ -28,6 +28,14 @@ struct Cli {
 enum Command {
     /// Serve the API (the default).
     Serve,
+    /// Validate the config and the key files, then exit (non-zero when broken).
+    Check,
+    /// Ask a running gemgate whether it is up (for container health checks).
+    Health {
+        /// The health URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
+        url: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -42,24 +50,85 @@ fn main() -> anyhow::Result<()> {
         let default = PathBuf::from("config.toml");
         default.is_file().then_some(default)
     });
+    match &cli.command {
+        Some(Command::Check) => std::process::exit(check(config_path.as_deref())),
+        Some(Command::Health { url }) => std::process::exit(health(url)),
+        _ => {}
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let loaded = gemgate::config::load(config_path.as_deref())?;
         if cli.demo {
             return gemgate::demo::run(loaded).await;
         }
-        match cli.command.unwrap_or(Command::Serve) {
-            Command::Serve => serve(loaded).await,
-        }
+        serve(loaded).await
     })
 }
 
 async fn serve(loaded: gemgate::config::LoadedConfig) -> anyhow::Result<()> {
+    let grace = loaded.config.server.shutdown_grace_secs;
     let app = gemgate::app::start(loaded).await?;
     wait_for_signal().await;
-    tracing::info!("shutting down: finishing requests in flight");
+    tracing::info!("shutting down: finishing requests in flight (up to {grace} s; a second signal exits at once)");
+    tokio::spawn(async {
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting now");
+        std::process::exit(1);
+    });
     app.shutdown().await;
+    tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `gemgate health`: 0 when the URL answers 2xx within 3 seconds.
+fn health(url: &str) -> i32 {
+    gemgate::upstream::install_crypto_provider();
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return 1 };
+    runtime.block_on(async {
+        let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(3)).build();
+        match client {
+            Ok(client) => match client.get(url).send().await {
+                Ok(response) if response.status().is_success() => 0,
+                Ok(response) => {
+                    eprintln!("unhealthy: {}", response.status());
+                    1
+                }
+                Err(err) => {
+                    eprintln!("unreachable: {err}");
+                    1
+                }
+            },
+            Err(_) => 1,
+        }
+    })
+}
+
+/// `gemgate check`: 0 when the config and every key file line are fine,
+/// 1 when key files have bad lines, 2 when the config is broken.
+fn check(config_path: Option<&std::path::Path>) -> i32 {
+    let loaded = match gemgate::config::load(config_path) {
+        Ok(loaded) => loaded,
+        Err(err) => {
+            eprintln!("config: {err}");
+            return 2;
+        }
+    };
+    let source = loaded.file.as_ref().map_or("defaults and environment".to_string(), |f| f.display().to_string());
+    println!("config: ok ({source})");
+    let dir = loaded.keys_dir();
+    match gemgate::keys::load_key_dir(&dir, loaded.config.keys.allow_nonstandard) {
+        Ok(keys) => {
+            for warning in &keys.warnings {
+                eprintln!("keys: {}: {warning}", dir.display());
+            }
+            println!("keys: {} usable in {} ({} duplicate lines)", keys.records.len(), dir.display(), keys.duplicates);
+            if keys.warnings.is_empty() { 0 } else { 1 }
+        }
+        Err(err) => {
+            eprintln!("keys: cannot read {}: {err}", dir.display());
+            1
+        }
+    }
 }
 
 /// SIGINT or SIGTERM.

@@ -24,6 +24,41 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Google's model list for `/v1/models`.
     pub models: openai::ModelsCache,
+    /// The store, for readiness.
+    pub store: crate::store::Store,
+}
+
+/// `GET /healthz`: the process is up. No client auth.
+#[handler]
+fn healthz() -> poem::Response {
+    poem::Response::builder().content_type("application/json").body(r#"{"status":"ok"}"#)
+}
+
+/// `GET /readyz`: the store answers and at least one key is usable. No client auth.
+#[handler]
+async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
+    let slots = state.dispatcher.pool.slots().await;
+    let usable = slots.iter().filter(|slot| slot.disabled().is_none()).count();
+    let store_ok = state.store.ping().await;
+    let reason = if !store_ok {
+        Some("the store does not answer")
+    } else if slots.is_empty() {
+        Some("the key pool is empty")
+    } else if usable == 0 {
+        Some("every key is disabled")
+    } else {
+        None
+    };
+    let counts = serde_json::json!({"keys": slots.len(), "usable_keys": usable});
+    let (status, mut body) = match reason {
+        None => (poem::http::StatusCode::OK, serde_json::json!({"status": "ready"})),
+        Some(reason) => {
+            (poem::http::StatusCode::SERVICE_UNAVAILABLE, serde_json::json!({"status": "unready", "reason": reason}))
+        }
+    };
+    body["keys"] = counts["keys"].clone();
+    body["usable_keys"] = counts["usable_keys"].clone();
+    poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 
 /// Anything that matches no route: a 404 in Google's format.
@@ -70,6 +105,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/v1beta/*path", gemini::native)
         .at("/v1/*path", v1)
         .at("/openai/v1/*path", openai_only)
+        .at("/healthz", healthz)
+        .at("/readyz", readyz)
         .at("/*path", not_found)
         .data(state)
 }

@@ -42,11 +42,13 @@ pub struct ServerConfig {
     pub listen: String,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
+    /// Seconds in-flight requests and streams may take to finish after SIGTERM.
+    pub shutdown_grace_secs: u64,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), max_body_bytes: 20 * 1024 * 1024 }
+        Self { listen: "127.0.0.1:8080".into(), max_body_bytes: 20 * 1024 * 1024, shutdown_grace_secs: 30 }
     }
 }
 

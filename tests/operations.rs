@@ -1,0 +1,117 @@
+//! Running it: health and readiness, graceful shutdown of the real binary,
+//! and `gemgate check`.
+
+mod support;
+
+use serde_json::Value;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use support::*;
+
+#[tokio::test]
+async fn healthz_and_readyz_without_client_auth() {
+    let h = Harness::start(&keys("invalid", 1)).await;
+    let health = h.http.get(h.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    let ready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200, "one usable key");
+    assert_eq!(h.generate("gemini-2.5-flash").await.status(), 503);
+    let unready = h.http.get(h.url("/readyz")).send().await.unwrap();
+    assert_eq!(unready.status(), 503);
+    let body: Value = unready.json().await.unwrap();
+    assert_eq!(body["reason"], "every key is disabled");
+    h.app().store.close().await;
+    let body: Value = h.http.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(body["reason"], "the store does not answer");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_is_unready_with_an_empty_pool() {
+    let h = Harness::start(&[]).await;
+    let body: Value = h.http.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!((body["status"].as_str(), body["reason"].as_str()), (Some("unready"), Some("the key pool is empty")));
+    h.stop().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18999)
+}
+
+#[tokio::test]
+async fn sigterm_lets_a_long_stream_finish_and_flushes_the_log() {
+    gemgate::upstream::install_crypto_provider();
+    let fake = gemgate::fake_upstream::FakeUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/k.txt"), fake_key("drip400", 1)).unwrap();
+    let port = free_port();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gemgate"))
+        .current_dir(dir.path())
+        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GEMGATE_UPSTREAM__BASE_URL", fake.base_url())
+        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
+        .env("GEMGATE_STORE__FLUSH_INTERVAL_MS", "60000")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gemgate did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut response = http
+        .post(format!("{base}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", CLIENT_KEY)
+        .body(PROMPT)
+        .send()
+        .await
+        .unwrap();
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(first.starts_with(b"data: "));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let mut rest = Vec::new();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert_eq!(text.matches("data: ").count(), 2, "the stream finished after SIGTERM: {text}");
+    assert!(text.contains("finishReason"));
+    let status = tokio::task::spawn_blocking(move || child.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "exit status {status}");
+    // The flush interval is a minute: only the shutdown flush can have written the row.
+    let url = format!("sqlite://{}?mode=rw", dir.path().join("data/gemgate.db").display());
+    let store = gemgate::store::Store::open(&url).await.unwrap();
+    let rows = store.recent_requests(10).await.unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].status, 200);
+    fake.stop().await;
+}
+
+#[test]
+fn check_names_the_broken_setting_and_the_bad_key_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_gemgate")).current_dir(dir.path()).args(args).output().unwrap()
+    };
+    std::fs::write(dir.path().join("good.toml"), "[server]\nlisten = \"127.0.0.1:9\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/main.txt"), format!("{}\n", fake_key("ok", 1))).unwrap();
+    let ok = run(&["check", "--config", "good.toml"]);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("keys: 1 usable"));
+
+    std::fs::write(dir.path().join("bad.toml"), "[server]\nlisten = \"127.0.0.1:9\"\n[retry]\nmax_atempts = 3\n")
+        .unwrap();
+    let bad = run(&["check", "--config", "bad.toml"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("max_atempts"), "{}", String::from_utf8_lossy(&bad.stderr));
+
+    std::fs::write(dir.path().join("keys/main.txt"), "AIzaBroken\n").unwrap();
+    let lines = run(&["check", "--config", "good.toml"]);
+    assert_eq!(lines.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&lines.stderr).contains("main.txt:1"));
+}
