@@ -5,11 +5,12 @@ use crate::api::{self, AppState, auth::ClientAuth};
 use crate::config::LoadedConfig;
 use crate::dispatch::Dispatcher;
 use crate::keys::load_key_dir;
-use crate::policy::{DefaultPolicy, shared};
+use crate::policy::{SharedPolicy, configured_policy};
 use crate::pool::{PoolHandle, Scanner, SupervisorArgs};
 use crate::secrets::load_or_generate;
 use crate::store::{Store, StoreHandle};
 use crate::upstream::UpstreamClient;
+use crate::watch::{self, ReloadStatus, Reloader, Watch};
 use anyhow::Context;
 use poem::Server;
 use poem::listener::TcpAcceptor;
@@ -32,6 +33,9 @@ pub struct RunningApp {
     pub store_writer: StoreHandle,
     /// The client key to use when gemgate generated one.
     pub generated_client_key: Option<String>,
+    /// Reloads applied or rejected.
+    pub reloads: Arc<ReloadStatus>,
+    _watch: Option<Watch>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -58,7 +62,10 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     }
 
     let upstream = UpstreamClient::new(&config.upstream).context("building the upstream client")?;
-    let policy = shared(DefaultPolicy::new(&config.cooldown, &config.retry));
+    let policy_faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let policy: SharedPolicy = Arc::new(arc_swap::ArcSwap::from_pointee(
+        configured_policy(&loaded, policy_faults.clone()).context("loading the policy script")?,
+    ));
     let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
     let key_count = key_set.records.len();
     let groups = group_counts(&key_set.records);
@@ -95,18 +102,42 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let dispatcher = Arc::new(Dispatcher {
         pool: pool.clone(),
         upstream,
-        policy,
-        retry: config.retry.clone(),
+        policy: policy.clone(),
+        retry: arc_swap::ArcSwap::from_pointee(config.retry.clone()),
         stream_idle_timeout: config.upstream.stream_idle_timeout(),
         store: store_writer.clone(),
     });
-    let state = Arc::new(AppState {
+    let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
-        auth: ClientAuth::new(&client_keys, config.auth.open),
+        auth: arc_swap::ArcSwap::from_pointee(ClientAuth::new(&client_keys, config.auth.open)),
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
     });
+
+    let reloads = Arc::new(ReloadStatus::default());
+    let watch = if config.reload.watch {
+        let reloader = Arc::new(Reloader {
+            loaded: std::sync::Mutex::new(loaded.clone()),
+            pool: pool.clone(),
+            policy: policy.clone(),
+            policy_faults: policy_faults.clone(),
+            state: state.clone(),
+            store: store.clone(),
+            store_writer: store_writer.clone(),
+            generated_client_key: generated_client_key.clone(),
+            status: reloads.clone(),
+        });
+        match watch::start(reloader) {
+            Ok(watch) => Some(watch),
+            Err(err) => {
+                tracing::warn!("live reload is off: cannot watch the files ({err})");
+                None
+            }
+        }
+    } else {
+        None
+    };
 
     let listener = tokio::net::TcpListener::bind(&config.server.listen)
         .await
@@ -139,7 +170,17 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     tracing::info!("native Gemini API: http://{addr}/v1beta (and /v1), upstream {}", config.upstream.base_url);
     tracing::info!("OpenAI API: http://{addr}/v1/chat/completions, /v1/models, /v1/embeddings (and under /openai/v1)");
 
-    Ok(RunningApp { addr, pool, store, store_writer, generated_client_key, shutdown: Some(shutdown), server })
+    Ok(RunningApp {
+        addr,
+        pool,
+        store,
+        store_writer,
+        generated_client_key,
+        reloads,
+        _watch: watch,
+        shutdown: Some(shutdown),
+        server,
+    })
 }
 
 impl RunningApp {

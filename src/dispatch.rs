@@ -100,8 +100,8 @@ pub struct Dispatcher {
     pub upstream: UpstreamClient,
     /// The active failover policy.
     pub policy: SharedPolicy,
-    /// Attempts budget.
-    pub retry: RetryConfig,
+    /// Attempts budget (swapped when config.toml changes).
+    pub retry: arc_swap::ArcSwap<RetryConfig>,
     /// Longest silence inside a streamed body.
     pub stream_idle_timeout: Duration,
     /// Request log and key state sink.
@@ -177,8 +177,9 @@ impl Dispatcher {
                 next = ?decision.next,
                 "upstream attempt failed"
             );
-            let out_of_budget = ctx.attempts >= self.retry.max_attempts
-                || ctx.started.elapsed() >= Duration::from_secs(self.retry.max_elapsed_secs);
+            let retry = self.retry.load();
+            let out_of_budget = ctx.attempts >= retry.max_attempts
+                || ctx.started.elapsed() >= Duration::from_secs(retry.max_elapsed_secs);
             match decision.next {
                 NextStep::Fail => {
                     let key_fp = lease.slot().record.fingerprint;

@@ -13,6 +13,8 @@
 //! - [`app`]: wiring and orderly shutdown.
 //! - [`fake_upstream`]: a faithful fake of Google's API for tests and `--demo`.
 //! - [`demo`]: the `--demo` mode.
+//! - [`translate`]: OpenAI ⇄ Gemini, pure functions.
+//! - [`watch`]: live reload of config, key files and the policy script.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,3 +32,4 @@ pub mod secrets;
 pub mod store;
 pub mod translate;
 pub mod upstream;
+pub mod watch;

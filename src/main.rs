@@ -30,11 +30,31 @@ enum Command {
     Serve,
     /// Validate the config and the key files, then exit (non-zero when broken).
     Check,
+    /// Work with policy scripts.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyCommand,
+    },
     /// Ask a running gemgate whether it is up (for container health checks).
     Health {
         /// The health URL.
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum PolicyCommand {
+    /// Show the decision a script makes for one outcome, e.g.
+    /// `gemgate policy test policies/default.rhai --case '{"status": 429}'`.
+    Test {
+        /// The rhai script.
+        file: PathBuf,
+        /// The outcome as JSON: status, google_status, reason, quota_id,
+        /// retry_delay_secs, kind, model, attempt, bytes_sent, streaming,
+        /// key_group, consecutive_failures, recent_failures.
+        #[arg(long)]
+        case: String,
     },
 }
 
@@ -53,6 +73,9 @@ fn main() -> anyhow::Result<()> {
     match &cli.command {
         Some(Command::Check) => std::process::exit(check(config_path.as_deref())),
         Some(Command::Health { url }) => std::process::exit(health(url)),
+        Some(Command::Policy { action: PolicyCommand::Test { file, case } }) => {
+            std::process::exit(policy_test(config_path.as_deref(), file, case))
+        }
         _ => {}
     }
     let runtime = tokio::runtime::Runtime::new()?;
@@ -78,6 +101,38 @@ async fn serve(loaded: gemgate::config::LoadedConfig) -> anyhow::Result<()> {
     app.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `gemgate policy test`: prints the script's decision and the built-in one.
+fn policy_test(config_path: Option<&std::path::Path>, file: &std::path::Path, case: &str) -> i32 {
+    use gemgate::policy::{DefaultPolicy, Policy, case, script::ScriptPolicy};
+    let config = gemgate::config::load(config_path).map(|l| l.config).unwrap_or_default();
+    let fallback = DefaultPolicy::new(&config.cooldown, &config.retry);
+    let faults = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let script = match ScriptPolicy::load(file, fallback.clone(), faults.clone()) {
+        Ok(script) => script,
+        Err(err) => {
+            eprintln!("{err}");
+            return 2;
+        }
+    };
+    let outcome = match serde_json::from_str(case).map_err(|e| e.to_string()).and_then(|c| case::outcome_from_case(&c))
+    {
+        Ok(outcome) => outcome,
+        Err(err) => {
+            eprintln!("case: {err}");
+            return 2;
+        }
+    };
+    let decision = script.decide(&outcome);
+    let report = serde_json::json!({
+        "kind": outcome.kind.as_str(),
+        "decision": case::decision_json(&decision),
+        "built_in": case::decision_json(&fallback.decide(&outcome)),
+        "script_faults": faults.load(std::sync::atomic::Ordering::Relaxed),
+    });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+    if faults.load(std::sync::atomic::Ordering::Relaxed) > 0 { 1 } else { 0 }
 }
 
 /// `gemgate health`: 0 when the URL answers 2xx within 3 seconds.

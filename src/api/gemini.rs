@@ -134,7 +134,7 @@ pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Resp
         }
         Err(err) => return error_response(err.code, &err.message, Vec::new(), StreamMode::Whole),
     };
-    let client = match state.auth.check(request) {
+    let client = match state.auth.load().check(request) {
         Ok(client) => client,
         Err(err) => return error_response(401, err.message(), Vec::new(), mode),
     };

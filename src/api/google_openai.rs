@@ -19,7 +19,7 @@ use std::sync::Arc;
 /// Serves every `/v1beta/openai/…` path.
 #[handler]
 pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
-    let client = match state.auth.check(request) {
+    let client = match state.auth.load().check(request) {
         Ok(client) => client.0,
         Err(err) => return openai_error(401, err.message(), None, Some("invalid_api_key")),
     };

@@ -18,14 +18,28 @@ use std::sync::Arc;
 pub struct AppState {
     /// Serves requests through the pool.
     pub dispatcher: Arc<Dispatcher>,
-    /// Client keys.
-    pub auth: ClientAuth,
+    /// Client keys (swapped whole when config.toml changes).
+    pub auth: arc_swap::ArcSwap<ClientAuth>,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// Google's model list for `/v1/models`.
     pub models: openai::ModelsCache,
     /// The store, for readiness.
     pub store: crate::store::Store,
+}
+
+impl AppState {
+    /// Applies a reloaded config's retry budget and client keys.
+    pub fn retry_and_auth(&self, config: &crate::config::Config, generated_client_key: Option<&str>) {
+        self.dispatcher.retry.store(Arc::new(config.retry.clone()));
+        let mut keys = config.auth.client_keys.clone();
+        if keys.is_empty()
+            && let Some(generated) = generated_client_key
+        {
+            keys.push(generated.to_string());
+        }
+        self.auth.store(Arc::new(ClientAuth::new(&keys, config.auth.open)));
+    }
 }
 
 /// `GET /healthz`: the process is up. No client auth.

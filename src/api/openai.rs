@@ -60,7 +60,7 @@ const MODELS_TTL: Duration = Duration::from_secs(600);
 
 /// Serves one OpenAI call.
 pub async fn serve(call: OpenAiCall, request: &Request, body: Body, state: &Arc<AppState>) -> Response {
-    let client = match state.auth.check(request) {
+    let client = match state.auth.load().check(request) {
         Ok(client) => client.0,
         Err(err) => return openai_error(401, err.message(), None, Some("invalid_api_key")),
     };

@@ -48,6 +48,12 @@ impl LoadedConfig {
         self.resolve(&self.config.keys.dir)
     }
 
+    /// The policy script, if one is configured.
+    pub fn policy_file(&self) -> Option<PathBuf> {
+        let file = &self.config.policy.file;
+        (!file.as_os_str().is_empty()).then(|| self.resolve(file))
+    }
+
     /// The data folder (SQLite file, generated secrets).
     pub fn data_dir(&self) -> PathBuf {
         self.resolve(&self.config.store.data_dir)

@@ -30,6 +30,10 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Key files.
     pub keys: KeysConfig,
+    /// The failover policy.
+    pub policy: PolicyConfig,
+    /// Live reload.
+    pub reload: ReloadConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
 }
@@ -226,6 +230,28 @@ pub struct KeysConfig {
 impl Default for KeysConfig {
     fn default() -> Self {
         Self { dir: PathBuf::from("keys"), allow_nonstandard: false }
+    }
+}
+
+/// `[policy]`
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The rhai script deciding failover; empty means the built-in policy.
+    pub file: PathBuf,
+}
+
+/// `[reload]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Watch config.toml, the keys folder and the policy script.
+    pub watch: bool,
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        Self { watch: true }
     }
 }
 

@@ -78,7 +78,7 @@ pub fn fake_key(token: &str, n: u32) -> String {
     let head = format!("AIza{token}-");
     let pad = 39usize.saturating_sub(head.len());
     let number = format!("{n:0>pad$}");
-    let mut key = head + &number;
+    let mut key = format!("{head}{number}");
     key.truncate(39);
     key
 }

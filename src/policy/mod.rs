@@ -1,10 +1,12 @@
 //! The policy seam: every failed attempt is described as an [`Outcome`] and a
 //! [`Policy`] turns it into a [`Decision`] (what to do next, what happens to
-//! the key). The built-in [`DefaultPolicy`] lives here; rhai scripts plug in
-//! behind the same trait.
+//! the key). The built-in [`DefaultPolicy`] lives here; rhai scripts
+//! ([`script::ScriptPolicy`]) plug in behind the same trait.
 
+pub mod case;
 mod default;
 mod pacific;
+pub mod script;
 
 pub use default::DefaultPolicy;
 pub use pacific::next_pacific_midnight;
@@ -162,4 +164,17 @@ pub type SharedPolicy = Arc<arc_swap::ArcSwap<Box<dyn Policy>>>;
 /// Wraps a policy for sharing.
 pub fn shared(policy: impl Policy) -> SharedPolicy {
     Arc::new(arc_swap::ArcSwap::from_pointee(Box::new(policy)))
+}
+
+/// The policy `loaded` configures: its script (compiled, with the built-in
+/// policy as fallback), or the built-in policy when no script is named.
+pub fn configured_policy(
+    loaded: &crate::config::LoadedConfig,
+    faults: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<Box<dyn Policy>, script::ScriptError> {
+    let fallback = DefaultPolicy::new(&loaded.config.cooldown, &loaded.config.retry);
+    Ok(match loaded.policy_file() {
+        Some(path) => Box::new(script::ScriptPolicy::load(&path, fallback, faults)?),
+        None => Box::new(fallback),
+    })
 }

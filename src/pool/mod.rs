@@ -116,9 +116,14 @@ impl PoolHandle {
         self.scan.report()
     }
 
-    /// Makes the pool exactly `keys`; returns (added, removed).
-    pub async fn replace_keys(&self, keys: Vec<KeyRecord>) -> (usize, usize) {
-        match self.supervisor.call(|reply| PoolMsg::ReplaceKeys { keys, reply }, None).await {
+    /// Makes the pool exactly `keys` (a key joining starts from its stored
+    /// state in `persisted`); returns (added, removed).
+    pub async fn replace_keys(
+        &self,
+        keys: Vec<KeyRecord>,
+        persisted: HashMap<Fingerprint, KeySnapshot>,
+    ) -> (usize, usize) {
+        match self.supervisor.call(|reply| PoolMsg::ReplaceKeys { keys, persisted, reply }, None).await {
             Ok(CallResult::Success(counts)) => counts,
             _ => (0, 0),
         }

@@ -70,6 +70,8 @@ pub enum PoolMsg {
     ReplaceKeys {
         /// The new key set.
         keys: Vec<KeyRecord>,
+        /// Stored state of keys that may (re)join, by fingerprint.
+        persisted: HashMap<Fingerprint, KeySnapshot>,
         /// (added, removed).
         reply: RpcReplyPort<(usize, usize)>,
     },
@@ -191,8 +193,10 @@ impl Actor for PoolSupervisor {
                     tracing::debug!("periodic scan skipped: {err}");
                 }
             }
-            PoolMsg::ReplaceKeys { keys, reply } => {
+            PoolMsg::ReplaceKeys { keys, persisted, reply } => {
+                state.persisted = persisted;
                 let counts = state.replace_keys(&myself, keys).await?;
+                state.persisted = HashMap::new();
                 let _ = reply.send(counts);
             }
             PoolMsg::Slots { reply } => {

@@ -120,6 +120,24 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
+    /// Parses [`FailureKind::as_str`]'s names.
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "rate_limited" => Self::RateLimited { daily: false },
+            "daily_quota" => Self::RateLimited { daily: true },
+            "key_invalid" => Self::KeyInvalid,
+            "key_denied" => Self::KeyDenied,
+            "key_precondition" => Self::KeyPrecondition,
+            "client_fault" => Self::ClientFault,
+            "server_error" => Self::ServerError,
+            "overloaded" => Self::Overloaded,
+            "timeout" => Self::Timeout,
+            "network" => Self::Network,
+            "stream_cut" => Self::StreamCut,
+            _ => return None,
+        })
+    }
+
     /// Short stable name, for logs, the store and policy scripts.
     pub fn as_str(&self) -> &'static str {
         match self {

@@ -56,6 +56,33 @@ impl Harness {
         harness
     }
 
+    /// Starts from real files: `config.toml` (the test settings plus `extra`
+    /// TOML), `keys/test.txt`, and `policy.rhai` when given, so live reload
+    /// watches them all.
+    pub async fn start_with_files(keys: &[String], extra: &str, policy: Option<&str>) -> Self {
+        gemgate::upstream::install_crypto_provider();
+        let fake = FakeUpstream::start().await.expect("fake upstream starts");
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/test.txt"), keys.join("\n")).unwrap();
+        if let Some(policy) = policy {
+            std::fs::write(dir.path().join("policy.rhai"), policy).unwrap();
+        }
+        std::fs::write(dir.path().join("config.toml"), config_file_text(&fake.base_url(), policy.is_some(), extra))
+            .unwrap();
+        let mut harness = Self { fake, app: None, dir, http: reqwest::Client::new(), config: Config::default() };
+        harness.boot_from_file().await;
+        harness
+    }
+
+    async fn boot_from_file(&mut self) {
+        let env = figment::providers::Env::prefixed("GEMGATE_TEST_UNUSED_").split("__");
+        let loaded =
+            gemgate::config::load_with_env(Some(&self.dir.path().join("config.toml")), env).expect("config loads");
+        self.config = loaded.config.clone();
+        self.app = Some(app::start(loaded).await.expect("gemgate starts"));
+    }
+
     async fn boot(&mut self) {
         let loaded = LoadedConfig { config: self.config.clone(), file: None, base_dir: self.dir.path().to_path_buf() };
         self.app = Some(app::start(loaded).await.expect("gemgate starts"));
@@ -133,6 +160,16 @@ impl Harness {
             app.shutdown().await;
         }
     }
+}
+
+/// The test settings as a config file.
+pub fn config_file_text(base_url: &str, with_policy: bool, extra: &str) -> String {
+    let policy = if with_policy { "[policy]\nfile = \"policy.rhai\"\n" } else { "" };
+    format!(
+        "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{base_url}\"\nresponse_timeout_secs = 5\n\
+         [auth]\nclient_keys = [\"{CLIENT_KEY}\"]\n[scan]\ninterval_secs = 0\n[store]\nflush_interval_ms = 20\n\
+         [retry]\noverload_backoff_ms = 10\n{policy}{extra}\n"
+    )
 }
 
 /// A minimal generateContent body.

@@ -1,0 +1,243 @@
+//! Live reload: `config.toml`, `keys/` and the policy script are watched
+//! (notify, debounced). A change is parsed and validated, then swapped in
+//! whole; an invalid change is rejected with a message naming the file (and
+//! line) and the running version stays. Watching the folders, not the files,
+//! makes editors' save-by-rename work. Requests in flight finish on what they
+//! started with: leases hold their key, and the policy is swapped atomically.
+
+use crate::api::AppState;
+use crate::config::{self, LoadedConfig};
+use crate::keys::load_key_dir;
+use crate::policy::{SharedPolicy, configured_policy};
+use crate::pool::PoolHandle;
+use crate::store::{Store, StoreHandle};
+use notify::RecursiveMode;
+use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use serde::Serialize;
+use std::collections::{BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One reload, accepted or rejected, for logs and the admin.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ReloadEvent {
+    /// Unix milliseconds.
+    pub at_ms: i64,
+    /// `config`, `keys` or `policy`.
+    pub what: &'static str,
+    /// Whether the change is in force.
+    pub accepted: bool,
+    /// What happened, or what is wrong (file and line).
+    pub message: String,
+}
+
+/// The last reloads, newest last.
+#[derive(Default)]
+pub struct ReloadStatus {
+    events: Mutex<VecDeque<ReloadEvent>>,
+}
+
+impl ReloadStatus {
+    fn record(&self, what: &'static str, accepted: bool, message: String) {
+        if accepted {
+            tracing::info!("reload {what}: {message}");
+        } else {
+            tracing::warn!("reload {what} rejected, the running version stays: {message}");
+        }
+        let mut events = self.events.lock().unwrap_or_else(|e| e.into_inner());
+        events.push_back(ReloadEvent { at_ms: crate::store::now_ms(), what, accepted, message });
+        while events.len() > 100 {
+            events.pop_front();
+        }
+    }
+
+    /// The recorded reloads.
+    pub fn events(&self) -> Vec<ReloadEvent> {
+        self.events.lock().unwrap_or_else(|e| e.into_inner()).iter().cloned().collect()
+    }
+}
+
+/// Everything a reload touches.
+pub struct Reloader {
+    /// The config in force.
+    pub loaded: Mutex<LoadedConfig>,
+    /// The pool (keys, strategy, limits).
+    pub pool: PoolHandle,
+    /// The policy in force.
+    pub policy: SharedPolicy,
+    /// Script faults counter, shared by every compiled script.
+    pub policy_faults: Arc<AtomicU64>,
+    /// Client auth and retry budget live here.
+    pub state: Arc<AppState>,
+    /// The store, for the stored state of keys that rejoin.
+    pub store: Store,
+    /// The writer, flushed before reading stored state.
+    pub store_writer: StoreHandle,
+    /// The generated client key, kept when config names none.
+    pub generated_client_key: Option<String>,
+    /// What happened.
+    pub status: Arc<ReloadStatus>,
+}
+
+/// Keeps the watch alive; dropping it stops watching.
+pub struct Watch {
+    _debouncer: Mutex<Box<dyn std::any::Any + Send>>,
+}
+
+#[derive(Default)]
+struct Changes {
+    config: bool,
+    keys: bool,
+    policy: bool,
+}
+
+/// Starts watching. Changes are applied by a task on the current runtime.
+pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
+    let (config_file, keys_dir, policy_file) = {
+        let loaded = reloader.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file())
+    };
+    let _ = std::fs::create_dir_all(&keys_dir);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
+    let mut debouncer = new_debouncer(Duration::from_millis(250), None, move |result: DebounceEventResult| {
+        if let Ok(events) = result {
+            let paths = events.into_iter().flat_map(|e| e.event.paths).collect();
+            let _ = tx.send(paths);
+        }
+    })?;
+    let mut folders = BTreeSet::new();
+    folders.insert(keys_dir.clone());
+    for file in [&config_file, &policy_file].into_iter().flatten() {
+        if let Some(parent) = file.parent() {
+            folders.insert(parent.to_path_buf());
+        }
+    }
+    for folder in &folders {
+        debouncer.watch(folder, RecursiveMode::NonRecursive)?;
+    }
+    tokio::spawn(async move {
+        while let Some(mut paths) = rx.recv().await {
+            // Take everything already queued: one reload per burst.
+            while let Ok(more) = rx.try_recv() {
+                paths.extend(more);
+            }
+            let (config_file, keys_dir, policy_file) = {
+                let loaded = reloader.loaded.lock().unwrap_or_else(|e| e.into_inner());
+                (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file())
+            };
+            let mut changes = Changes::default();
+            for path in &paths {
+                changes.config |= config_file.as_deref().is_some_and(|f| same_file(path, f));
+                changes.policy |= policy_file.as_deref().is_some_and(|f| same_file(path, f));
+                changes.keys |= path.parent().is_some_and(|p| same_file(p, &keys_dir)) || same_file(path, &keys_dir);
+            }
+            reloader.apply(changes).await;
+        }
+    });
+    Ok(Watch { _debouncer: Mutex::new(Box::new(debouncer)) })
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    let canonical = |p: &Path| {
+        std::fs::canonicalize(p)
+            .or_else(|_| {
+                p.parent()
+                    .map_or(Err(std::io::ErrorKind::NotFound.into()), std::fs::canonicalize)
+                    .map(|parent| parent.join(p.file_name().unwrap_or_default()))
+            })
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    a == b || canonical(a) == canonical(b)
+}
+
+impl Reloader {
+    async fn apply(&self, changes: Changes) {
+        let mut policy_changed = changes.policy;
+        if changes.config {
+            policy_changed |= self.reload_config();
+        }
+        if policy_changed {
+            self.reload_policy();
+        }
+        if changes.keys {
+            self.reload_keys().await;
+        }
+    }
+
+    /// Returns whether the policy must be rebuilt.
+    fn reload_config(&self) -> bool {
+        let file = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).file.clone();
+        let fresh = match config::load(file.as_deref()) {
+            Ok(fresh) => fresh,
+            Err(err) => {
+                self.status.record("config", false, err.to_string());
+                return false;
+            }
+        };
+        let mut current = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        let (old, new) = (&current.config, &fresh.config);
+        let mut restart = Vec::new();
+        let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
+        for (name, changed) in [
+            ("server.listen", old.server.listen != new.server.listen),
+            ("store", differs(&old.store, &new.store)),
+            ("upstream", differs(&old.upstream, &new.upstream)),
+            ("keys.dir", old.keys.dir != new.keys.dir),
+            ("scan", differs(&old.scan, &new.scan)),
+        ] {
+            if changed {
+                restart.push(name);
+            }
+        }
+        self.pool.reconfigure(new.pool.strategy, new.models.clone());
+        self.state.retry_and_auth(new, self.generated_client_key.as_deref());
+        let policy_changed =
+            differs(&old.cooldown, &new.cooldown) || differs(&old.retry, &new.retry) || old.policy != new.policy;
+        let mut message = "applied".to_string();
+        if !restart.is_empty() {
+            message = format!("applied; these settings need a restart to take effect: {}", restart.join(", "));
+        }
+        *current = fresh;
+        drop(current);
+        self.status.record("config", true, message);
+        policy_changed
+    }
+
+    fn reload_policy(&self) {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match configured_policy(&loaded, self.policy_faults.clone()) {
+            Ok(policy) => {
+                self.policy.store(Arc::new(policy));
+                let name = loaded.policy_file().map_or("the built-in policy".into(), |f| f.display().to_string());
+                self.status.record("policy", true, format!("now using {name}"));
+            }
+            Err(err) => self.status.record("policy", false, err.to_string()),
+        }
+    }
+
+    async fn reload_keys(&self) {
+        let (dir, allow) = {
+            let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+            (loaded.keys_dir(), loaded.config.keys.allow_nonstandard)
+        };
+        let key_set = match load_key_dir(&dir, allow) {
+            Ok(set) => set,
+            Err(err) => {
+                self.status.record("keys", false, format!("cannot read {}: {err}", dir.display()));
+                return;
+            }
+        };
+        for warning in &key_set.warnings {
+            self.status.record("keys", false, format!("line skipped: {warning}"));
+        }
+        // Keys that rejoin start from their stored state.
+        self.store_writer.flush().await;
+        let persisted = self.store.load_key_states().await.unwrap_or_default();
+        let total = key_set.records.len();
+        let (added, removed) = self.pool.replace_keys(key_set.records, persisted).await;
+        self.status.record("keys", true, format!("{total} keys: {added} added, {removed} removed"));
+    }
+}
