@@ -144,6 +144,17 @@ impl Dispatcher {
                 Ok((status, headers, first, mut rest)) => {
                     // The common small reply: everything came in the first read.
                     let body = match rest.next().now_or_never() {
+                        Some(None) if self.retry_empty_reply(&ctx, &lease, &first) => {
+                            lease.settle(KeyEvent::Failed {
+                                latency: attempt_started.elapsed(),
+                                charge: false,
+                                error: "empty reply (retried by the policy)".into(),
+                                cooldown: None,
+                                disable: None,
+                            });
+                            last = None;
+                            continue;
+                        }
                         Some(None) => {
                             self.succeeded(&ctx, lease, attempt_started, &first);
                             ReplyBody::Complete(first)
@@ -222,12 +233,49 @@ impl Dispatcher {
         }
         let headers = relay::passed_headers(response.headers(), request.mode == StreamMode::Whole);
         let mut rest: relay::UpstreamBody = Box::pin(response.bytes_stream());
-        match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
-            Ok(Some(Ok(first))) => Ok((status, headers, first, rest)),
-            Ok(None) => Ok((status, headers, Bytes::new(), rest)),
-            Ok(Some(Err(_))) => Err(no_response(FailureKind::StreamCut)),
-            Err(_) => Err(no_response(FailureKind::Timeout)),
+        let first = match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
+            Ok(Some(Ok(first))) => first,
+            Ok(None) => Bytes::new(),
+            Ok(Some(Err(_))) => return Err(no_response(FailureKind::StreamCut)),
+            Err(_) => return Err(no_response(FailureKind::Timeout)),
+        };
+        if request.mode == StreamMode::Whole && self.policy.load().checks_empty_replies() {
+            // The policy wants to judge the whole reply before it is sent.
+            let mut whole = bytes::BytesMut::from(&first[..]);
+            loop {
+                match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
+                    Ok(Some(Ok(chunk))) => whole.extend_from_slice(&chunk),
+                    Ok(None) => break,
+                    Ok(Some(Err(_))) => return Err(no_response(FailureKind::StreamCut)),
+                    Err(_) => return Err(no_response(FailureKind::Timeout)),
+                }
+            }
+            return Ok((status, headers, whole.freeze(), Box::pin(futures_util::stream::empty())));
         }
+        Ok((status, headers, first, rest))
+    }
+
+    /// Whether a complete reply is empty and the policy wants it retried
+    /// (only while the retry budget lasts).
+    fn retry_empty_reply(&self, ctx: &RequestContext, lease: &Lease, body: &[u8]) -> bool {
+        let policy = self.policy.load();
+        if ctx.request.mode != StreamMode::Whole || !policy.checks_empty_replies() {
+            return false;
+        }
+        let retry = self.retry.load();
+        if ctx.attempts >= retry.max_attempts {
+            return false;
+        }
+        let Some(finish_reason) = crate::policy::empty_reply_finish(body) else { return false };
+        let slot = lease.slot();
+        let reply = crate::policy::EmptyReply {
+            model: ctx.request.model.clone(),
+            attempt: ctx.attempts,
+            finish_reason,
+            key_group: slot.record.group.clone(),
+            key_fingerprint: slot.record.fingerprint,
+        };
+        policy.on_empty_reply(&reply)
     }
 
     /// Asks the policy about a failed attempt (the default policy if a script fails).

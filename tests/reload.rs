@@ -146,3 +146,25 @@ async fn live_reload_under_load_drops_no_request() {
         h.stop().await;
     }
 }
+
+#[tokio::test]
+async fn empty_replies_are_retried_only_when_the_script_asks() {
+    let empty = fake_key("empty", 1);
+    let keys = [empty.clone(), fake_key("ok", 2)];
+    let retrying = Harness::start_with_files(&keys, "", Some("fn on_empty_reply(ctx) { ctx.attempt < 3 }")).await;
+    for _ in 0..2 {
+        let body: serde_json::Value = retrying.generate("gemini-2.5-flash").await.json().await.unwrap();
+        assert!(body["candidates"][0]["content"]["parts"][0]["text"].is_string(), "{body}");
+    }
+    assert_eq!(retrying.snapshot(&empty).await.failures, 0, "an empty reply is not the key's failure");
+    retrying.stop().await;
+
+    let passing = Harness::start_with_files(&keys, "", None).await;
+    let mut saw_empty = false;
+    for _ in 0..2 {
+        let body: serde_json::Value = passing.generate("gemini-2.5-flash").await.json().await.unwrap();
+        saw_empty |= body["candidates"][0]["content"].get("parts").is_none();
+    }
+    assert!(saw_empty, "without the hook the empty reply reaches the client");
+    passing.stop().await;
+}

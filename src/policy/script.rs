@@ -5,7 +5,9 @@
 //! that throws, hits a limit or returns nonsense falls back to the built-in
 //! decision for that call; the fault is logged with file and line and counted.
 
-use super::{Cooldown, CooldownScope, Decision, DefaultPolicy, DisableReason, NextStep, Outcome, Policy, ScanVerdict};
+use super::{
+    Cooldown, CooldownScope, Decision, DefaultPolicy, DisableReason, EmptyReply, NextStep, Outcome, Policy, ScanVerdict,
+};
 use crate::keys::Fingerprint;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 use std::path::Path;
@@ -34,6 +36,7 @@ pub struct ScriptPolicy {
     faults: Arc<AtomicU64>,
     has_on_error: bool,
     has_on_scan: bool,
+    has_on_empty_reply: bool,
 }
 
 /// Operations a call may take before it is stopped (an endless loop).
@@ -81,15 +84,25 @@ impl ScriptPolicy {
             message: err.0.to_string(),
         })?;
         let has = |name: &str| ast.iter_functions().any(|f| f.name == name && f.params.len() == 1);
-        let (has_on_error, has_on_scan) = (has("on_error"), has("on_scan"));
-        if !has_on_error && !has_on_scan {
+        let (has_on_error, has_on_scan, has_on_empty_reply) = (has("on_error"), has("on_scan"), has("on_empty_reply"));
+        if !has_on_error && !has_on_scan && !has_on_empty_reply {
             return Err(ScriptError {
                 file: file.to_string(),
                 line: 0,
-                message: "the script defines neither `fn on_error(ctx)` nor `fn on_scan(ctx)`".into(),
+                message: "the script defines none of `fn on_error(ctx)`, `fn on_scan(ctx)`, `fn on_empty_reply(ctx)`"
+                    .into(),
             });
         }
-        Ok(Self { engine, ast, file: file.to_string(), fallback, faults, has_on_error, has_on_scan })
+        Ok(Self {
+            engine,
+            ast,
+            file: file.to_string(),
+            fallback,
+            faults,
+            has_on_error,
+            has_on_scan,
+            has_on_empty_reply,
+        })
     }
 
     /// The script's file.
@@ -109,6 +122,33 @@ impl ScriptPolicy {
 }
 
 impl Policy for ScriptPolicy {
+    fn checks_empty_replies(&self) -> bool {
+        self.has_on_empty_reply
+    }
+
+    fn on_empty_reply(&self, reply: &EmptyReply) -> bool {
+        let mut ctx = Map::new();
+        ctx.insert("model".into(), reply.model.to_string().into());
+        ctx.insert("attempt".into(), i64::from(reply.attempt).into());
+        ctx.insert("finish_reason".into(), reply.finish_reason.clone().map_or(Dynamic::UNIT, Dynamic::from));
+        ctx.insert("key_group".into(), reply.key_group.to_string().into());
+        ctx.insert("key_fingerprint".into(), reply.key_fingerprint.to_string().into());
+        match self.call("on_empty_reply", ctx) {
+            Ok(value) => value.as_bool().unwrap_or_else(|_| {
+                self.fault(
+                    "on_empty_reply",
+                    "on_empty_reply must return true (retry) or false (accept)",
+                    Position::NONE,
+                );
+                false
+            }),
+            Err(err) => {
+                self.fault("on_empty_reply", &err.to_string(), err.position());
+                false
+            }
+        }
+    }
+
     fn decide(&self, outcome: &Outcome) -> Decision {
         let default = self.fallback.decide(outcome);
         if !self.has_on_error {
