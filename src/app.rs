@@ -106,16 +106,32 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         retry: arc_swap::ArcSwap::from_pointee(config.retry.clone()),
         stream_idle_timeout: config.upstream.stream_idle_timeout(),
         store: store_writer.clone(),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
     });
+    let reloads = Arc::new(ReloadStatus::default());
+    let admin_key = if config.auth.admin_key.is_empty() {
+        let (key, created) = load_or_generate(&data_dir, "admin-key").context("keeping the generated admin key")?;
+        let path = data_dir.join("admin-key");
+        if created {
+            tracing::info!("no admin key configured: generated one and saved it in {}: {key}", path.display());
+        }
+        key
+    } else {
+        config.auth.admin_key.clone()
+    };
+    let metrics_token =
+        if config.auth.metrics_token.is_empty() { admin_key } else { config.auth.metrics_token.clone() };
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
         auth: arc_swap::ArcSwap::from_pointee(ClientAuth::new(&client_keys, config.auth.open)),
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
+        metrics_auth: ClientAuth::new(&[metrics_token], false),
+        policy_faults: policy_faults.clone(),
+        reloads: reloads.clone(),
     });
 
-    let reloads = Arc::new(ReloadStatus::default());
     let watch = if config.reload.watch {
         let reloader = Arc::new(Reloader {
             loaded: std::sync::Mutex::new(loaded.clone()),

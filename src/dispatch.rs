@@ -106,6 +106,8 @@ pub struct Dispatcher {
     pub stream_idle_timeout: Duration,
     /// Request log and key state sink.
     pub store: StoreHandle,
+    /// Prometheus metrics.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Per-request bookkeeping shared by the loop and the relay.
@@ -142,6 +144,7 @@ impl Dispatcher {
             let attempt_started = Instant::now();
             let failure = match self.attempt(&ctx.request, &lease).await {
                 Ok((status, headers, first, mut rest)) => {
+                    self.metrics.attempt("success", ctx.attempts > 1);
                     // The common small reply: everything came in the first read.
                     let body = match rest.next().now_or_never() {
                         Some(None) if self.retry_empty_reply(&ctx, &lease, &first) => {
@@ -177,6 +180,7 @@ impl Dispatcher {
                 }
                 Err(failure) => failure,
             };
+            self.metrics.attempt(failure.kind.as_str(), ctx.attempts > 1);
             let decision = self.decide(&ctx, &lease, &failure, 0);
             let event = failed_event(&failure, &decision, attempt_started.elapsed());
             tracing::info!(
@@ -308,11 +312,18 @@ impl Dispatcher {
         self.policy.load().decide(&outcome)
     }
 
+    /// Counts a finished request and queues its log row.
+    pub(crate) fn log(&self, record: RequestRecord) {
+        let latency = Duration::from_millis(record.latency_ms.max(0) as u64);
+        self.metrics.request(&record.route, &record.model, record.status as u16, latency);
+        self.store.log_request(record);
+    }
+
     /// Logs a served request and credits its key.
     pub(crate) fn succeeded(&self, ctx: &RequestContext, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
         let usage = parse_usage(body_tail);
         let key_fp = lease.slot().record.fingerprint;
-        self.store.log_request(ctx.record(200, Some(key_fp), usage, None));
+        self.log(ctx.record(200, Some(key_fp), usage, None));
         lease.settle(KeyEvent::Succeeded {
             latency: attempt_started.elapsed(),
             tokens: usage.total_tokens.max(0) as u64,
@@ -325,7 +336,7 @@ impl Dispatcher {
             DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
             DispatchError::Upstream(failure) => (failure_status(failure), summarize(failure)),
         };
-        self.store.log_request(ctx.record(status, key_fp, Usage::default(), Some(message)));
+        self.log(ctx.record(status, key_fp, Usage::default(), Some(message)));
         error
     }
 }

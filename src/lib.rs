@@ -15,6 +15,7 @@
 //! - [`demo`]: the `--demo` mode.
 //! - [`translate`]: OpenAI ⇄ Gemini, pure functions.
 //! - [`watch`]: live reload of config, key files and the policy script.
+//! - [`metrics`]: Prometheus metrics.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod fake_upstream;
 pub mod keys;
+pub mod metrics;
 pub mod policy;
 pub mod pool;
 pub mod secrets;

@@ -30,6 +30,11 @@ enum Command {
     Serve,
     /// Validate the config and the key files, then exit (non-zero when broken).
     Check,
+    /// Work with keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysCommand,
+    },
     /// Work with policy scripts.
     Policy {
         #[command(subcommand)]
@@ -40,6 +45,19 @@ enum Command {
         /// The health URL.
         #[arg(long, default_value = "http://127.0.0.1:8080/healthz")]
         url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Check keys against the upstream (a cheap models call each) and print a
+    /// table; exits 1 when any key is dead.
+    Verify {
+        /// A key file; default: every file of the keys folder.
+        file: Option<PathBuf>,
+        /// Keys checked at once.
+        #[arg(long, default_value_t = 16)]
+        concurrency: usize,
     },
 }
 
@@ -60,12 +78,6 @@ enum PolicyCommand {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,ractor=warn")),
-        )
-        .init();
     let config_path = cli.config.clone().or_else(|| {
         let default = PathBuf::from("config.toml");
         default.is_file().then_some(default)
@@ -78,14 +90,31 @@ fn main() -> anyhow::Result<()> {
         }
         _ => {}
     }
+    let loaded = gemgate::config::load(config_path.as_deref())?;
+    init_logging(&loaded.config.log);
+    if let Some(Command::Keys { action: KeysCommand::Verify { file, concurrency } }) = &cli.command {
+        let runtime = tokio::runtime::Runtime::new()?;
+        std::process::exit(runtime.block_on(verify_keys(&loaded, file.as_deref(), *concurrency)));
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let loaded = gemgate::config::load(config_path.as_deref())?;
         if cli.demo {
             return gemgate::demo::run(loaded).await;
         }
         serve(loaded).await
     })
+}
+
+/// Logging as `[log]` says; RUST_LOG, when set, chooses the levels.
+fn init_logging(config: &gemgate::config::LogConfig) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match config.format {
+        gemgate::config::LogFormat::Json => builder.json().with_current_span(true).init(),
+        gemgate::config::LogFormat::Text => builder.init(),
+    }
 }
 
 async fn serve(loaded: gemgate::config::LoadedConfig) -> anyhow::Result<()> {
@@ -133,6 +162,72 @@ fn policy_test(config_path: Option<&std::path::Path>, file: &std::path::Path, ca
     });
     println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
     if faults.load(std::sync::atomic::Ordering::Relaxed) > 0 { 1 } else { 0 }
+}
+
+/// `gemgate keys verify`: one line per key, masked, with its verdict.
+async fn verify_keys(
+    loaded: &gemgate::config::LoadedConfig,
+    file: Option<&std::path::Path>,
+    concurrency: usize,
+) -> i32 {
+    use futures_util::StreamExt;
+    use gemgate::policy::ScanVerdict;
+    let allow = loaded.config.keys.allow_nonstandard;
+    let set = match file {
+        Some(file) => {
+            let text = std::fs::read_to_string(file).unwrap_or_default();
+            let mut set = gemgate::keys::KeySet::default();
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            gemgate::keys::parse_key_file(&name, &text, allow, &mut Default::default(), &mut set);
+            set
+        }
+        None => gemgate::keys::load_key_dir(&loaded.keys_dir(), allow).unwrap_or_default(),
+    };
+    for warning in &set.warnings {
+        eprintln!("skipped {warning}");
+    }
+    let upstream = match gemgate::upstream::UpstreamClient::new(&loaded.config.upstream) {
+        Ok(upstream) => upstream,
+        Err(err) => {
+            eprintln!("upstream client: {err}");
+            return 2;
+        }
+    };
+    println!("{:<14} {:<12} {:<10} verdict", "fingerprint", "key", "group");
+    let verdicts: Vec<_> = futures_util::stream::iter(set.records)
+        .map(|record| {
+            let upstream = upstream.clone();
+            async move {
+                let verdict = upstream.check_key(&record.key).await;
+                (record, verdict)
+            }
+        })
+        .buffered(concurrency.max(1))
+        .collect()
+        .await;
+    let mut dead = 0;
+    for (record, verdict) in &verdicts {
+        let text = match verdict {
+            ScanVerdict::Alive => "alive".to_string(),
+            ScanVerdict::Dead(reason) => {
+                dead += 1;
+                format!("dead ({})", reason.as_str())
+            }
+            ScanVerdict::Unknown => "unknown (no clear answer)".to_string(),
+        };
+        println!(
+            "{:<14} {:<12} {:<10} {text}",
+            record.fingerprint.to_string(),
+            record.key.masked(),
+            record.group.to_string()
+        );
+    }
+    println!(
+        "{} keys: {} alive, {dead} dead",
+        verdicts.len(),
+        verdicts.iter().filter(|(_, v)| *v == ScanVerdict::Alive).count()
+    );
+    i32::from(dead > 0)
 }
 
 /// `gemgate health`: 0 when the URL answers 2xx within 3 seconds.

@@ -115,3 +115,109 @@ fn check_names_the_broken_setting_and_the_bad_key_line() {
     assert_eq!(lines.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&lines.stderr).contains("main.txt:1"));
 }
+
+#[tokio::test]
+async fn metrics_need_the_admin_key_and_move_with_traffic() {
+    let h = Harness::start(&[fake_key("rpm", 1), fake_key("ok", 2)]).await;
+    let admin_key = std::fs::read_to_string(h.dir.path().join("data/admin-key")).unwrap().trim().to_string();
+    assert_eq!(h.http.get(h.url("/metrics")).send().await.unwrap().status(), 401);
+    assert_eq!(h.http.get(h.url("/metrics")).bearer_auth(CLIENT_KEY).send().await.unwrap().status(), 401);
+    for _ in 0..3 {
+        assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200);
+    }
+    let text = h.http.get(h.url("/metrics")).bearer_auth(&admin_key).send().await.unwrap().text().await.unwrap();
+    let value = |needle: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(needle))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(-1.0)
+    };
+    assert_eq!(
+        value("gemgate_requests_total{route=\"generateContent\",model=\"gemini-2.5-flash\",status=\"200\"}"),
+        3.0,
+        "{text}"
+    );
+    assert_eq!(value("gemgate_upstream_attempts_total{outcome=\"rate_limited\"}"), 1.0);
+    assert_eq!(value("gemgate_retries_total"), 1.0);
+    assert_eq!(value("gemgate_keys{state=\"cooling\"}"), 1.0);
+    assert!(text.trim_end().ends_with("# EOF"));
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_that_the_response_returns() {
+    gemgate::upstream::install_crypto_provider();
+    let fake = gemgate::fake_upstream::FakeUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+    std::fs::write(dir.path().join("keys/k.txt"), format!("{}\n{}\n", fake_key("internal", 1), fake_key("ok", 2)))
+        .unwrap();
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_gemgate"))
+        .current_dir(dir.path())
+        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GEMGATE_UPSTREAM__BASE_URL", fake.base_url())
+        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
+        .env("GEMGATE_LOG__FORMAT", "json")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gemgate did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let url = format!("{base}/v1beta/models/gemini-2.5-flash:generateContent");
+    let response = http
+        .post(&url)
+        .header("x-goog-api-key", CLIENT_KEY)
+        .header("x-request-id", "trace-42")
+        .body(PROMPT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["x-request-id"], "trace-42");
+    let generated = http.post(&url).header("x-goog-api-key", CLIENT_KEY).body(PROMPT).send().await.unwrap();
+    assert_eq!(generated.headers()["x-request-id"].len(), 16);
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let line = stdout.lines().find(|l| l.contains("upstream attempt failed")).expect("a failover log line");
+    let json: Value = serde_json::from_str(line).expect("log lines are JSON");
+    assert_eq!(json["span"]["request_id"], "trace-42", "{line}");
+    fake.stop().await;
+}
+
+#[tokio::test]
+async fn keys_verify_prints_a_masked_table_and_fails_on_dead_keys() {
+    gemgate::upstream::install_crypto_provider();
+    let fake = gemgate::fake_upstream::FakeUpstream::start().await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (good, dead) = (fake_key("ok", 1), fake_key("denied", 2));
+    std::fs::write(dir.path().join("mine.txt"), format!("{good}\n{dead}\n")).unwrap();
+    let base_url = fake.base_url();
+    let output = tokio::task::spawn_blocking({
+        let dir = dir.path().to_path_buf();
+        move || {
+            Command::new(env!("CARGO_BIN_EXE_gemgate"))
+                .current_dir(&dir)
+                .env("GEMGATE_UPSTREAM__BASE_URL", base_url)
+                .args(["keys", "verify", "mine.txt"])
+                .output()
+                .unwrap()
+        }
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("alive") && stdout.contains("dead (permission_denied)"), "{stdout}");
+    assert!(stdout.contains("2 keys: 1 alive, 1 dead"));
+    assert!(!stdout.contains(&good) && !stdout.contains(&dead), "keys are masked");
+    fake.stop().await;
+}

@@ -26,6 +26,56 @@ pub struct AppState {
     pub models: openai::ModelsCache,
     /// The store, for readiness.
     pub store: crate::store::Store,
+    /// The `/metrics` bearer token (the admin key unless configured).
+    pub metrics_auth: ClientAuth,
+    /// Script faults, for `/metrics`.
+    pub policy_faults: Arc<std::sync::atomic::AtomicU64>,
+    /// Reload events, for `/metrics`.
+    pub reloads: Arc<crate::watch::ReloadStatus>,
+}
+
+/// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
+#[handler]
+async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
+    if state.metrics_auth.check(request).is_err() {
+        return poem::Response::builder()
+            .status(poem::http::StatusCode::UNAUTHORIZED)
+            .body("metrics need the admin key (or auth.metrics_token) as a bearer token\n");
+    }
+    let m = &state.dispatcher.metrics;
+    let now = std::time::SystemTime::now();
+    let (mut active, mut cooling, mut disabled) = (0, 0, 0);
+    for slot in state.dispatcher.pool.slots().await {
+        let snapshot = slot.snapshot();
+        if snapshot.disabled.is_some() {
+            disabled += 1;
+        } else if snapshot.active_cooldowns(now).next().is_some() {
+            cooling += 1;
+        } else {
+            active += 1;
+        }
+    }
+    for (name, count) in [("active", active), ("cooling", cooling), ("disabled", disabled)] {
+        m.keys.get_or_create(&crate::metrics::StateLabels { state: name.into() }).set(count);
+    }
+    m.cooldowns.set(cooling);
+    let scan = state.dispatcher.pool.scan_report();
+    m.scan_done.set(scan.done as i64);
+    m.scan_total.set(scan.total as i64);
+    m.scan_running.set(i64::from(scan.running));
+    m.store_dropped.set(state.dispatcher.store.dropped() as i64);
+    m.policy_faults.set(state.policy_faults.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    let mut reloads = std::collections::HashMap::new();
+    for event in state.reloads.events() {
+        *reloads.entry((event.what, event.accepted)).or_insert(0i64) += 1;
+    }
+    for ((what, accepted), count) in reloads {
+        let result = if accepted { "accepted" } else { "rejected" };
+        m.reloads.get_or_create(&crate::metrics::ReloadLabels { what: what.into(), result: result.into() }).set(count);
+    }
+    poem::Response::builder()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(m.encode())
 }
 
 impl AppState {
@@ -112,6 +162,29 @@ async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc
     }
 }
 
+/// Gives every request an id (the client's `x-request-id` when it is sane, a
+/// new one otherwise): in a tracing span around the handler, so every log
+/// line of the request carries it, and in the response header.
+async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+    use tracing::Instrument;
+    let id = request
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+        .map(String::from)
+        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    let mut response = endpoint.get_response(request).instrument(span).await;
+    if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
+        response.headers_mut().insert("x-request-id", value);
+    }
+    Ok(response)
+}
+
 /// The full route table.
 pub fn routes(state: Arc<AppState>) -> impl Endpoint {
     Route::new()
@@ -121,6 +194,8 @@ pub fn routes(state: Arc<AppState>) -> impl Endpoint {
         .at("/openai/v1/*path", openai_only)
         .at("/healthz", healthz)
         .at("/readyz", readyz)
+        .at("/metrics", metrics)
         .at("/*path", not_found)
         .data(state)
+        .around(with_request_id)
 }

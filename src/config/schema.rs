@@ -34,6 +34,8 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Live reload.
     pub reload: ReloadConfig,
+    /// Logging.
+    pub log: LogConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
 }
@@ -215,6 +217,8 @@ pub struct AuthConfig {
     pub open: bool,
     /// The admin key.
     pub admin_key: String,
+    /// A separate bearer token for `/metrics`; empty means the admin key.
+    pub metrics_token: String,
 }
 
 /// `[keys]`
@@ -239,6 +243,33 @@ impl Default for KeysConfig {
 pub struct PolicyConfig {
     /// The rhai script deciding failover; empty means the built-in policy.
     pub file: PathBuf,
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// For people.
+    #[default]
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// `[log]`
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// Level filter (`info`, `debug`, `gemgate=debug,info`); RUST_LOG wins.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { format: LogFormat::Text, level: "info,sqlx=warn,ractor=warn".into() }
+    }
 }
 
 /// `[reload]`

@@ -127,7 +127,7 @@ impl Finish {
             lease.settle(failed_event(&failure, &decision, self.attempt_started.elapsed()));
         }
         let record = self.ctx.record(200, key_fp, self.tail.usage(), Some(format!("stream cut: {message}")));
-        self.dispatcher.store.log_request(record);
+        self.dispatcher.log(record);
         StreamCut { message, bytes_sent: self.sent }
     }
 }
@@ -142,7 +142,7 @@ impl Drop for Finish {
                 self.tail.usage(),
                 Some("client closed the connection".into()),
             );
-            self.dispatcher.store.log_request(record);
+            self.dispatcher.log(record);
             lease.settle(KeyEvent::Abandoned);
         }
     }
