@@ -131,11 +131,12 @@ impl Dispatcher {
                 None => match self.pool.lease(&ctx.request.model, &tried).await {
                     Ok(lease) => lease,
                     Err(reason) => {
-                        return Err(self.fail(
-                            &ctx,
-                            None,
-                            DispatchError::NoKey { reason, model: ctx.request.model.clone(), last },
-                        ));
+                        let error = match (reason, last) {
+                            // Every usable key failed this request: Google's last word is the answer.
+                            (LeaseError::AllTried, Some(failure)) => DispatchError::Upstream(failure),
+                            (reason, last) => DispatchError::NoKey { reason, model: ctx.request.model.clone(), last },
+                        };
+                        return Err(self.fail(&ctx, None, error));
                     }
                 },
             };

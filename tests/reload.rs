@@ -168,3 +168,20 @@ async fn empty_replies_are_retried_only_when_the_script_asks() {
     assert!(saw_empty, "without the hook the empty reply reaches the client");
     passing.stop().await;
 }
+
+#[tokio::test]
+async fn retry_same_key_retries_that_key_and_a_looping_script_falls_back() {
+    let internal = fake_key("internal", 1);
+    let same = "fn on_error(ctx) { if ctx.attempt == 1 { #{ action: \"retry_same_key\", delay_ms: 10 } } else { ctx.builtin } }";
+    let h = Harness::start_with_files(std::slice::from_ref(&internal), "", Some(same)).await;
+    assert_eq!(h.generate("gemini-2.5-flash").await.status(), 500);
+    assert_eq!(h.fake.calls(&internal), 2, "the same key was tried twice");
+    h.stop().await;
+
+    let looping = "fn on_error(ctx) { loop { } }";
+    let h = Harness::start_with_files(&[fake_key("overload", 1), fake_key("ok", 2)], "", Some(looping)).await;
+    for _ in 0..3 {
+        assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200, "served on the built-in decision");
+    }
+    h.stop().await;
+}
