@@ -38,6 +38,30 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18999)
 }
 
+/// Starts the real binary in `dir` against `upstream` on `port`, with extra
+/// environment, and waits until it answers `/healthz`.
+async fn spawn_gemgate(dir: &std::path::Path, upstream: &str, port: u16, env: &[(&str, &str)]) -> std::process::Child {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gemgate"));
+    command
+        .current_dir(dir)
+        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GEMGATE_UPSTREAM__BASE_URL", upstream)
+        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gemgate did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}
+
 #[tokio::test]
 async fn sigterm_lets_a_long_stream_finish_and_flushes_the_log() {
     gemgate::upstream::install_crypto_provider();
@@ -46,23 +70,15 @@ async fn sigterm_lets_a_long_stream_finish_and_flushes_the_log() {
     std::fs::create_dir_all(dir.path().join("keys")).unwrap();
     std::fs::write(dir.path().join("keys/k.txt"), fake_key("drip400", 1)).unwrap();
     let port = free_port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_gemgate"))
-        .current_dir(dir.path())
-        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("GEMGATE_UPSTREAM__BASE_URL", fake.base_url())
-        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
-        .env("GEMGATE_STORE__FLUSH_INTERVAL_MS", "60000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_gemgate(
+        dir.path(),
+        &fake.base_url(),
+        port,
+        &[("GEMGATE_STORE__FLUSH_INTERVAL_MS", "60000"), ("RUST_LOG", "warn")],
+    )
+    .await;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gemgate did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let mut response = http
         .post(format!("{base}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"))
         .header("x-goog-api-key", CLIENT_KEY)
@@ -154,23 +170,9 @@ async fn json_logs_carry_the_request_id_that_the_response_returns() {
     std::fs::write(dir.path().join("keys/k.txt"), format!("{}\n{}\n", fake_key("internal", 1), fake_key("ok", 2)))
         .unwrap();
     let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_gemgate"))
-        .current_dir(dir.path())
-        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("GEMGATE_UPSTREAM__BASE_URL", fake.base_url())
-        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
-        .env("GEMGATE_LOG__FORMAT", "json")
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = spawn_gemgate(dir.path(), &fake.base_url(), port, &[("GEMGATE_LOG__FORMAT", "json")]).await;
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("{base}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gemgate did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let url = format!("{base}/v1beta/models/gemini-2.5-flash:generateContent");
     let response = http
         .post(&url)

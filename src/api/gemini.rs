@@ -5,10 +5,9 @@
 use super::AppState;
 use super::auth::strip_key_param;
 use super::google_errors::{cut_frame, dispatch_error_response, error_response};
-use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
+use crate::dispatch::{ProxyRequest, StreamMode};
 use crate::upstream::UpstreamRequest;
-use futures_util::StreamExt;
-use poem::http::{Method, StatusCode};
+use poem::http::Method;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 use serde::de::IgnoredAny;
@@ -174,22 +173,9 @@ pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Resp
         client: client.0,
     };
     match state.dispatcher.dispatch(proxy_request).await {
-        Ok(reply) => {
-            let mut builder = Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
-            for (name, value) in reply.headers {
-                builder = builder.header(name, value);
-            }
-            match reply.body {
-                ReplyBody::Complete(bytes) => builder.body(bytes),
-                ReplyBody::Streaming(stream) => {
-                    let body = stream.map(move |item| match item {
-                        Ok(bytes) => Ok(bytes),
-                        Err(cut) => cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message)),
-                    });
-                    builder.body(Body::from_bytes_stream(body))
-                }
-            }
-        }
+        Ok(reply) => super::relay_response(reply, move |cut| {
+            cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message))
+        }),
         Err(error) => dispatch_error_response(&error, mode),
     }
 }

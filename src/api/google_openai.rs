@@ -6,10 +6,9 @@
 use super::AppState;
 use super::auth::strip_key_param;
 use super::openai_errors::{dispatch_error, openai_error};
-use crate::dispatch::{DispatchError, ProxyRequest, ReplyBody, StreamMode};
+use crate::dispatch::{DispatchError, ProxyRequest, StreamMode};
 use crate::translate::model_id;
 use crate::upstream::UpstreamRequest;
-use futures_util::StreamExt;
 use poem::http::StatusCode;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
@@ -58,27 +57,14 @@ pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppStat
         client,
     };
     match state.dispatcher.dispatch(proxied).await {
-        Ok(reply) => {
-            let mut builder = Response::builder().status(StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK));
-            for (name, value) in reply.headers {
-                builder = builder.header(name, value);
+        Ok(reply) => super::relay_response(reply, move |cut| {
+            let message = format!("the upstream reply was cut: {}", cut.message);
+            if streaming {
+                Ok(crate::translate::stream::error_frame(&message, 502).into())
+            } else {
+                Err(std::io::Error::other(message))
             }
-            match reply.body {
-                ReplyBody::Complete(bytes) => builder.body(bytes),
-                ReplyBody::Streaming(stream) => {
-                    let body = stream.map(move |item| match item {
-                        Ok(bytes) => Ok(bytes),
-                        Err(cut) if streaming => Ok(crate::translate::stream::error_frame(
-                            &format!("the upstream reply was cut: {}", cut.message),
-                            502,
-                        )
-                        .into()),
-                        Err(cut) => Err(std::io::Error::other(cut.message)),
-                    });
-                    builder.body(Body::from_bytes_stream(body))
-                }
-            }
-        }
+        }),
         // Google's own error body when it answered; OpenAI's format for gemgate's errors.
         Err(DispatchError::Upstream(failure)) if failure.google.http_status != 0 && !failure.body.is_empty() => {
             let text = String::from_utf8_lossy(&failure.body);

@@ -92,6 +92,28 @@ impl AppState {
     }
 }
 
+/// A committed reply as a poem response: Google's status and headers, the
+/// body whole or streamed; `on_cut` turns a mid-reply cut into a closing
+/// frame (`Ok`) or an aborted body (`Err`).
+pub fn relay_response(
+    reply: crate::dispatch::ProxyResponse,
+    on_cut: impl Fn(crate::dispatch::StreamCut) -> Result<bytes::Bytes, std::io::Error> + Send + Sync + 'static,
+) -> poem::Response {
+    use futures_util::StreamExt;
+    let status = poem::http::StatusCode::from_u16(reply.status).unwrap_or(poem::http::StatusCode::OK);
+    let mut builder = poem::Response::builder().status(status);
+    for (name, value) in reply.headers {
+        builder = builder.header(name, value);
+    }
+    match reply.body {
+        crate::dispatch::ReplyBody::Complete(bytes) => builder.body(bytes),
+        crate::dispatch::ReplyBody::Streaming(stream) => {
+            let body = stream.map(move |item| item.or_else(&on_cut));
+            builder.body(poem::Body::from_bytes_stream(body))
+        }
+    }
+}
+
 /// `GET /healthz`: the process is up. No client auth.
 #[handler]
 fn healthz() -> poem::Response {
