@@ -8,7 +8,7 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
 COPY examples ./examples
 COPY bench ./bench
-RUN cargo build --release --locked --features mimalloc --bin gemgate \
+RUN cargo build --release --locked --bin gemgate \
     && mkdir -p /out/data /out/keys /out/policies \
     && cp target/release/gemgate /out/gemgate
 COPY config.toml /out/config.toml
@@ -18,8 +18,7 @@ COPY policies /out/policies
 FROM gcr.io/distroless/cc-debian12:nonroot
 WORKDIR /app
 COPY --from=build --chown=65532:65532 /out/ /app/
-ENV GEMGATE_SERVER__LISTEN=0.0.0.0:8080 \
-    MIMALLOC_ARENA_EAGER_COMMIT=0
+ENV GEMGATE_SERVER__LISTEN=0.0.0.0:8080
 EXPOSE 8080
 VOLUME ["/app/data"]
 HEALTHCHECK --interval=30s --timeout=3s --start-period=5s --retries=3 \

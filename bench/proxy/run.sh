@@ -3,8 +3,9 @@
 #
 # A fast upstream (nginx returning a fixed generateContent reply) is hit three
 # ways with wrk: directly, through nginx as a plain reverse proxy, and through
-# gemgate (release build with mimalloc as the Docker image has it, 10 keys,
-# then 10,000 keys). Reported as ratios, since
+# gemgate (the default release build, as the Docker image has it; 10 keys,
+# then 10,000 keys), and the bare poem + reqwest relay that is the fixed
+# stack's own floor. Reported as ratios, since
 # the machines are noisy: throughput at concurrency 64 (goal: gemgate >= 70%
 # of nginx), median latency added over direct at concurrency 1 (goal < 0.2 ms),
 # gemgate with 10,000 keys against 10 keys (goal: flat), and RSS (goal idle
@@ -17,14 +18,13 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-5s}
 ROUNDS=${ROUNDS:-3}
 WORK=$(mktemp -d)
-UP=18100 NGX=18101 GG=18102
+UP=18100 NGX=18101 GG=18102 FLOOR=18103
 trap 'kill $(jobs -p) 2>/dev/null || true; [ -f "$WORK/up.pid" ] && kill "$(cat "$WORK/up.pid")" 2>/dev/null; [ -f "$WORK/ngx.pid" ] && kill "$(cat "$WORK/ngx.pid")" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 if ! command -v wrk >/dev/null || ! command -v nginx >/dev/null; then
   apt-get update -qq && apt-get install -y -qq wrk nginx-light >/dev/null
 fi
-cargo build --release --quiet --features mimalloc
-export MIMALLOC_ARENA_EAGER_COMMIT=0  # as in the Docker image
+cargo build --release --quiet --bin gemgate --example stack_floor
 
 REPLY='{"candidates":[{"content":{"parts":[{"text":"Hello from the benchmark upstream. This reply is about the size of a short real answer from Gemini, with usage metadata at the end."}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":8,"candidatesTokenCount":30,"totalTokenCount":38},"modelVersion":"gemini-2.5-flash","responseId":"bench"}'
 
@@ -64,6 +64,8 @@ http {
 CONF
 nginx -c "$WORK/up.conf" -p "$WORK"
 nginx -c "$WORK/ngx.conf" -p "$WORK"
+# The fixed stack's own floor: poem in, reqwest out, nothing else.
+./target/release/examples/stack_floor "127.0.0.1:$FLOOR" "http://127.0.0.1:$UP" &
 
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
@@ -114,17 +116,18 @@ curl -s -o /dev/null -H "x-goog-api-key: bench-client-key-0123456789" -d '{"cont
 
 # Interleaved rounds, median of each: the machine's noise hits all alike.
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-D64s=() N64s=() G64s=() D1s=() N1s=() G1s=() O64s=()
+D64s=() N64s=() G64s=() D1s=() N1s=() G1s=() O64s=() F64s=()
 for _ in $(seq "$ROUNDS"); do
   read -r r _ <<<"$(run $UP 64 2)"; D64s+=("$r")
   read -r r _ <<<"$(run $NGX 64 2)"; N64s+=("$r")
+  read -r r _ <<<"$(run $FLOOR 64 2)"; F64s+=("$r")
   read -r r _ <<<"$(run $GG 64 2)"; G64s+=("$r")
   read -r r _ <<<"$(run $GG 64 2 openai /v1/chat/completions)"; O64s+=("$r")
   read -r _ l <<<"$(run $UP 1 1)"; D1s+=("$l")
   read -r _ l <<<"$(run $NGX 1 1)"; N1s+=("$l")
   read -r _ l <<<"$(run $GG 1 1)"; G1s+=("$l")
 done
-D64=$(median "${D64s[@]}") N64=$(median "${N64s[@]}") G64=$(median "${G64s[@]}") O64=$(median "${O64s[@]}")
+D64=$(median "${D64s[@]}") N64=$(median "${N64s[@]}") G64=$(median "${G64s[@]}") O64=$(median "${O64s[@]}") F64=$(median "${F64s[@]}")
 D1=$(median "${D1s[@]}") N1=$(median "${N1s[@]}") G1=$(median "${G1s[@]}")
 RSS_LOADED=$(rss_mb "$GG_PID")
 stop_gemgate
@@ -143,12 +146,14 @@ for _ in $(seq "$ROUNDS"); do
 done
 G64_10=$(median "${G10s[@]}") G64_10K=$(median "${G10Ks[@]}")
 
-python3 - "$D64" "$N64" "$G64" "$D1" "$N1" "$G1" "$G64_10" "$G64_10K" "$RSS_IDLE" "$RSS_LOADED" "$RSS_10K" "$RSS_10K_LOADED" "$ROUNDS" "$O64" <<'PY'
+python3 - "$D64" "$N64" "$G64" "$D1" "$N1" "$G1" "$G64_10" "$G64_10K" "$RSS_IDLE" "$RSS_LOADED" "$RSS_10K" "$RSS_10K_LOADED" "$ROUNDS" "$O64" "$F64" <<'PY'
 import sys
-d64, n64, g64, d1, n1, g1, g64_10, g64k, rss_idle, rss_loaded, rss10k, rss10k_loaded, rounds, o64 = map(float, sys.argv[1:])
+d64, n64, g64, d1, n1, g1, g64_10, g64k, rss_idle, rss_loaded, rss10k, rss10k_loaded, rounds, o64, f64 = map(float, sys.argv[1:])
 print(f"\ngemgate proxy benchmark (one run, same machine, same upstream; median of {rounds:.0f} interleaved rounds)")
 print(f"  throughput c=64  direct {d64:>9.0f} req/s   nginx {n64:>9.0f} req/s   gemgate {g64:>9.0f} req/s")
 print(f"  gemgate / nginx throughput at c=64:        {g64 / n64:6.2f}   (goal >= 0.70)")
+print(f"  stack floor (bare poem + reqwest relay) / nginx: {f64 / n64:6.2f}   ({f64:.0f} req/s: what the fixed stack allows)")
+print(f"  gemgate / stack floor:                     {g64 / f64:6.2f}   (what gemgate's own work costs)")
 print(f"  OpenAI route / native route at c=64:       {o64 / g64:6.2f}   ({o64:.0f} req/s; goal >= 0.80)")
 print(f"  median latency c=1  direct {d1:.3f} ms   nginx {n1:.3f} ms   gemgate {g1:.3f} ms")
 print(f"  median latency added over direct, c=1:     nginx {n1 - d1:+.3f} ms   gemgate {g1 - d1:+.3f} ms   (goal < 0.2 ms)")
