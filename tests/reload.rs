@@ -185,3 +185,26 @@ async fn retry_same_key_retries_that_key_and_a_looping_script_falls_back() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn fail_and_an_all_models_cooldown_change_behaviour_end_to_end() {
+    let failing = "fn on_error(ctx) { #{ action: \"fail\" } }";
+    let h = Harness::start_with_files(&[fake_key("internal", 1), fake_key("ok", 2)], "", Some(failing)).await;
+    let mut statuses = Vec::new();
+    for _ in 0..2 {
+        statuses.push(h.generate("gemini-2.5-flash").await.status().as_u16());
+    }
+    assert!(statuses.contains(&500), "the 500 went straight to the client: {statuses:?}");
+    assert_eq!(h.fake.total_calls(), 2, "no retry");
+    h.stop().await;
+
+    let resting = "fn on_error(ctx) { #{ cooldown_secs: 120, cooldown_model: \"all\" } }";
+    let overloaded = fake_key("overload", 1);
+    let h = Harness::start_with_files(&[overloaded.clone(), fake_key("ok", 2)], "", Some(resting)).await;
+    for model in ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"] {
+        assert_eq!(h.generate(model).await.status(), 200);
+    }
+    assert_eq!(h.fake.calls(&overloaded), 1, "resting on every model after its first 503");
+    assert!(h.snapshot(&overloaded).await.is_cooling_for("any-model", std::time::SystemTime::now()));
+    h.stop().await;
+}

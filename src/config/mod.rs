@@ -17,12 +17,14 @@ pub enum ConfigError {
     #[error("{0}")]
     Parse(String),
     /// A value parses but makes no sense.
-    #[error("invalid setting `{field}`: {message}")]
+    #[error("invalid setting `{field}`{at}: {message}")]
     Invalid {
         /// Dotted name of the setting.
         field: &'static str,
         /// What is wrong and what is expected.
         message: String,
+        /// ` (file:line)` when the setting comes from a file line, else empty.
+        at: String,
     },
 }
 
@@ -93,7 +95,14 @@ pub fn load_with_env(file: Option<&Path>, env: Env) -> Result<LoadedConfig, Conf
         file_path = Some(absolute);
     }
     let config: Config = figment.merge(env).extract().map_err(|err| ConfigError::Parse(describe_figment_error(err)))?;
-    config.validate()?;
+    config.validate().map_err(|err| match (err, &file_path) {
+        (ConfigError::Invalid { field, message, .. }, Some(path)) => {
+            let keys: Vec<String> = field.split('.').map(String::from).collect();
+            let at = key_line(path, &keys).map_or(String::new(), |line| format!(" ({}:{line})", path.display()));
+            ConfigError::Invalid { field, message, at }
+        }
+        (err, _) => err,
+    })?;
     Ok(LoadedConfig { config, file: file_path, base_dir })
 }
 
@@ -105,13 +114,36 @@ pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
+/// The 1-based line of `keys` (`["retry", "max_attempts"]`) in a TOML file:
+/// the line `max_attempts = …` under the `[retry]` header.
+fn key_line(path: &Path, keys: &[String]) -> Option<usize> {
+    let (key, table) = keys.split_last()?;
+    let table = table.join(".");
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut current = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(header) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            current = header.trim().replace('"', "");
+        } else if current == table
+            && let Some(rest) = line.strip_prefix(key.as_str())
+            && rest.trim_start().starts_with('=')
+        {
+            return Some(index + 1);
+        }
+    }
+    None
+}
+
 fn describe_figment_error(err: figment::Error) -> String {
     err.into_iter()
         .map(|e| {
             let place = if e.path.is_empty() { String::new() } else { format!(" at `{}`", e.path.join(".")) };
+            let file = e.metadata.as_ref().and_then(|m| m.source.as_ref()).and_then(|s| s.file_path());
+            let line = file.and_then(|f| key_line(f, &e.path)).map_or(String::new(), |l| format!(", line {l}"));
             let source = match &e.metadata {
                 Some(meta) => match &meta.source {
-                    Some(source) => format!(" (from {source})"),
+                    Some(source) => format!(" (from {source}{line})"),
                     None => format!(" (from {})", meta.name),
                 },
                 None => String::new(),
@@ -170,6 +202,18 @@ mod tests {
         assert!(err.to_string().contains("retry.max_attempts"), "{err}");
         let err = parse_str("[server]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+    }
+
+    #[test]
+    fn errors_in_a_file_name_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("gemgate.toml");
+        std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:1\"\n\n[retry]\nmax_atempts = 3\n").unwrap();
+        let err = load_with_env(Some(&file), env_free()).unwrap_err().to_string();
+        assert!(err.contains("max_atempts") && err.contains("line 5"), "{err}");
+        std::fs::write(&file, "[retry]\n# comment\nmax_attempts = 0\n").unwrap();
+        let err = load_with_env(Some(&file), env_free()).unwrap_err().to_string();
+        assert!(err.contains("retry.max_attempts") && err.contains("gemgate.toml:3"), "{err}");
     }
 
     #[test]

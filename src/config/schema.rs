@@ -299,7 +299,8 @@ pub struct ModelLimits {
 impl Config {
     /// Checks values that parse but cannot work.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string() });
+        let invalid =
+            |field, message: &str| Err(ConfigError::Invalid { field, message: message.to_string(), at: String::new() });
         if self.server.listen.parse::<SocketAddr>().is_err() {
             return invalid("server.listen", "expected an address with port, like 127.0.0.1:8080 or 0.0.0.0:8080");
         }
