@@ -105,11 +105,6 @@ impl ScriptPolicy {
         })
     }
 
-    /// The script's file.
-    pub fn file(&self) -> &str {
-        &self.file
-    }
-
     fn call(&self, function: &str, ctx: Map) -> Result<Dynamic, Box<EvalAltResult>> {
         self.engine.call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, (ctx,))
     }

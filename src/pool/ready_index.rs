@@ -260,18 +260,6 @@ impl ReadyIndex {
         }
     }
 
-    /// Requests in flight on a key.
-    pub fn in_flight(&self, slot: SlotIndex) -> u32 {
-        self.keys.get(slot as usize).and_then(Option::as_ref).map_or(0, |a| a.in_flight)
-    }
-
-    /// Usable keys for `model` right now (for status views).
-    pub fn ready_count(&mut self, model: &Arc<str>, now: SystemTime) -> usize {
-        self.model_entry(model, now);
-        self.expire(model, now);
-        self.models.get(model).map_or(0, |m| m.ready.len())
-    }
-
     fn model_entry(&mut self, model: &Arc<str>, now: SystemTime) {
         if self.models.contains_key(model) {
             return;

@@ -125,11 +125,6 @@ impl Store {
         Ok(store)
     }
 
-    /// The dialect in use.
-    pub fn dialect(&self) -> Dialect {
-        self.dialect
-    }
-
     async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::query("CREATE TABLE IF NOT EXISTS gemgate_schema (version BIGINT NOT NULL PRIMARY KEY, description VARCHAR(200) NOT NULL, applied_ms BIGINT NOT NULL)")
             .execute(&self.pool)
