@@ -119,32 +119,38 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     } else {
         config.auth.admin_key.clone()
     };
+    let stored_clients = store.client_keys().await.context("loading client keys")?;
     let metrics_token =
-        if config.auth.metrics_token.is_empty() { admin_key } else { config.auth.metrics_token.clone() };
+        if config.auth.metrics_token.is_empty() { admin_key.clone() } else { config.auth.metrics_token.clone() };
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
-        auth: arc_swap::ArcSwap::from_pointee(ClientAuth::new(&client_keys, config.auth.open)),
+        auth: arc_swap::ArcSwap::from_pointee(
+            ClientAuth::new(&client_keys, config.auth.open).with_stored(&stored_clients),
+        ),
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
         metrics_auth: ClientAuth::new(&[metrics_token], false),
         policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
+        stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
     });
 
+    // The admin applies its edits through the same reloader the watch uses.
+    let reloader = Arc::new(Reloader {
+        loaded: std::sync::Mutex::new(loaded.clone()),
+        pool: pool.clone(),
+        policy: policy.clone(),
+        policy_faults: policy_faults.clone(),
+        state: state.clone(),
+        store: store.clone(),
+        store_writer: store_writer.clone(),
+        generated_client_key: generated_client_key.clone(),
+        status: reloads.clone(),
+    });
+    let admin = Arc::new(crate::admin::AdminContext::new(state.clone(), reloader.clone(), &admin_key));
     let watch = if config.reload.watch {
-        let reloader = Arc::new(Reloader {
-            loaded: std::sync::Mutex::new(loaded.clone()),
-            pool: pool.clone(),
-            policy: policy.clone(),
-            policy_faults: policy_faults.clone(),
-            state: state.clone(),
-            store: store.clone(),
-            store_writer: store_writer.clone(),
-            generated_client_key: generated_client_key.clone(),
-            status: reloads.clone(),
-        });
-        match watch::start(reloader) {
+        match watch::start(reloader.clone()) {
             Ok(watch) => Some(watch),
             Err(err) => {
                 tracing::warn!("live reload is off: cannot watch the files ({err})");
@@ -165,7 +171,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let server = tokio::spawn(async move {
         Server::new_with_acceptor(acceptor)
             .run_with_graceful_shutdown(
-                api::routes(state),
+                api::routes(state, admin),
                 async {
                     let _ = signal.await;
                 },
@@ -184,6 +190,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         key_set.duplicates
     );
     tracing::info!("native Gemini API: http://{addr}/v1beta (and /v1), upstream {}", config.upstream.base_url);
+    tracing::info!("admin: http://{addr}/admin/ (API docs at /admin/docs)");
     tracing::info!("OpenAI API: http://{addr}/v1/chat/completions, /v1/models, /v1/embeddings (and under /openai/v1)");
 
     Ok(RunningApp {

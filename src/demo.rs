@@ -38,6 +38,8 @@ pub async fn run(mut loaded: LoadedConfig) -> anyhow::Result<()> {
     config.store.database_url = String::new();
     config.auth.open = true;
     config.scan.on_start = false;
+    let admin_key = crate::secrets::generate_secret();
+    config.auth.admin_key = admin_key.clone();
     let running = app::start(loaded).await?;
     let base = format!("http://{}", running.addr);
     println!("\n  gemgate demo: fake Google API at {}, {} demo keys, open access.", fake.base_url(), DEMO_KEYS.len());
@@ -45,6 +47,7 @@ pub async fn run(mut loaded: LoadedConfig) -> anyhow::Result<()> {
     println!(
         "    curl -s {base}/v1beta/models/gemini-2.5-flash:generateContent -H 'content-type: application/json' \\\n      -d '{{\"contents\":[{{\"parts\":[{{\"text\":\"hello\"}}]}}]}}'"
     );
+    println!("  The admin dashboard: {base}/admin/  (admin key {admin_key})");
     println!("  Demo traffic follows; Ctrl-C stops.\n");
 
     let traffic = tokio::spawn(drive_traffic(base));

@@ -13,7 +13,7 @@ use crate::config::RetryConfig;
 use crate::keys::Fingerprint;
 use crate::policy::{CooldownScope, Decision, NextStep, Outcome, SharedPolicy};
 use crate::pool::{CooldownEntry, KeyEvent, Lease, LeaseError, PoolHandle};
-use crate::store::{RequestRecord, StoreHandle};
+use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
 use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -182,6 +182,7 @@ impl Dispatcher {
                 Err(failure) => failure,
             };
             self.metrics.attempt(failure.kind.as_str(), ctx.attempts > 1);
+            self.log_attempt_error(&ctx, &lease, &failure);
             let decision = self.decide(&ctx, &lease, &failure, 0);
             let event = failed_event(&failure, &decision, attempt_started.elapsed());
             tracing::info!(
@@ -318,6 +319,23 @@ impl Dispatcher {
         let latency = Duration::from_millis(record.latency_ms.max(0) as u64);
         self.metrics.request(&record.route, &record.model, record.status as u16, latency);
         self.store.log_request(record);
+    }
+
+    /// Queues a failed attempt for the error log.
+    pub(crate) fn log_attempt_error(&self, ctx: &RequestContext, lease: &Lease, failure: &AttemptFailure) {
+        self.store.log_error(ErrorRecord {
+            at_ms: crate::store::now_ms(),
+            client: ctx.request.client.clone(),
+            route: std::borrow::Cow::Borrowed(ctx.request.route),
+            model: ctx.request.model.clone(),
+            key_fingerprint: Some(lease.slot().record.fingerprint),
+            attempt: i64::from(ctx.attempts),
+            http_status: i64::from(failure.google.http_status),
+            google_status: failure.google.status.clone(),
+            reason: failure.google.reason.clone(),
+            kind: failure.kind.as_str().to_string(),
+            message: failure.google.message.chars().take(2000).collect(),
+        });
     }
 
     /// Logs a served request and credits its key.

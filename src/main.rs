@@ -134,34 +134,32 @@ async fn serve(loaded: gemgate::config::LoadedConfig) -> anyhow::Result<()> {
 
 /// `gemgate policy test`: prints the script's decision and the built-in one.
 fn policy_test(config_path: Option<&std::path::Path>, file: &std::path::Path, case: &str) -> i32 {
-    use gemgate::policy::{DefaultPolicy, Policy, case, script::ScriptPolicy};
+    use gemgate::policy::case;
     let config = gemgate::config::load(config_path).map(|l| l.config).unwrap_or_default();
-    let fallback = DefaultPolicy::new(&config.cooldown, &config.retry);
-    let faults = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let script = match ScriptPolicy::load(file, fallback.clone(), faults.clone()) {
-        Ok(script) => script,
+    let source = match std::fs::read_to_string(file) {
+        Ok(source) => source,
         Err(err) => {
-            eprintln!("{err}");
+            eprintln!("{}: cannot read the script: {err}", file.display());
             return 2;
         }
     };
-    let outcome = match serde_json::from_str(case).map_err(|e| e.to_string()).and_then(|c| case::outcome_from_case(&c))
-    {
-        Ok(outcome) => outcome,
+    let case: serde_json::Value = match serde_json::from_str(case) {
+        Ok(case) => case,
         Err(err) => {
             eprintln!("case: {err}");
             return 2;
         }
     };
-    let decision = script.decide(&outcome);
-    let report = serde_json::json!({
-        "kind": outcome.kind.as_str(),
-        "decision": case::decision_json(&decision),
-        "built_in": case::decision_json(&fallback.decide(&outcome)),
-        "script_faults": faults.load(std::sync::atomic::Ordering::Relaxed),
-    });
-    println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
-    if faults.load(std::sync::atomic::Ordering::Relaxed) > 0 { 1 } else { 0 }
+    match case::run_case(&file.display().to_string(), &source, &case, &config) {
+        Ok(report) => {
+            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            if report["script_faults"].as_u64().unwrap_or(0) > 0 { 1 } else { 0 }
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            2
+        }
+    }
 }
 
 /// `gemgate keys verify`: one line per key, masked, with its verdict.

@@ -104,7 +104,15 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
     let mut debouncer = new_debouncer(Duration::from_millis(250), None, move |result: DebounceEventResult| {
         if let Ok(events) = result {
-            let paths = events.into_iter().flat_map(|e| e.event.paths).collect();
+            // Reading a file is not changing it (and the reload itself reads them).
+            let paths = events
+                .into_iter()
+                .filter(|e| !matches!(e.event.kind, notify::EventKind::Access(_)))
+                .flat_map(|e| e.event.paths)
+                .collect::<Vec<_>>();
+            if paths.is_empty() {
+                return;
+            }
             let _ = tx.send(paths);
         }
     })?;
@@ -154,6 +162,17 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 impl Reloader {
+    /// Rebuilds client auth (config keys, generated key, admin-made keys).
+    pub fn refresh_auth(&self) {
+        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
+        self.state.retry_and_auth(&loaded.config, self.generated_client_key.as_deref());
+    }
+
+    /// The config in force now.
+    pub fn current(&self) -> LoadedConfig {
+        self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     async fn apply(&self, changes: Changes) {
         let mut policy_changed = changes.policy;
         if changes.config {
@@ -167,8 +186,8 @@ impl Reloader {
         }
     }
 
-    /// Returns whether the policy must be rebuilt.
-    fn reload_config(&self) -> bool {
+    /// Re-reads config.toml; returns whether the policy must be rebuilt.
+    pub fn reload_config(&self) -> bool {
         let file = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).file.clone();
         let fresh = match config::load(file.as_deref()) {
             Ok(fresh) => fresh,
@@ -206,7 +225,8 @@ impl Reloader {
         policy_changed
     }
 
-    fn reload_policy(&self) {
+    /// Rebuilds the policy from the configured script.
+    pub fn reload_policy(&self) {
         let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone();
         match configured_policy(&loaded, self.policy_faults.clone()) {
             Ok(policy) => {
@@ -218,7 +238,8 @@ impl Reloader {
         }
     }
 
-    async fn reload_keys(&self) {
+    /// Re-reads the keys folder and makes the pool match it.
+    pub async fn reload_keys(&self) {
         let (dir, allow) = {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             (loaded.keys_dir(), loaded.config.keys.allow_nonstandard)

@@ -4,7 +4,7 @@
 
 use gemgate::keys::{ApiKey, Fingerprint, KeyRecord};
 use gemgate::pool::KeySnapshot;
-use gemgate::store::{RequestRecord, Store};
+use gemgate::store::{ClientLimits, ErrorRecord, LogFilter, RequestRecord, Store};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,9 +40,22 @@ async fn exercise(url: &str) {
             prompt_tokens: 3,
             completion_tokens: 4,
             total_tokens: 7,
-            error: None,
+            error: (status != 200).then(|| format!("429 rate_limited: 100% {unique}")),
         });
     }
+    writer.log_error(ErrorRecord {
+        at_ms: gemgate::store::now_ms(),
+        client: client.clone(),
+        route: Cow::Borrowed("generateContent"),
+        model: Arc::from("gemini-2.5-flash"),
+        key_fingerprint: Some(record.fingerprint),
+        attempt: 1,
+        http_status: 429,
+        google_status: "RESOURCE_EXHAUSTED".into(),
+        reason: None,
+        kind: "rate_limited".into(),
+        message: format!("Quota exceeded {unique}"),
+    });
     writer.flush().await;
     let states = store.load_key_states().await.expect("load");
     let loaded = states.get(&record.fingerprint).expect("state saved");
@@ -52,7 +65,40 @@ async fn exercise(url: &str) {
     assert_eq!(mine.len(), 2, "{url}");
     assert_eq!(mine[0].key_fingerprint, Some(record.fingerprint));
     assert!(Fingerprint::parse(&record.fingerprint.to_string()).is_some());
+
+    // The admin's queries: filters, case-insensitive text with literal wildcards, paging.
+    let by_client = LogFilter { client: Some(client.to_string()), ..LogFilter::default() };
+    let page = store.find_requests(&by_client, 1, 0).await.expect("find requests");
+    assert_eq!((page.total, page.rows.len()), (2, 1), "{url}");
+    let text = LogFilter { text: Some(format!("100% {}", unique.to_uppercase())), ..LogFilter::default() };
+    assert_eq!(store.find_requests(&text, 10, 0).await.expect("search").total, 1, "{url}");
+    let wild = LogFilter { text: Some(format!("1_0% {unique}")), ..LogFilter::default() };
+    assert_eq!(store.find_requests(&wild, 10, 0).await.expect("search").total, 0, "{url}: _ is literal");
+    let errors = LogFilter { text: Some(format!("quota EXCEEDED {unique}")), status: Some(429), ..LogFilter::default() };
+    let found = store.find_errors(&errors, 10, 0).await.expect("find errors");
+    assert_eq!(found.total, 1, "{url}");
+    assert_eq!(found.rows[0].google_status, "RESOURCE_EXHAUSTED");
+    let stats = store.stat_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("stat rows");
+    assert!(stats.iter().filter(|r| r.client == *client).count() == 2, "{url}");
+
+    // Client keys: stored hashed, updated, revoked.
+    let hash = format!("{unique:0>64}");
+    let limits = ClientLimits { rpm_limit: 5, rpd_limit: 0, allowed_models: vec!["gemini-2.5-flash".into()] };
+    let made = store.insert_client_key(&format!("c-{unique}"), &hash, "gg-…abcd", &limits).await.expect("insert");
+    assert_eq!(made.allowed_models, limits.allowed_models, "{url}");
+    let more = ClientLimits { rpm_limit: 9, ..limits };
+    assert!(store.update_client_limits(made.id, &more).await.expect("update"));
+    assert!(store.revoke_client_key(made.id).await.expect("revoke"));
+    assert!(!store.revoke_client_key(made.id).await.expect("revoke twice"), "{url}");
+    let back = store.client_key(made.id).await.expect("read").expect("exists");
+    assert_eq!((back.rpm_limit, back.revoked_ms.is_some()), (9, true), "{url}");
     store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_store() {
+    let dir = tempfile::tempdir().unwrap();
+    exercise(&format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display())).await;
 }
 
 #[tokio::test]

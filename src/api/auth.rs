@@ -57,6 +57,18 @@ impl ClientAuth {
         Self { open, keys }
     }
 
+    /// Adds the client keys made in the admin (revoked ones are left out);
+    /// each is known by its name.
+    pub fn with_stored(mut self, stored: &[crate::store::StoredClientKey]) -> Self {
+        for client in stored.iter().filter(|c| c.revoked_ms.is_none()) {
+            let mut hash = [0u8; 32];
+            if hex::decode_to_slice(&client.key_hash, &mut hash).is_ok() {
+                self.keys.push(ClientKey { hash, id: Arc::from(client.name.as_str()) });
+            }
+        }
+        self
+    }
+
     /// Checks the request's key.
     pub fn check(&self, request: &Request) -> Result<ClientId, AuthError> {
         let presented = presented_key(request);
@@ -80,7 +92,7 @@ impl ClientAuth {
 }
 
 /// The key from the header or query, in that order of preference.
-fn presented_key(request: &Request) -> Option<String> {
+pub fn presented_key(request: &Request) -> Option<String> {
     let headers = request.headers();
     if let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).unwrap_or(value).trim();
@@ -146,6 +158,28 @@ mod tests {
         assert!(auth.check(&request(&format!("/x?alt=sse&key={KEY}"), None)).is_ok());
         assert_eq!(auth.check(&request("/x", None)), Err(AuthError::Missing));
         assert_eq!(auth.check(&request("/x?key=wrong-key-000000000", None)), Err(AuthError::Invalid));
+    }
+
+    #[test]
+    fn stored_keys_are_known_by_name_until_revoked() {
+        let stored = |revoked_ms| crate::store::StoredClientKey {
+            id: 1,
+            name: "alice".into(),
+            key_hash: hex::encode(Sha256::digest(b"gg-alice-key-000000")),
+            key_hint: "gg-…0000".into(),
+            created_ms: 0,
+            revoked_ms,
+            rpm_limit: 0,
+            rpd_limit: 0,
+            allowed_models: vec![],
+        };
+        let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
+        let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();
+        assert_eq!(&*id.0, "alice");
+        assert!(auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).is_ok());
+        let revoked = ClientAuth::new(&[], false).with_stored(&[stored(Some(5))]);
+        let refused = revoked.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000"))));
+        assert_eq!(refused, Err(AuthError::Invalid));
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub struct AppState {
     pub policy_faults: Arc<std::sync::atomic::AtomicU64>,
     /// Reload events, for `/metrics`.
     pub reloads: Arc<crate::watch::ReloadStatus>,
+    /// Client keys made in the admin (hashes), part of `auth`.
+    pub stored_clients: arc_swap::ArcSwap<Vec<crate::store::StoredClientKey>>,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
@@ -88,7 +90,8 @@ impl AppState {
         {
             keys.push(generated.to_string());
         }
-        self.auth.store(Arc::new(ClientAuth::new(&keys, config.auth.open)));
+        let auth = ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored_clients.load());
+        self.auth.store(Arc::new(auth));
     }
 }
 
@@ -208,8 +211,9 @@ async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) 
 }
 
 /// The full route table.
-pub fn routes(state: Arc<AppState>) -> impl Endpoint {
+pub fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl Endpoint {
     Route::new()
+        .nest("/admin", crate::admin::routes(admin))
         .at("/v1beta/openai/*path", google_openai::passthrough)
         .at("/v1beta/*path", gemini::native)
         .at("/v1/*path", v1)

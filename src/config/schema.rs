@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// The whole config.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// HTTP server.
@@ -41,7 +41,7 @@ pub struct Config {
 }
 
 /// `[server]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address and port to listen on.
@@ -59,7 +59,7 @@ impl Default for ServerConfig {
 }
 
 /// `[upstream]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// Google's API base URL (the fake upstream's in tests and demo).
@@ -102,7 +102,7 @@ impl UpstreamConfig {
 }
 
 /// `[retry]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
     /// Upstream attempts per client request, the first included.
@@ -120,7 +120,7 @@ impl Default for RetryConfig {
 }
 
 /// `[cooldown]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CooldownConfig {
     /// Seconds a (key, model) rests after a 429 that carries no retry delay.
@@ -140,7 +140,7 @@ impl Default for CooldownConfig {
 }
 
 /// How the pool picks a key among the usable ones.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Strategy {
     /// Each usable key in turn.
@@ -153,7 +153,7 @@ pub enum Strategy {
 }
 
 /// `[pool]`
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Key selection strategy.
@@ -161,7 +161,7 @@ pub struct PoolConfig {
 }
 
 /// `[scan]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ScanConfig {
     /// Seconds between periodic health scans; 0 turns them off.
@@ -179,7 +179,7 @@ impl Default for ScanConfig {
 }
 
 /// `[store]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreConfig {
     /// Folder for the SQLite file and generated secrets.
@@ -207,7 +207,7 @@ impl Default for StoreConfig {
 }
 
 /// `[auth]`
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AuthConfig {
     /// Keys clients present to gemgate.
@@ -222,7 +222,7 @@ pub struct AuthConfig {
 }
 
 /// `[keys]`
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct KeysConfig {
     /// Folder of key files.
@@ -238,7 +238,7 @@ impl Default for KeysConfig {
 }
 
 /// `[policy]`
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// The rhai script deciding failover; empty means the built-in policy.
@@ -246,7 +246,7 @@ pub struct PolicyConfig {
 }
 
 /// How log lines are written.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// For people.
@@ -257,7 +257,7 @@ pub enum LogFormat {
 }
 
 /// `[log]`
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct LogConfig {
     /// `text` or `json`.
@@ -273,7 +273,7 @@ impl Default for LogConfig {
 }
 
 /// `[reload]`
-#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ReloadConfig {
     /// Watch config.toml, the keys folder and the policy script.
@@ -287,7 +287,7 @@ impl Default for ReloadConfig {
 }
 
 /// `[models."name"]`: one key's limits for one model.
-#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelLimits {
     /// Requests per minute per key; 0 means no limit.
@@ -352,7 +352,7 @@ impl Config {
 
 /// Accepts a TOML list or one comma-separated string (the environment's form).
 fn string_or_list<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
+    #[derive(Deserialize, serde::Serialize)]
     #[serde(untagged)]
     enum OneOrMany {
         One(String),

@@ -123,6 +123,7 @@ impl Finish {
         if let Some(lease) = self.lease.take() {
             // The policy decides what the cut does to the key; a retry is impossible.
             let decision = self.dispatcher.decide(&self.ctx, &lease, &failure, self.sent);
+            self.dispatcher.log_attempt_error(&self.ctx, &lease, &failure);
             tracing::warn!(key = %lease.slot().record.fingerprint, sent = self.sent, "upstream stream cut mid-reply: {message}");
             lease.settle(failed_event(&failure, &decision, self.attempt_started.elapsed()));
         }

@@ -114,7 +114,7 @@ pub fn load_key_dir(dir: &Path, allow_nonstandard: bool) -> std::io::Result<KeyS
 }
 
 /// Files an editor leaves behind (`.swp`, `~`, `.tmp`, hidden) are not key files.
-fn is_key_file_name(name: &str) -> bool {
+pub(crate) fn is_key_file_name(name: &str) -> bool {
     !(name.starts_with('.')
         || name.ends_with('~')
         || name.ends_with(".swp")

@@ -53,6 +53,35 @@ pub fn outcome_from_case(case: &Value) -> Result<Outcome, String> {
     })
 }
 
+/// Why a case could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    /// The script does not compile.
+    #[error("{0}")]
+    Script(#[from] super::script::ScriptError),
+    /// The case is not a valid outcome.
+    #[error("case: {0}")]
+    Case(String),
+}
+
+/// Runs `case` through the script `source` (named `file` in messages) and
+/// through the built-in policy of `config`: the kind, both decisions and
+/// whether the script faulted.
+pub fn run_case(file: &str, source: &str, case: &Value, config: &crate::config::Config) -> Result<Value, CaseError> {
+    use super::Policy;
+    let fallback = super::DefaultPolicy::new(&config.cooldown, &config.retry);
+    let faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let script = super::script::ScriptPolicy::compile(file, source, fallback.clone(), faults.clone())?;
+    let outcome = outcome_from_case(case).map_err(CaseError::Case)?;
+    let decision = script.decide(&outcome);
+    Ok(json!({
+        "kind": outcome.kind.as_str(),
+        "decision": decision_json(&decision),
+        "built_in": decision_json(&fallback.decide(&outcome)),
+        "script_faults": faults.load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}
+
 /// A decision as JSON, in the shape scripts return.
 pub fn decision_json(decision: &Decision) -> Value {
     let map = decision_map(decision);

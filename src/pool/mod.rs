@@ -27,6 +27,7 @@ use std::sync::Arc;
 pub struct PoolHandle {
     supervisor: ActorRef<PoolMsg>,
     scan: Arc<ScanProgress>,
+    scanner: Arc<Scanner>,
 }
 
 /// A key handed out for one attempt. Report how it went with
@@ -73,8 +74,9 @@ impl PoolHandle {
     /// Starts the supervisor (and so every key actor).
     pub async fn start(args: SupervisorArgs) -> anyhow::Result<Self> {
         let scan = args.scanner.progress();
+        let scanner = args.scanner.clone();
         let (supervisor, _) = ractor::Actor::spawn(None, PoolSupervisor, args).await?;
-        Ok(Self { supervisor, scan })
+        Ok(Self { supervisor, scan, scanner })
     }
 
     /// Leases a key for `model`, skipping the slots in `exclude`.
@@ -99,8 +101,21 @@ impl PoolHandle {
 
     /// Disables (`Some`) or enables (`None`) a key; false when it is not in the pool.
     pub async fn set_disabled(&self, fingerprint: Fingerprint, reason: Option<DisableReason>) -> bool {
-        let message = |reply| PoolMsg::SetDisabled { fingerprint, reason, reply };
-        matches!(self.supervisor.call(message, None).await, Ok(CallResult::Success(true)))
+        self.set_disabled_many(vec![fingerprint], reason).await.is_empty()
+    }
+
+    /// Disables (`Some`) or enables (`None`) keys in one round trip; returns
+    /// the fingerprints that are not in the pool.
+    pub async fn set_disabled_many(
+        &self,
+        fingerprints: Vec<Fingerprint>,
+        reason: Option<DisableReason>,
+    ) -> Vec<Fingerprint> {
+        let message = |reply| PoolMsg::SetDisabled { fingerprints: fingerprints.clone(), reason, reply };
+        match self.supervisor.call(message, None).await {
+            Ok(CallResult::Success(missing)) => missing,
+            _ => fingerprints,
+        }
     }
 
     /// Starts a health scan of every key.
@@ -108,6 +123,23 @@ impl PoolHandle {
         match self.supervisor.call(|reply| PoolMsg::StartScan { reply }, None).await {
             Ok(CallResult::Success(result)) => result,
             _ => Ok(()),
+        }
+    }
+
+    /// Checks the keys with these fingerprints now and applies the verdicts;
+    /// fingerprints not in the pool are left out of the answer.
+    pub async fn verify(&self, fingerprints: &[Fingerprint]) -> Vec<(Arc<KeySlot>, crate::policy::ScanVerdict)> {
+        let wanted: std::collections::HashSet<&Fingerprint> = fingerprints.iter().collect();
+        let slots: Vec<Arc<KeySlot>> =
+            self.slots().await.into_iter().filter(|slot| wanted.contains(&slot.record.fingerprint)).collect();
+        self.scanner.verify(slots, &self.supervisor).await
+    }
+
+    /// Attempts in flight on every key.
+    pub async fn in_flight(&self) -> u64 {
+        match self.supervisor.call(|reply| PoolMsg::InFlight { reply }, None).await {
+            Ok(CallResult::Success(count)) => count,
+            _ => 0,
         }
     }
 

@@ -213,6 +213,11 @@ impl ReadyIndex {
         }
     }
 
+    /// Attempts in flight on every key.
+    pub fn in_flight_total(&self) -> u64 {
+        self.keys.iter().flatten().map(|k| u64::from(k.in_flight)).sum()
+    }
+
     /// A leased attempt ended.
     pub fn release(&mut self, slot: SlotIndex) {
         if let Some(Some(avail)) = self.keys.get_mut(slot as usize) {

@@ -94,6 +94,27 @@ impl Scanner {
         self.progress.clone()
     }
 
+    /// Checks `slots` now (not counted as a scan) and applies the verdicts.
+    pub async fn verify(
+        &self,
+        slots: Vec<Arc<KeySlot>>,
+        supervisor: &ActorRef<PoolMsg>,
+    ) -> Vec<(Arc<KeySlot>, crate::policy::ScanVerdict)> {
+        let verdicts: Vec<_> = futures_util::stream::iter(slots)
+            .map(|slot| async move {
+                let raw = self.upstream.check_key(&slot.record.key).await;
+                let verdict = self.policy.load().on_scan(raw, slot.record.fingerprint);
+                (slot, verdict)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (slot, verdict) in &verdicts {
+            let _ = supervisor.cast(PoolMsg::ScanVerdict { slot: slot.clone(), verdict: verdict.clone() });
+        }
+        verdicts
+    }
+
     /// Starts a scan of `slots` in the background; verdicts go to `supervisor`.
     pub fn start(&self, slots: Vec<Arc<KeySlot>>, supervisor: ActorRef<PoolMsg>) -> Result<(), ScanError> {
         let progress = self.progress.clone();

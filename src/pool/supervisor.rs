@@ -50,14 +50,15 @@ pub enum PoolMsg {
         /// What the policy made of the scan.
         verdict: ScanVerdict,
     },
-    /// Disable (Some) or enable (None) a key by fingerprint; replies whether it exists.
+    /// Disable (Some) or enable (None) keys by fingerprint; replies with
+    /// the fingerprints not in the pool.
     SetDisabled {
-        /// The key.
-        fingerprint: Fingerprint,
+        /// The keys.
+        fingerprints: Vec<Fingerprint>,
         /// The reason, or None to enable.
         reason: Option<DisableReason>,
-        /// Whether the key was found.
-        reply: RpcReplyPort<bool>,
+        /// The fingerprints not found.
+        reply: RpcReplyPort<Vec<Fingerprint>>,
     },
     /// Start a health scan of every key.
     StartScan {
@@ -74,6 +75,11 @@ pub enum PoolMsg {
         persisted: HashMap<Fingerprint, KeySnapshot>,
         /// (added, removed).
         reply: RpcReplyPort<(usize, usize)>,
+    },
+    /// Attempts in flight on every key.
+    InFlight {
+        /// The count.
+        reply: RpcReplyPort<u64>,
     },
     /// Every key currently in the pool.
     Slots {
@@ -178,12 +184,15 @@ impl Actor for PoolSupervisor {
                 state.index.clear_cooldown(slot, &scope, now);
             }
             PoolMsg::ScanVerdict { slot, verdict } => state.apply_scan(&slot, verdict, now),
-            PoolMsg::SetDisabled { fingerprint, reason, reply } => {
-                let found = state.by_fingerprint.get(&fingerprint).copied();
-                if let Some(slot) = found {
-                    state.set_disabled(slot, reason, now);
+            PoolMsg::SetDisabled { fingerprints, reason, reply } => {
+                let mut missing = Vec::new();
+                for fingerprint in fingerprints {
+                    match state.by_fingerprint.get(&fingerprint).copied() {
+                        Some(slot) => state.set_disabled(slot, reason, now),
+                        None => missing.push(fingerprint),
+                    }
                 }
-                let _ = reply.send(found.is_some());
+                let _ = reply.send(missing);
             }
             PoolMsg::StartScan { reply } => {
                 let _ = reply.send(state.start_scan(&myself));
@@ -198,6 +207,9 @@ impl Actor for PoolSupervisor {
                 let counts = state.replace_keys(&myself, keys).await?;
                 state.persisted = HashMap::new();
                 let _ = reply.send(counts);
+            }
+            PoolMsg::InFlight { reply } => {
+                let _ = reply.send(state.index.in_flight_total());
             }
             PoolMsg::Slots { reply } => {
                 let _ = reply.send(state.slots.iter().flatten().cloned().collect());

@@ -26,12 +26,23 @@ impl Migration {
 }
 
 /// Every migration, oldest first.
-pub const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "key state and request log",
-    sql: [
-        include_str!("migrations/0001_init.sqlite.sql"),
-        include_str!("migrations/0001_init.postgres.sql"),
-        include_str!("migrations/0001_init.mysql.sql"),
-    ],
-}];
+pub const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "key state and request log",
+        sql: [
+            include_str!("migrations/0001_init.sqlite.sql"),
+            include_str!("migrations/0001_init.postgres.sql"),
+            include_str!("migrations/0001_init.mysql.sql"),
+        ],
+    },
+    Migration {
+        version: 2,
+        description: "client keys and the error log",
+        sql: [
+            include_str!("migrations/0002_admin.sqlite.sql"),
+            include_str!("migrations/0002_admin.postgres.sql"),
+            include_str!("migrations/0002_admin.mysql.sql"),
+        ],
+    },
+];

@@ -3,10 +3,14 @@
 //! request log. Writes go through a channel to one writer task that flushes in
 //! batches, so the request path never waits on the database.
 
+mod client_keys;
+mod log_query;
 mod migrations;
 mod rows;
 mod writer;
 
+pub use client_keys::{ClientLimits, StoredClientKey};
+pub use log_query::{ErrorRecord, LogFilter, Page, StatRow};
 pub use rows::{RequestRecord, now_ms, to_ms};
 pub use writer::StoreHandle;
 

@@ -146,7 +146,7 @@ pub(super) async fn save_key_states(
     Ok(())
 }
 
-const LOG_COLUMNS: &str = "at_ms, client, route, model, key_fp, attempts, status, latency_ms, prompt_tokens, \
+pub(super) const LOG_COLUMNS: &str = "at_ms, client, route, model, key_fp, attempts, status, latency_ms, prompt_tokens, \
                            completion_tokens, total_tokens, error";
 
 /// Appends request rows with multi-row inserts. Chunks are 100, 10 or 1 rows,
@@ -190,27 +190,28 @@ pub(super) async fn delete_requests_before(store: &Store, before_ms: i64) -> Res
 pub(super) async fn recent_requests(store: &Store, limit: i64) -> Result<Vec<RequestRecord>, StoreError> {
     let sql = store.dialect.sql(&format!("SELECT {LOG_COLUMNS} FROM request_log ORDER BY id DESC LIMIT ?"));
     let rows = sqlx::query(sql).bind(limit).fetch_all(&store.pool).await?;
-    rows.iter()
-        .map(|row| {
-            Ok(RequestRecord {
-                at_ms: row.try_get(0)?,
-                client: Arc::from(row.try_get::<String, _>(1)?),
-                route: Cow::Owned(row.try_get(2)?),
-                model: Arc::from(row.try_get::<String, _>(3)?),
-                key_fingerprint: row.try_get::<Option<String>, _>(4)?.as_deref().and_then(Fingerprint::parse),
-                attempts: int(row, 5)?,
-                status: int(row, 6)?,
-                latency_ms: row.try_get(7)?,
-                prompt_tokens: row.try_get(8)?,
-                completion_tokens: row.try_get(9)?,
-                total_tokens: row.try_get(10)?,
-                error: row.try_get(11)?,
-            })
-        })
-        .collect()
+    Ok(rows.iter().map(request_row).collect::<Result<_, _>>()?)
+}
+
+/// A request row read with [`LOG_COLUMNS`] in order.
+pub(super) fn request_row(row: &sqlx::any::AnyRow) -> Result<RequestRecord, sqlx::Error> {
+    Ok(RequestRecord {
+        at_ms: row.try_get(0)?,
+        client: Arc::from(row.try_get::<String, _>(1)?),
+        route: Cow::Owned(row.try_get(2)?),
+        model: Arc::from(row.try_get::<String, _>(3)?),
+        key_fingerprint: row.try_get::<Option<String>, _>(4)?.as_deref().and_then(Fingerprint::parse),
+        attempts: int(row, 5)?,
+        status: int(row, 6)?,
+        latency_ms: row.try_get(7)?,
+        prompt_tokens: row.try_get(8)?,
+        completion_tokens: row.try_get(9)?,
+        total_tokens: row.try_get(10)?,
+        error: row.try_get(11)?,
+    })
 }
 
 /// INT columns come back as i32 on some drivers and i64 on others.
-fn int(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
+pub(super) fn int(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
     row.try_get::<i64, _>(index).or_else(|_| row.try_get::<i32, _>(index).map(i64::from))
 }

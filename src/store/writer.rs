@@ -5,6 +5,7 @@
 //! are pruned hourly.
 
 use super::Store;
+use super::log_query::{self, ErrorRecord};
 use super::rows::{self, RequestRecord};
 use crate::keys::Fingerprint;
 use crate::pool::KeySlot;
@@ -22,6 +23,7 @@ struct Pending {
     /// pool of 10,000 keys does not rewrite every key every second.
     counters: HashMap<Fingerprint, Arc<KeySlot>>,
     requests: Vec<RequestRecord>,
+    errors: Vec<ErrorRecord>,
 }
 
 /// How often moved counters are written (and on flush and shutdown).
@@ -74,6 +76,17 @@ impl StoreHandle {
         if pending.requests.len() == shared.batch_size {
             shared.batch_full.notify_one();
         }
+    }
+
+    /// Queues a failed attempt for the error log.
+    pub fn log_error(&self, record: ErrorRecord) {
+        let Some(shared) = &self.shared else { return };
+        let mut pending = lock(&shared.pending);
+        if pending.errors.len() >= MAX_BUFFERED_ROWS {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        pending.errors.push(record);
     }
 
     /// Writes everything queued so far and waits for it.
@@ -129,6 +142,9 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
                     if let Err(err) = rows::delete_requests_before(&store, cutoff).await {
                         tracing::warn!("store: pruning old request rows failed: {err}");
                     }
+                    if let Err(err) = log_query::delete_errors_before(&store, cutoff).await {
+                        tracing::warn!("store: pruning old error rows failed: {err}");
+                    }
                 }
             }
         }
@@ -137,7 +153,7 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
 }
 
 async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
-    let (keys, requests) = {
+    let (keys, requests, errors) = {
         let mut pending = lock(&shared.pending);
         let mut keys = std::mem::take(&mut pending.keys);
         if with_counters {
@@ -147,7 +163,7 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
                 pending.counters.remove(fingerprint);
             }
         }
-        (keys, std::mem::take(&mut pending.requests))
+        (keys, std::mem::take(&mut pending.requests), std::mem::take(&mut pending.errors))
     };
     let states = keys.iter().map(|(fingerprint, slot)| (*fingerprint, slot.snapshot())).collect::<HashMap<_, _>>();
     if !states.is_empty()
@@ -164,5 +180,8 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
         if let Err(err) = rows::insert_requests(store, batch).await {
             tracing::warn!(rows = batch.len(), "store: writing request log failed, rows dropped: {err}");
         }
+    }
+    if let Err(err) = log_query::insert_errors(store, &errors).await {
+        tracing::warn!(rows = errors.len(), "store: writing error log failed, rows dropped: {err}");
     }
 }

@@ -46,9 +46,13 @@ def fake_upstream():
 class Gemgate:
     """A gemgate process with its own keys and data folders."""
 
-    def __init__(self, upstream: str, keys: list[str], extra_env: dict | None = None):
+    def __init__(self, upstream: str, keys: list[str], extra_env: dict | None = None, config: str | None = None,
+                 files: dict | None = None):
         self.dir = tempfile.TemporaryDirectory()
         folder = Path(self.dir.name)
+        self.folder = folder
+        for name, text in (files or {}).items():
+            (folder / name).write_text(text)
         (folder / "keys").mkdir()
         (folder / "keys" / "sdk.txt").write_text("\n".join(keys) + "\n")
         self.port = free_port()
@@ -65,7 +69,12 @@ class Gemgate:
         })
         env.update(extra_env or {})
         self.log = open(folder / "gemgate.log", "w")
-        self.proc = subprocess.Popen([GEMGATE_BIN], cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        args = [GEMGATE_BIN]
+        if config is not None:
+            # A real config file, so the admin can edit it.
+            (folder / "config.toml").write_text(config)
+            args += ["--config", str(folder / "config.toml")]
+        self.proc = subprocess.Popen(args, cwd=folder, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_ready()
 
     def _wait_ready(self):
@@ -94,8 +103,8 @@ class Gemgate:
 def gemgate(fake_upstream):
     started = []
 
-    def start(keys, **extra_env):
-        server = Gemgate(fake_upstream, keys, extra_env)
+    def start(keys, config=None, files=None, **extra_env):
+        server = Gemgate(fake_upstream, keys, extra_env, config, files)
         started.append(server)
         return server
 

@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 /// The client key every test presents.
 pub const CLIENT_KEY: &str = "test-client-key-0123456789";
 
+/// The admin key of harnesses started from files.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
 /// A fake upstream, a gemgate in front of it, and their folder.
 pub struct Harness {
     pub fake: FakeUpstream,
@@ -167,7 +170,7 @@ pub fn config_file_text(base_url: &str, with_policy: bool, extra: &str) -> Strin
     let policy = if with_policy { "[policy]\nfile = \"policy.rhai\"\n" } else { "" };
     format!(
         "[server]\nlisten = \"127.0.0.1:0\"\n[upstream]\nbase_url = \"{base_url}\"\nresponse_timeout_secs = 5\n\
-         [auth]\nclient_keys = [\"{CLIENT_KEY}\"]\n[scan]\ninterval_secs = 0\n[store]\nflush_interval_ms = 20\n\
+         [auth]\nclient_keys = [\"{CLIENT_KEY}\"]\nadmin_key = \"{ADMIN_KEY}\"\n[scan]\ninterval_secs = 0\n[store]\nflush_interval_ms = 20\n\
          [retry]\noverload_backoff_ms = 10\n{policy}{extra}\n"
     )
 }

@@ -1,0 +1,189 @@
+//! Client keys: made here (shown once, stored hashed), listed, limited, revoked.
+
+use super::AdminTag;
+use crate::admin::AdminContext;
+use crate::admin::error::{ApiError, ApiResult};
+use crate::admin::security::AdminAuth;
+use crate::store::{ClientLimits, StoredClientKey};
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+
+pub struct ClientsApi {
+    pub ctx: Arc<AdminContext>,
+}
+
+/// A client key as listed (never the key).
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ClientView {
+    id: i64,
+    /// The name, which is also the client's name in logs and statistics.
+    name: String,
+    /// `gg-…wxyz`.
+    key_hint: String,
+    created_ms: i64,
+    revoked_ms: Option<i64>,
+    /// Requests per minute (0: no limit). Stored; enforcement comes with tenancy.
+    rpm_limit: i64,
+    /// Requests per day (0: no limit). Stored; enforcement comes with tenancy.
+    rpd_limit: i64,
+    /// Models the client may use (empty: all). Stored; enforcement comes with tenancy.
+    allowed_models: Vec<String>,
+}
+
+impl From<StoredClientKey> for ClientView {
+    fn from(c: StoredClientKey) -> Self {
+        Self {
+            id: c.id,
+            name: c.name,
+            key_hint: c.key_hint,
+            created_ms: c.created_ms,
+            revoked_ms: c.revoked_ms,
+            rpm_limit: c.rpm_limit,
+            rpd_limit: c.rpd_limit,
+            allowed_models: c.allowed_models,
+        }
+    }
+}
+
+/// Client keys.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ClientList {
+    items: Vec<ClientView>,
+    /// Client keys set in config.toml (`auth.client_keys`), not listed here.
+    config_keys: u64,
+}
+
+/// Limits of a client.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct LimitsInput {
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    rpm_limit: i64,
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    rpd_limit: i64,
+    #[oai(default, validator(max_items = 200))]
+    allowed_models: Vec<String>,
+}
+
+/// A client to create.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct NewClient {
+    /// 1 to 64 letters, digits, spaces, `.`, `_` or `-`; unique.
+    #[oai(validator(pattern = "^[A-Za-z0-9 ._-]{1,64}$"))]
+    name: String,
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    rpm_limit: i64,
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    rpd_limit: i64,
+    #[oai(default, validator(max_items = 200))]
+    allowed_models: Vec<String>,
+}
+
+/// A client just made, with its key: shown this once, never again.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct CreatedClient {
+    client: ClientView,
+    key: String,
+}
+
+#[derive(ApiResponse)]
+enum Created {
+    /// Made.
+    #[oai(status = 201)]
+    Created(Json<CreatedClient>),
+}
+
+fn check_models(models: &[String]) -> ApiResult<Vec<String>> {
+    models
+        .iter()
+        .map(|m| {
+            let m = m.trim().trim_start_matches("models/");
+            let plain = (1..=128).contains(&m.len())
+                && m.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
+            if plain { Ok(m.to_string()) } else { Err(ApiError::bad_request(format!("`{m}` is not a model name"))) }
+        })
+        .collect()
+}
+
+impl ClientsApi {
+    /// Reloads client keys from the store into the auth in force.
+    async fn refresh(&self) -> ApiResult<()> {
+        let stored = self.ctx.store().client_keys().await?;
+        self.ctx.state.stored_clients.store(Arc::new(stored));
+        self.ctx.reloader.refresh_auth();
+        Ok(())
+    }
+
+    async fn find(&self, id: i64) -> ApiResult<StoredClientKey> {
+        self.ctx.store().client_key(id).await?.ok_or_else(|| ApiError::not_found(format!("no client key with id {id}")))
+    }
+}
+
+#[OpenApi(tag = "AdminTag::Clients")]
+impl ClientsApi {
+    /// Every client key made here, newest first.
+    #[oai(path = "/clients", method = "get")]
+    async fn list(&self, _auth: AdminAuth) -> ApiResult<Json<ClientList>> {
+        let items = self.ctx.store().client_keys().await?.into_iter().map(ClientView::from).collect();
+        let config_keys = self.ctx.reloader.current().config.auth.client_keys.len() as u64;
+        Ok(Json(ClientList { items, config_keys }))
+    }
+
+    /// Makes a client key. The key is in this answer only; gemgate keeps its hash.
+    #[oai(path = "/clients", method = "post")]
+    async fn create(&self, _auth: AdminAuth, body: Json<NewClient>) -> ApiResult<Created> {
+        let name = body.name.trim().to_string();
+        if name.is_empty() {
+            return Err(ApiError::bad_request("name: give the client a name"));
+        }
+        let existing = self.ctx.store().client_keys().await?;
+        if existing.iter().any(|c| c.name == name && c.revoked_ms.is_none()) {
+            return Err(ApiError::conflict(format!("a client named `{name}` exists; pick another name")));
+        }
+        let limits = ClientLimits {
+            rpm_limit: body.rpm_limit,
+            rpd_limit: body.rpd_limit,
+            allowed_models: check_models(&body.allowed_models)?,
+        };
+        let key = crate::secrets::generate_secret();
+        let hash = hex::encode(Sha256::digest(key.as_bytes()));
+        let stored = self.ctx.store().insert_client_key(&name, &hash, &crate::keys::mask_secret(&key), &limits).await?;
+        self.refresh().await?;
+        tracing::info!(client = %name, "admin created a client key");
+        Ok(Created::Created(Json(CreatedClient { client: stored.into(), key })))
+    }
+
+    /// Sets a client's limits and allowed models.
+    #[oai(path = "/clients/:id", method = "put")]
+    async fn update(&self, _auth: AdminAuth, id: Path<i64>, body: Json<LimitsInput>) -> ApiResult<Json<ClientView>> {
+        let limits = ClientLimits {
+            rpm_limit: body.rpm_limit,
+            rpd_limit: body.rpd_limit,
+            allowed_models: check_models(&body.allowed_models)?,
+        };
+        if !self.ctx.store().update_client_limits(id.0, &limits).await? {
+            return Err(ApiError::not_found(format!("no client key with id {}", id.0)));
+        }
+        Ok(Json(self.find(id.0).await?.into()))
+    }
+
+    /// Revokes a client key: it stops working at once and stays listed.
+    #[oai(path = "/clients/:id", method = "delete")]
+    async fn revoke(&self, _auth: AdminAuth, id: Path<i64>) -> ApiResult<Json<ClientView>> {
+        let client = self.find(id.0).await?;
+        if client.revoked_ms.is_some() {
+            return Err(ApiError::conflict(format!("client key {} is already revoked", id.0)));
+        }
+        self.ctx.store().revoke_client_key(id.0).await?;
+        self.refresh().await?;
+        tracing::info!(client = %client.name, "admin revoked a client key");
+        Ok(Json(self.find(id.0).await?.into()))
+    }
+}

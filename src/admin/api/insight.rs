@@ -1,0 +1,367 @@
+//! Statistics and the request and error logs.
+
+use super::AdminTag;
+use super::keys::{KeyStateName, state_of};
+use crate::admin::AdminContext;
+use crate::admin::error::{ApiError, ApiResult};
+use crate::admin::security::AdminAuth;
+use crate::admin::stats::{Figures, summarize};
+use crate::store::{ErrorRecord, LogFilter, RequestRecord};
+use poem_openapi::param::Query;
+use poem_openapi::payload::Json;
+use poem_openapi::{Enum, Object, OpenApi};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub struct InsightApi {
+    pub ctx: Arc<AdminContext>,
+}
+
+/// Rows read for statistics at most; a busier range is summarised from its
+/// newest rows (`sampled` says so).
+const STATS_ROW_CAP: i64 = 200_000;
+
+/// The time range of statistics.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+enum Range {
+    /// Last hour, one-minute buckets.
+    Hour,
+    /// Last 24 hours, 30-minute buckets.
+    Day,
+    /// Last 7 days, 4-hour buckets.
+    Week,
+}
+
+/// Figures for a set of requests.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct FiguresView {
+    requests: u64,
+    /// Requests answered with a status of 400 or more.
+    errors: u64,
+    /// 0 to 1.
+    success_rate: f64,
+    p50_ms: i64,
+    p95_ms: i64,
+    p99_ms: i64,
+    tokens: i64,
+}
+
+impl From<Figures> for FiguresView {
+    fn from(f: Figures) -> Self {
+        Self {
+            requests: f.requests,
+            errors: f.errors,
+            success_rate: f.success_rate,
+            p50_ms: f.p50_ms,
+            p95_ms: f.p95_ms,
+            p99_ms: f.p99_ms,
+            tokens: f.tokens,
+        }
+    }
+}
+
+/// Figures of one time bucket.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct BucketView {
+    /// Unix milliseconds of the bucket's start.
+    start_ms: i64,
+    #[oai(flatten)]
+    figures: FiguresView,
+}
+
+/// Figures of one model, key group or client.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct NamedFigures {
+    name: String,
+    #[oai(flatten)]
+    figures: FiguresView,
+}
+
+/// The pool right now.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct PoolHealth {
+    keys: u64,
+    active: u64,
+    cooling: u64,
+    disabled: u64,
+    /// Attempts in flight now.
+    in_flight: u64,
+    /// Whether a health scan is running.
+    scan_running: bool,
+    /// Policy script faults since start.
+    policy_faults: u64,
+    /// Request rows dropped because the store fell behind.
+    store_dropped: u64,
+}
+
+/// Statistics of a range.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct StatsView {
+    from_ms: i64,
+    to_ms: i64,
+    bucket_ms: i64,
+    /// True when the range held more rows than were read.
+    sampled: bool,
+    totals: FiguresView,
+    buckets: Vec<BucketView>,
+    by_model: Vec<NamedFigures>,
+    by_group: Vec<NamedFigures>,
+    by_client: Vec<NamedFigures>,
+    pool: PoolHealth,
+}
+
+/// A logged request.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RequestLogView {
+    at_ms: i64,
+    client: String,
+    route: String,
+    model: String,
+    key_fingerprint: Option<String>,
+    attempts: i64,
+    /// Status returned to the client.
+    status: i64,
+    latency_ms: i64,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    total_tokens: i64,
+    error: Option<String>,
+}
+
+impl From<RequestRecord> for RequestLogView {
+    fn from(r: RequestRecord) -> Self {
+        Self {
+            at_ms: r.at_ms,
+            client: r.client.to_string(),
+            route: r.route.into_owned(),
+            model: r.model.to_string(),
+            key_fingerprint: r.key_fingerprint.map(|f| f.to_string()),
+            attempts: r.attempts,
+            status: r.status,
+            latency_ms: r.latency_ms,
+            prompt_tokens: r.prompt_tokens,
+            completion_tokens: r.completion_tokens,
+            total_tokens: r.total_tokens,
+            error: r.error,
+        }
+    }
+}
+
+/// A failed upstream attempt.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ErrorLogView {
+    at_ms: i64,
+    client: String,
+    route: String,
+    model: String,
+    key_fingerprint: Option<String>,
+    /// Which attempt of its request.
+    attempt: i64,
+    /// Google's HTTP status (0: no answer).
+    http_status: i64,
+    /// Google's status (`RESOURCE_EXHAUSTED`, …).
+    google_status: String,
+    /// Google's `ErrorInfo.reason`.
+    reason: Option<String>,
+    /// gemgate's class of the failure.
+    kind: String,
+    /// Google's message (keys redacted).
+    message: String,
+}
+
+impl From<ErrorRecord> for ErrorLogView {
+    fn from(r: ErrorRecord) -> Self {
+        Self {
+            at_ms: r.at_ms,
+            client: r.client.to_string(),
+            route: r.route.into_owned(),
+            model: r.model.to_string(),
+            key_fingerprint: r.key_fingerprint.map(|f| f.to_string()),
+            attempt: r.attempt,
+            http_status: r.http_status,
+            google_status: r.google_status,
+            reason: r.reason,
+            kind: r.kind,
+            message: r.message,
+        }
+    }
+}
+
+/// A page of request rows.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RequestLogPage {
+    total: i64,
+    page: u32,
+    per_page: u32,
+    items: Vec<RequestLogView>,
+}
+
+/// A page of error rows.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ErrorLogPage {
+    total: i64,
+    page: u32,
+    per_page: u32,
+    items: Vec<ErrorLogView>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn filter(
+    from_ms: Option<i64>,
+    to_ms: Option<i64>,
+    status: Option<i64>,
+    model: Option<String>,
+    client: Option<String>,
+    key: Option<String>,
+    q: Option<String>,
+) -> ApiResult<LogFilter> {
+    if let (Some(from), Some(to)) = (from_ms, to_ms)
+        && from > to
+    {
+        return Err(ApiError::bad_request("from_ms is after to_ms"));
+    }
+    let key_fingerprint = match key.map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()) {
+        Some(k) if crate::keys::Fingerprint::parse(&k).is_none() => {
+            return Err(ApiError::bad_request("key: give a key fingerprint (12 hex digits)"));
+        }
+        other => other,
+    };
+    let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    Ok(LogFilter {
+        from_ms,
+        to_ms,
+        status,
+        model: nonempty(model),
+        client: nonempty(client),
+        key_fingerprint,
+        text: nonempty(q),
+    })
+}
+
+#[OpenApi(tag = "AdminTag::Insight")]
+impl InsightApi {
+    /// Requests, success rate, latency percentiles and tokens over time, by
+    /// model, key group and client; the pool's health now.
+    #[oai(path = "/stats", method = "get")]
+    async fn stats(&self, _auth: AdminAuth, range: Query<Option<Range>>) -> ApiResult<Json<StatsView>> {
+        let (span_ms, bucket_ms) = match range.0.unwrap_or(Range::Hour) {
+            Range::Hour => (3_600_000, 60_000),
+            Range::Day => (86_400_000, 1_800_000),
+            Range::Week => (7 * 86_400_000, 4 * 3_600_000),
+        };
+        let to_ms = crate::store::now_ms();
+        let from_ms = to_ms - span_ms;
+        let rows = self.ctx.store().stat_rows(from_ms, STATS_ROW_CAP).await?;
+        let slots = self.ctx.pool().slots().await;
+        let groups: HashMap<String, String> =
+            slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
+        let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
+        let now = SystemTime::now();
+        let (mut active, mut cooling, mut disabled) = (0, 0, 0);
+        for slot in &slots {
+            match state_of(&slot.snapshot(), now) {
+                KeyStateName::Active => active += 1,
+                KeyStateName::Cooling => cooling += 1,
+                KeyStateName::Disabled => disabled += 1,
+            }
+        }
+        let named = |list: Vec<(String, Figures)>| {
+            list.into_iter().map(|(name, f)| NamedFigures { name, figures: f.into() }).collect()
+        };
+        Ok(Json(StatsView {
+            from_ms,
+            to_ms,
+            bucket_ms,
+            sampled: rows.len() as i64 >= STATS_ROW_CAP,
+            totals: summary.totals.into(),
+            buckets: summary
+                .buckets
+                .into_iter()
+                .map(|(start_ms, f)| BucketView { start_ms, figures: f.into() })
+                .collect(),
+            by_model: named(summary.by_model),
+            by_group: named(summary.by_group),
+            by_client: named(summary.by_client),
+            pool: PoolHealth {
+                keys: slots.len() as u64,
+                active,
+                cooling,
+                disabled,
+                in_flight: self.ctx.pool().in_flight().await,
+                scan_running: self.ctx.pool().scan_report().running,
+                policy_faults: self.ctx.state.policy_faults.load(std::sync::atomic::Ordering::Relaxed),
+                store_dropped: self.ctx.state.dispatcher.store.dropped(),
+            },
+        }))
+    }
+
+    /// The request log, newest first. `status` is the status sent to the
+    /// client; `q` searches the error text.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/logs/requests", method = "get")]
+    async fn requests(
+        &self,
+        _auth: AdminAuth,
+        from_ms: Query<Option<i64>>,
+        to_ms: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "999")))] status: Query<Option<i64>>,
+        #[oai(validator(max_length = 128))] model: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] client: Query<Option<String>>,
+        #[oai(validator(max_length = 32))] key: Query<Option<String>>,
+        #[oai(validator(max_length = 200))] q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100000")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<RequestLogPage>> {
+        let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
+        let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
+        let offset = i64::from(page - 1) * i64::from(per_page);
+        let found = self.ctx.store().find_requests(&filter, i64::from(per_page), offset).await?;
+        Ok(Json(RequestLogPage {
+            total: found.total,
+            page,
+            per_page,
+            items: found.rows.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    /// The error log: every failed upstream attempt (also those a failover
+    /// recovered from), with Google's status, reason and message. `status` is
+    /// Google's HTTP status; `q` searches the message.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/logs/errors", method = "get")]
+    async fn errors(
+        &self,
+        _auth: AdminAuth,
+        from_ms: Query<Option<i64>>,
+        to_ms: Query<Option<i64>>,
+        #[oai(validator(minimum(value = "0"), maximum(value = "999")))] status: Query<Option<i64>>,
+        #[oai(validator(max_length = 128))] model: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] client: Query<Option<String>>,
+        #[oai(validator(max_length = 32))] key: Query<Option<String>>,
+        #[oai(validator(max_length = 200))] q: Query<Option<String>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "100000")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<ErrorLogPage>> {
+        let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
+        let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
+        let offset = i64::from(page - 1) * i64::from(per_page);
+        let found = self.ctx.store().find_errors(&filter, i64::from(per_page), offset).await?;
+        Ok(Json(ErrorLogPage {
+            total: found.total,
+            page,
+            per_page,
+            items: found.rows.into_iter().map(Into::into).collect(),
+        }))
+    }
+}

@@ -1,0 +1,547 @@
+//! Upstream keys: list with filters, paging and sorting; paste to add; delete;
+//! enable and disable; verify now; full scans with progress; reveal one key.
+
+use super::AdminTag;
+use crate::admin::AdminContext;
+use crate::admin::error::{ApiError, ApiResult};
+use crate::admin::files;
+use crate::admin::security::AdminAuth;
+use crate::keys::Fingerprint;
+use crate::policy::{DisableReason, ScanVerdict};
+use crate::pool::{KeySlot, KeySnapshot, ScanReport};
+use poem_openapi::param::{Path, Query};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub struct KeysApi {
+    pub ctx: Arc<AdminContext>,
+}
+
+/// What a key can do now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+pub enum KeyStateName {
+    /// Serving.
+    Active,
+    /// Resting for one model or all; frees up by itself.
+    Cooling,
+    /// Taken out of service (dead, or by hand).
+    Disabled,
+}
+
+/// A rest of a key.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct CooldownView {
+    /// The model, or none for every model.
+    model: Option<String>,
+    /// Unix milliseconds when it ends.
+    until_ms: i64,
+    /// Why.
+    reason: String,
+}
+
+/// A key as the admin sees it (never in clear).
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct KeyView {
+    /// Stable id (12 hex digits of the key's SHA-256).
+    fingerprint: String,
+    /// `AIza…wxyz`.
+    masked: String,
+    /// The key file's name.
+    group: String,
+    /// State now.
+    state: KeyStateName,
+    /// Why it is disabled.
+    disabled_reason: Option<String>,
+    /// Unix milliseconds since when.
+    disabled_since_ms: Option<i64>,
+    /// Rests still running.
+    cooldowns: Vec<CooldownView>,
+    /// When the last running rest ends (Unix milliseconds).
+    cooling_until_ms: Option<i64>,
+    /// Attempts made with the key.
+    requests: u64,
+    /// Attempts that succeeded.
+    successes: u64,
+    /// Attempts charged as failures.
+    failures: u64,
+    /// Failures in a row.
+    consecutive_failures: u32,
+    /// Mean attempt latency, milliseconds.
+    mean_latency_ms: Option<u64>,
+    /// Tokens served.
+    tokens: u64,
+    /// Unix milliseconds of the last attempt.
+    last_used_ms: Option<i64>,
+    /// The last failure, in words.
+    last_error: Option<String>,
+}
+
+/// Keys in each state, over the whole pool.
+#[derive(Object, Default)]
+#[oai(skip_serializing_if_is_none)]
+struct StateCounts {
+    active: u64,
+    cooling: u64,
+    disabled: u64,
+}
+
+/// A page of keys.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct KeyPage {
+    /// Keys matching the filter.
+    total: u64,
+    /// This page (1-based).
+    page: u32,
+    /// Page size.
+    per_page: u32,
+    /// The keys.
+    items: Vec<KeyView>,
+    /// Every key of the pool by state (ignores the filter).
+    counts: StateCounts,
+    /// Every group with its key count.
+    groups: Vec<GroupCount>,
+}
+
+/// A group and its size.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct GroupCount {
+    name: String,
+    keys: u64,
+}
+
+/// Sort order of the key list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+enum KeySort {
+    Fingerprint,
+    Group,
+    State,
+    Requests,
+    Failures,
+    LastUsed,
+    CoolingUntil,
+}
+
+/// Ascending or descending.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+enum Order {
+    Asc,
+    Desc,
+}
+
+/// Text to take keys from.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ImportRequest {
+    /// Any text: keys are found by Google's key pattern anywhere in it, or
+    /// one per line (non-standard keys, when `keys.allow_nonstandard`).
+    #[oai(validator(max_length = 5000000))]
+    text: String,
+    /// The group (key file `keys/<group>.txt`); default `added`.
+    #[oai(validator(pattern = "^[A-Za-z0-9_-]{1,40}$"))]
+    group: Option<String>,
+}
+
+/// A key that was added.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct AddedKey {
+    fingerprint: String,
+    masked: String,
+}
+
+/// A line with no key on it.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RejectedLine {
+    /// 1-based line of the pasted text.
+    line: u64,
+    /// Why.
+    reason: String,
+}
+
+/// What the import did.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ImportReport {
+    /// The key file written (empty when nothing was added).
+    file: String,
+    /// Keys new to the pool.
+    added: Vec<AddedKey>,
+    /// Fingerprints of keys the pool already had.
+    already_present: Vec<String>,
+    /// Keys repeated within the text.
+    duplicates_in_text: u64,
+    /// Lines with no key.
+    rejected: Vec<RejectedLine>,
+}
+
+/// Keys to act on.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct Selection {
+    /// Fingerprints.
+    #[oai(validator(min_items = 1, max_items = 10000, pattern = "^[0-9a-fA-F]{12}$"))]
+    fingerprints: Vec<String>,
+}
+
+/// What a bulk action did.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct BulkReport {
+    /// Keys changed.
+    changed: u64,
+    /// Fingerprints not in the pool.
+    not_found: Vec<String>,
+}
+
+/// The verdict of a check.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "snake_case")]
+enum Verdict {
+    Alive,
+    Invalid,
+    PermissionDenied,
+    Unknown,
+}
+
+/// One key's check.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct VerifyResult {
+    fingerprint: String,
+    masked: String,
+    /// What the check found; the pool applies it (dead keys disabled, live
+    /// ones re-enabled unless disabled by hand).
+    verdict: Verdict,
+}
+
+/// Checks of the selected keys.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct VerifyReport {
+    results: Vec<VerifyResult>,
+    not_found: Vec<String>,
+}
+
+/// Progress of the current or last health scan.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct ScanView {
+    running: bool,
+    total: u64,
+    done: u64,
+    alive: u64,
+    dead: u64,
+    unknown: u64,
+    started_at_ms: Option<u64>,
+    finished_at_ms: Option<u64>,
+}
+
+impl From<ScanReport> for ScanView {
+    fn from(r: ScanReport) -> Self {
+        Self {
+            running: r.running,
+            total: r.total,
+            done: r.done,
+            alive: r.alive,
+            dead: r.dead,
+            unknown: r.unknown,
+            started_at_ms: r.started_at_ms,
+            finished_at_ms: r.finished_at_ms,
+        }
+    }
+}
+
+#[derive(ApiResponse)]
+enum ScanStarted {
+    /// The scan started; follow it with GET /scan.
+    #[oai(status = 202)]
+    Accepted(Json<ScanView>),
+}
+
+/// A key in clear, for the deliberate "copy key" action.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct RevealedKey {
+    fingerprint: String,
+    key: String,
+}
+
+/// The state of a key at `now`.
+pub fn state_of(snapshot: &KeySnapshot, now: SystemTime) -> KeyStateName {
+    if snapshot.disabled.is_some() {
+        KeyStateName::Disabled
+    } else if snapshot.active_cooldowns(now).next().is_some() {
+        KeyStateName::Cooling
+    } else {
+        KeyStateName::Active
+    }
+}
+
+fn ms(time: SystemTime) -> i64 {
+    crate::store::to_ms(time)
+}
+
+fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
+    let cooldowns: Vec<CooldownView> = snapshot
+        .active_cooldowns(now)
+        .map(|c| CooldownView {
+            model: c.model.as_deref().map(String::from),
+            until_ms: ms(c.until),
+            reason: c.reason.clone(),
+        })
+        .collect();
+    KeyView {
+        fingerprint: slot.record.fingerprint.to_string(),
+        masked: slot.record.key.masked(),
+        group: slot.record.group.to_string(),
+        state: state_of(snapshot, now),
+        disabled_reason: snapshot.disabled.map(|d| d.reason.as_str().to_string()),
+        disabled_since_ms: snapshot.disabled.map(|d| ms(d.since)),
+        cooling_until_ms: cooldowns.iter().map(|c| c.until_ms).max(),
+        cooldowns,
+        requests: snapshot.requests,
+        successes: snapshot.successes,
+        failures: snapshot.failures,
+        consecutive_failures: snapshot.consecutive_failures,
+        mean_latency_ms: (snapshot.requests > 0).then(|| snapshot.latency_ms_total / snapshot.requests),
+        tokens: snapshot.tokens,
+        last_used_ms: snapshot.last_used.map(ms),
+        last_error: snapshot.last_error.clone(),
+    }
+}
+
+/// Parses fingerprints, answering 400 for one that is not 12 hex digits.
+fn parse_fingerprints(list: &[String]) -> ApiResult<Vec<Fingerprint>> {
+    list.iter()
+        .map(|text| {
+            Fingerprint::parse(text.trim())
+                .ok_or_else(|| ApiError::bad_request(format!("`{text}` is not a key fingerprint (12 hex digits)")))
+        })
+        .collect()
+}
+
+impl KeysApi {
+    async fn slots_by_fingerprint(&self, wanted: &[Fingerprint]) -> (Vec<Arc<KeySlot>>, Vec<String>) {
+        let wanted: HashSet<Fingerprint> = wanted.iter().copied().collect();
+        let slots = self.ctx.pool().slots().await;
+        let found: Vec<Arc<KeySlot>> = slots.into_iter().filter(|s| wanted.contains(&s.record.fingerprint)).collect();
+        let present: HashSet<Fingerprint> = found.iter().map(|s| s.record.fingerprint).collect();
+        let missing = wanted.difference(&present).map(|fp| fp.to_string()).collect();
+        (found, missing)
+    }
+
+    async fn set_disabled(&self, body: &Selection, reason: Option<DisableReason>) -> ApiResult<Json<BulkReport>> {
+        let mut wanted = parse_fingerprints(&body.fingerprints)?;
+        wanted.sort_unstable();
+        wanted.dedup();
+        let count = wanted.len();
+        let missing = self.ctx.pool().set_disabled_many(wanted, reason).await;
+        let changed = (count - missing.len()) as u64;
+        Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect() }))
+    }
+}
+
+#[OpenApi(tag = "AdminTag::Keys")]
+impl KeysApi {
+    /// Keys with their state, per-model cooldowns, counters and last error.
+    /// `search` matches a fingerprint (start) or the key's last characters.
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/keys", method = "get")]
+    async fn list(
+        &self,
+        _auth: AdminAuth,
+        state: Query<Option<KeyStateName>>,
+        group: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] search: Query<Option<String>>,
+        sort: Query<Option<KeySort>>,
+        order: Query<Option<Order>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<Option<u32>>,
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] per_page: Query<Option<u32>>,
+    ) -> ApiResult<Json<KeyPage>> {
+        let now = SystemTime::now();
+        let slots = self.ctx.pool().slots().await;
+        let mut counts = StateCounts::default();
+        let mut groups: BTreeMap<String, u64> = BTreeMap::new();
+        let search = search.0.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let mut rows: Vec<(Arc<KeySlot>, KeySnapshot, KeyStateName)> = Vec::new();
+        for slot in slots {
+            let snapshot = slot.snapshot();
+            let key_state = state_of(&snapshot, now);
+            match key_state {
+                KeyStateName::Active => counts.active += 1,
+                KeyStateName::Cooling => counts.cooling += 1,
+                KeyStateName::Disabled => counts.disabled += 1,
+            }
+            *groups.entry(slot.record.group.to_string()).or_default() += 1;
+            if state.0.is_some_and(|s| s != key_state) || group.0.as_deref().is_some_and(|g| g != &*slot.record.group) {
+                continue;
+            }
+            if let Some(needle) = &search {
+                let fingerprint = slot.record.fingerprint.to_string();
+                let by_fingerprint = fingerprint.starts_with(&needle.to_lowercase());
+                let by_suffix = needle.len() >= 4 && slot.record.key.expose().ends_with(needle.as_str());
+                if !by_fingerprint && !by_suffix {
+                    continue;
+                }
+            }
+            rows.push((slot, snapshot, key_state));
+        }
+        let sort = sort.0.unwrap_or(KeySort::Fingerprint);
+        let cooling_until =
+            |s: &KeySnapshot| s.active_cooldowns(now).map(|c| c.until).max().unwrap_or(SystemTime::UNIX_EPOCH);
+        rows.sort_by(|a, b| {
+            let primary = match sort {
+                KeySort::Fingerprint => std::cmp::Ordering::Equal,
+                KeySort::Group => a.0.record.group.cmp(&b.0.record.group),
+                KeySort::State => (a.2 as u8).cmp(&(b.2 as u8)),
+                KeySort::Requests => a.1.requests.cmp(&b.1.requests),
+                KeySort::Failures => a.1.failures.cmp(&b.1.failures),
+                KeySort::LastUsed => a.1.last_used.cmp(&b.1.last_used),
+                KeySort::CoolingUntil => cooling_until(&a.1).cmp(&cooling_until(&b.1)),
+            };
+            primary.then_with(|| a.0.record.fingerprint.cmp(&b.0.record.fingerprint))
+        });
+        if order.0 == Some(Order::Desc) {
+            rows.reverse();
+        }
+        let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
+        let total = rows.len() as u64;
+        let items = rows
+            .iter()
+            .skip((page as usize - 1).saturating_mul(per_page as usize))
+            .take(per_page as usize)
+            .map(|(slot, snapshot, _)| view(slot, snapshot, now))
+            .collect();
+        let groups = groups.into_iter().map(|(name, keys)| GroupCount { name, keys }).collect();
+        Ok(Json(KeyPage { total, page, per_page, items, counts, groups }))
+    }
+
+    /// Paste text to add keys: they are extracted, deduplicated, appended to
+    /// `keys/<group>.txt` and loaded at once.
+    #[oai(path = "/keys/import", method = "post")]
+    async fn import(&self, _auth: AdminAuth, body: Json<ImportRequest>) -> ApiResult<Json<ImportReport>> {
+        let loaded = self.ctx.reloader.current();
+        let group = body.group.clone().unwrap_or_else(|| "added".into());
+        if !files::is_group_name(&group) {
+            return Err(ApiError::bad_request("group: use 1 to 40 letters, digits, - or _"));
+        }
+        let extracted = files::extract_keys(&body.text, loaded.config.keys.allow_nonstandard);
+        let present: HashSet<Fingerprint> =
+            self.ctx.pool().slots().await.iter().map(|s| s.record.fingerprint).collect();
+        let (old, new): (Vec<String>, Vec<String>) =
+            extracted.keys.into_iter().partition(|k| present.contains(&Fingerprint::of(k)));
+        let mut file = String::new();
+        if !new.is_empty() {
+            let path = files::append_keys(&loaded.keys_dir(), &group, &new)
+                .map_err(|e| ApiError::internal(format!("cannot write the key file: {e}")))?;
+            file = path.display().to_string();
+            self.ctx.reloader.reload_keys().await;
+            tracing::info!(added = new.len(), file = %file, "admin added keys");
+        }
+        Ok(Json(ImportReport {
+            file,
+            added: new
+                .iter()
+                .map(|k| AddedKey { fingerprint: Fingerprint::of(k).to_string(), masked: crate::keys::mask_secret(k) })
+                .collect(),
+            already_present: old.iter().map(|k| Fingerprint::of(k).to_string()).collect(),
+            duplicates_in_text: extracted.duplicates as u64,
+            rejected: extracted
+                .rejected
+                .into_iter()
+                .map(|(line, reason)| RejectedLine { line: line as u64, reason })
+                .collect(),
+        }))
+    }
+
+    /// Deletes keys: their lines are removed from the key files and the pool
+    /// lets them go (attempts in flight finish).
+    #[oai(path = "/keys/delete", method = "post")]
+    async fn delete(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<BulkReport>> {
+        let wanted: HashSet<Fingerprint> = parse_fingerprints(&body.fingerprints)?.into_iter().collect();
+        let dir = self.ctx.reloader.current().keys_dir();
+        let removed = files::remove_keys(&dir, &wanted)
+            .map_err(|e| ApiError::internal(format!("cannot rewrite the key files: {e}")))?;
+        if !removed.is_empty() {
+            self.ctx.reloader.reload_keys().await;
+            tracing::info!(removed = removed.len(), "admin deleted keys");
+        }
+        let not_found = wanted.difference(&removed).map(|fp| fp.to_string()).collect();
+        Ok(Json(BulkReport { changed: removed.len() as u64, not_found }))
+    }
+
+    /// Disables keys by hand; only an operator re-enables them (scans do not).
+    #[oai(path = "/keys/disable", method = "post")]
+    async fn disable(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<BulkReport>> {
+        self.set_disabled(&body, Some(DisableReason::Manual)).await
+    }
+
+    /// Enables keys (whatever disabled them).
+    #[oai(path = "/keys/enable", method = "post")]
+    async fn enable(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<BulkReport>> {
+        self.set_disabled(&body, None).await
+    }
+
+    /// Checks the selected keys against Google now; dead keys are disabled and
+    /// live ones re-enabled, as a scan would.
+    #[oai(path = "/keys/verify", method = "post")]
+    async fn verify(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<VerifyReport>> {
+        let mut wanted = parse_fingerprints(&body.fingerprints)?;
+        wanted.sort_unstable();
+        wanted.dedup();
+        let (_, not_found) = self.slots_by_fingerprint(&wanted).await;
+        let verdicts = self.ctx.pool().verify(&wanted).await;
+        let results = verdicts
+            .into_iter()
+            .map(|(slot, verdict)| VerifyResult {
+                fingerprint: slot.record.fingerprint.to_string(),
+                masked: slot.record.key.masked(),
+                verdict: match verdict {
+                    ScanVerdict::Alive => Verdict::Alive,
+                    ScanVerdict::Dead(DisableReason::Invalid) => Verdict::Invalid,
+                    ScanVerdict::Dead(_) => Verdict::PermissionDenied,
+                    ScanVerdict::Unknown => Verdict::Unknown,
+                },
+            })
+            .collect();
+        Ok(Json(VerifyReport { results, not_found }))
+    }
+
+    /// Shows one key in clear, for copying. Logged.
+    #[oai(path = "/keys/:fingerprint/reveal", method = "post")]
+    async fn reveal(
+        &self,
+        _auth: AdminAuth,
+        #[oai(validator(pattern = "^[0-9a-fA-F]{12}$"))] fingerprint: Path<String>,
+    ) -> ApiResult<Json<RevealedKey>> {
+        let wanted = parse_fingerprints(std::slice::from_ref(&fingerprint.0))?;
+        let (found, _) = self.slots_by_fingerprint(&wanted).await;
+        let slot = found.first().ok_or_else(|| ApiError::not_found("no key with that fingerprint in the pool"))?;
+        tracing::warn!(key = %slot.record.fingerprint, "admin revealed a key in clear");
+        Ok(Json(RevealedKey { fingerprint: slot.record.fingerprint.to_string(), key: slot.record.key.expose().into() }))
+    }
+
+    /// Starts a health scan of every key (disabled ones included).
+    #[oai(path = "/scan", method = "post")]
+    async fn start_scan(&self, _auth: AdminAuth) -> ApiResult<ScanStarted> {
+        self.ctx.pool().start_scan().await.map_err(|e| ApiError::conflict(e.to_string()))?;
+        Ok(ScanStarted::Accepted(Json(self.ctx.pool().scan_report().into())))
+    }
+
+    /// Progress of the current or last scan.
+    #[oai(path = "/scan", method = "get")]
+    async fn scan(&self, _auth: AdminAuth) -> ApiResult<Json<ScanView>> {
+        Ok(Json(self.ctx.pool().scan_report().into()))
+    }
+}

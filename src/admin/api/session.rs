@@ -1,0 +1,140 @@
+//! Sign-in, sign-out, the session's CSRF token, and what is running.
+
+use super::AdminTag;
+use crate::admin::AdminContext;
+use crate::admin::error::{ApiError, ApiResult};
+use crate::admin::security::{AdminAuth, session_cookie};
+use crate::admin::session::{COOKIE, LoginError, SESSION_TTL};
+use poem::Request;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object, OpenApi};
+use std::sync::Arc;
+
+pub struct SessionApi {
+    pub ctx: Arc<AdminContext>,
+}
+
+/// The admin key, to sign in.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct LoginRequest {
+    /// The admin key.
+    #[oai(validator(min_length = 1, max_length = 512))]
+    key: String,
+}
+
+/// A session: send `csrf_token` as `x-csrf-token` with every change.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct SessionInfo {
+    /// The token for `x-csrf-token`.
+    csrf_token: String,
+    /// Seconds the session lasts from sign-in.
+    expires_in_secs: u64,
+}
+
+#[derive(ApiResponse)]
+enum LoginResponse {
+    /// Signed in; the session cookie is set.
+    #[oai(status = 200)]
+    Ok(Json<SessionInfo>, #[oai(header = "set-cookie")] String),
+}
+
+#[derive(ApiResponse)]
+enum LogoutResponse {
+    /// Signed out; the cookie is cleared.
+    #[oai(status = 200)]
+    Ok(Json<Done>, #[oai(header = "set-cookie")] String),
+}
+
+/// A plain acknowledgement.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+pub struct Done {
+    /// Always true.
+    pub ok: bool,
+}
+
+/// What is running.
+#[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
+struct Info {
+    /// gemgate's version.
+    version: String,
+    /// Unix milliseconds of the start.
+    started_ms: i64,
+    /// Seconds since the start.
+    uptime_secs: u64,
+    /// The config file, if any.
+    config_file: Option<String>,
+    /// The keys folder.
+    keys_dir: String,
+    /// The policy script, if any.
+    policy_file: Option<String>,
+}
+
+fn cookie_header(value: &str, max_age: u64, secure: bool) -> String {
+    // No Path: the browser scopes the cookie to this API's folder, which is
+    // right under any reverse-proxy prefix.
+    let secure = if secure { "; Secure" } else { "" };
+    format!("{COOKIE}={value}; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+}
+
+fn is_https(req: &Request) -> bool {
+    req.header("x-forwarded-proto").is_some_and(|p| p.eq_ignore_ascii_case("https"))
+        || req.uri().scheme_str() == Some("https")
+}
+
+#[OpenApi(tag = "AdminTag::Session")]
+impl SessionApi {
+    /// Sign in with the admin key; sets an HttpOnly, SameSite=Strict session
+    /// cookie. Five wrong keys from one address within a minute lock that
+    /// address out for the rest of the minute.
+    #[oai(path = "/login", method = "post")]
+    async fn login(&self, req: &Request, body: Json<LoginRequest>) -> ApiResult<LoginResponse> {
+        let from = req.remote_addr().as_socket_addr().map(|a| a.ip());
+        match self.ctx.gate.login(&body.key, from) {
+            Ok(session) => Ok(LoginResponse::Ok(
+                Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
+                cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
+            )),
+            Err(LoginError::WrongKey) => Err(ApiError::unauthorized("that is not the admin key")),
+            Err(LoginError::TooMany(wait)) => Err(ApiError::too_many(format!(
+                "too many wrong keys from this address; try again in {} s",
+                wait.as_secs().max(1)
+            ))),
+        }
+    }
+
+    /// The current session's CSRF token (for a dashboard page that was reloaded).
+    #[oai(path = "/session", method = "get")]
+    async fn session(&self, req: &Request, _auth: AdminAuth) -> ApiResult<Json<SessionInfo>> {
+        let token = session_cookie(req)
+            .ok_or_else(|| ApiError::unauthorized("no session cookie (bearer callers need no CSRF token)"))?;
+        let csrf = self.ctx.gate.session_csrf(&token).ok_or_else(|| ApiError::unauthorized("the session has ended"))?;
+        Ok(Json(SessionInfo { csrf_token: csrf, expires_in_secs: SESSION_TTL.as_secs() }))
+    }
+
+    /// Sign out: ends the session and clears the cookie.
+    #[oai(path = "/session", method = "delete")]
+    async fn logout(&self, req: &Request, _auth: AdminAuth) -> ApiResult<LogoutResponse> {
+        if let Some(token) = session_cookie(req) {
+            self.ctx.gate.logout(&token);
+        }
+        Ok(LogoutResponse::Ok(Json(Done { ok: true }), cookie_header("", 0, is_https(req))))
+    }
+
+    /// Version, uptime and the files gemgate runs from.
+    #[oai(path = "/info", method = "get")]
+    async fn info(&self, _auth: AdminAuth) -> ApiResult<Json<Info>> {
+        let loaded = self.ctx.reloader.current();
+        Ok(Json(Info {
+            version: env!("CARGO_PKG_VERSION").into(),
+            started_ms: crate::store::to_ms(self.ctx.started),
+            uptime_secs: self.ctx.started.elapsed().map_or(0, |d| d.as_secs()),
+            config_file: loaded.file.as_ref().map(|f| f.display().to_string()),
+            keys_dir: loaded.keys_dir().display().to_string(),
+            policy_file: loaded.policy_file().map(|f| f.display().to_string()),
+        }))
+    }
+}

@@ -1,0 +1,204 @@
+//! What the admin writes to disk: keys pasted in (extracted, appended to a
+//! key file), keys deleted (their lines removed), and whole config or policy
+//! files. Every write goes to a hidden temporary file in the same folder and
+//! is renamed over the target, so the watcher and readers see the old file or
+//! the new one, never half of one.
+
+use crate::keys::{Fingerprint, is_google_key_shape, is_key_file_name, is_nonstandard_key_shape};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+
+/// Keys found in pasted text.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Extracted {
+    /// Distinct keys, in the order found.
+    pub keys: Vec<String>,
+    /// Keys that appeared again in the same text.
+    pub duplicates: usize,
+    /// Lines with something on them but no key: (1-based line, reason).
+    pub rejected: Vec<(usize, String)>,
+}
+
+fn is_key_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_' || b == b'-'
+}
+
+/// Every Google-shaped key (`AIza` + 35 characters) inside `line`, even amid
+/// other text (`KEY=AIza…`, CSV, JSON).
+fn google_keys_in(line: &str) -> Vec<&str> {
+    let bytes = line.as_bytes();
+    let mut found = Vec::new();
+    let mut from = 0;
+    while let Some(pos) = line[from..].find("AIza").map(|p| p + from) {
+        let starts_clean = pos == 0 || !is_key_byte(bytes[pos - 1]);
+        let end = pos + 39;
+        let ends_clean = end <= bytes.len() && (end == bytes.len() || !is_key_byte(bytes[end]));
+        if starts_clean && ends_clean && is_google_key_shape(&line[pos..end]) {
+            found.push(&line[pos..end]);
+            from = end;
+        } else {
+            from = pos + 4;
+        }
+    }
+    found
+}
+
+/// Extracts keys from pasted text: Google-shaped keys anywhere in a line, or,
+/// with `allow_nonstandard`, a line that is one key-like word.
+pub fn extract_keys(text: &str, allow_nonstandard: bool) -> Extracted {
+    let mut out = Extracted::default();
+    let mut seen = HashSet::new();
+    for (index, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut keys = google_keys_in(line);
+        if keys.is_empty() && allow_nonstandard && is_nonstandard_key_shape(line) {
+            keys.push(line);
+        }
+        if keys.is_empty() {
+            let reason = if allow_nonstandard {
+                "no key found on this line"
+            } else {
+                "no Google API key (AIza followed by 35 letters, digits, - or _) on this line"
+            };
+            out.rejected.push((index + 1, reason.to_string()));
+            continue;
+        }
+        for key in keys {
+            if seen.insert(key.to_string()) {
+                out.keys.push(key.to_string());
+            } else {
+                out.duplicates += 1;
+            }
+        }
+    }
+    out
+}
+
+/// Whether `group` can name a key file (`[A-Za-z0-9_-]`, 1 to 40 characters).
+pub fn is_group_name(group: &str) -> bool {
+    (1..=40).contains(&group.len()) && group.bytes().all(is_key_byte)
+}
+
+/// Writes `text` to `path` through a temporary file and a rename.
+pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let temp = dir.join(format!(".{name}.{:08x}.tmp", rand::random::<u32>()));
+    std::fs::write(&temp, text)?;
+    if let Ok(meta) = std::fs::metadata(path) {
+        // Keep the file's mode (key files may be 0600).
+        let _ = std::fs::set_permissions(&temp, meta.permissions());
+    }
+    std::fs::rename(&temp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&temp);
+    })
+}
+
+/// Appends `keys` to `dir/<group>.txt`; returns the file.
+pub fn append_keys(dir: &Path, group: &str, keys: &[String]) -> std::io::Result<PathBuf> {
+    let path = dir.join(format!("{group}.txt"));
+    let mut text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(err),
+    };
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    for key in keys {
+        text.push_str(key);
+        text.push('\n');
+    }
+    write_atomically(&path, &text)?;
+    Ok(path)
+}
+
+/// Removes the lines holding keys with these fingerprints from every key
+/// file of `dir`; returns the fingerprints removed.
+pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::Result<HashSet<Fingerprint>> {
+    let mut removed = HashSet::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(err) => return Err(err),
+    };
+    for entry in entries.filter_map(Result::ok) {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !is_key_file_name(&name) || !entry.file_type().is_ok_and(|t| t.is_file()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(text) = std::fs::read_to_string(&path) else { continue };
+        let mut kept = String::with_capacity(text.len());
+        let mut changed = false;
+        for line in text.lines() {
+            let fingerprint = Fingerprint::of(line.trim());
+            if fingerprints.contains(&fingerprint) {
+                removed.insert(fingerprint);
+                changed = true;
+            } else {
+                kept.push_str(line);
+                kept.push('\n');
+            }
+        }
+        if changed {
+            write_atomically(&path, &kept)?;
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "AIzaSyA0000000000000000000000000000000a";
+    const B: &str = "AIzaSyB0000000000000000000000000000000b";
+
+    #[test]
+    fn keys_are_found_amid_text_and_deduplicated() {
+        let text = format!("# my keys\n{A}\nGEMINI_KEY={B},{A}\n\nnot a key\n\"{B}\"\n");
+        let out = extract_keys(&text, false);
+        assert_eq!(out.keys, vec![A.to_string(), B.to_string()]);
+        assert_eq!(out.duplicates, 2);
+        assert_eq!(out.rejected.len(), 1);
+        assert_eq!(out.rejected[0].0, 5);
+    }
+
+    #[test]
+    fn too_long_or_glued_keys_are_not_keys() {
+        assert!(google_keys_in(&format!("{A}x")).is_empty());
+        assert!(google_keys_in(&format!("x{A}")).is_empty());
+        assert_eq!(google_keys_in(&format!("{A} {B}")), vec![A, B]);
+    }
+
+    #[test]
+    fn nonstandard_keys_only_when_allowed() {
+        assert_eq!(extract_keys("sk-other-provider-key-1234", false).keys.len(), 0);
+        assert_eq!(extract_keys("sk-other-provider-key-1234", true).keys, vec!["sk-other-provider-key-1234"]);
+    }
+
+    #[test]
+    fn append_then_remove_keeps_other_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.txt"), format!("# keep me\n{A}")).unwrap();
+        let file = append_keys(dir.path(), "main", &[B.to_string()]).unwrap();
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("# keep me\n{A}\n{B}\n"));
+        let gone = remove_keys(dir.path(), &HashSet::from([Fingerprint::of(A)])).unwrap();
+        assert_eq!(gone, HashSet::from([Fingerprint::of(A)]));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("# keep me\n{B}\n"));
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    #[test]
+    fn group_names_are_plain() {
+        assert!(is_group_name("paid-tier_2"));
+        assert!(!is_group_name("../etc"));
+        assert!(!is_group_name(""));
+    }
+}

@@ -1,0 +1,162 @@
+//! Admin sign-in: the admin key as a bearer token (scripts, the docs UI), or a
+//! session cookie issued by the login endpoint (the dashboard). Cookie
+//! requests that change something must also carry the session's CSRF token in
+//! `x-csrf-token`; a page on another site can neither read that token nor set
+//! the header. Failed logins are rate limited per client address.
+
+use crate::keys::Fingerprint;
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use subtle::ConstantTimeEq;
+
+/// The session cookie's name.
+pub const COOKIE: &str = "gemgate_admin";
+/// How long a session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
+/// Failed logins allowed per address within [`LOGIN_WINDOW`].
+pub const LOGIN_FAILURES_ALLOWED: u32 = 5;
+/// The window of the failed-login limit.
+pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
+const MAX_SESSIONS: usize = 1000;
+
+struct Session {
+    csrf: String,
+    expires: Instant,
+}
+
+/// Why a login was refused.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoginError {
+    /// The key is wrong.
+    WrongKey,
+    /// Too many failures from this address; try again after this long.
+    TooMany(Duration),
+}
+
+/// The admin key (hashed), live sessions and the failed-login ledger.
+pub struct AdminGate {
+    key_hash: [u8; 32],
+    sessions: Mutex<HashMap<[u8; 32], Session>>,
+    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
+}
+
+/// A session just made: the cookie value and its CSRF token.
+pub struct NewSession {
+    /// The cookie value (a random token; only its hash is kept).
+    pub token: String,
+    /// The token to send in `x-csrf-token`.
+    pub csrf: String,
+}
+
+fn random_token() -> String {
+    let bytes: [u8; 32] = rand::random();
+    hex::encode(bytes)
+}
+
+fn hash(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl AdminGate {
+    /// A gate for `admin_key`.
+    pub fn new(admin_key: &str) -> Self {
+        Self { key_hash: hash(admin_key), sessions: Mutex::default(), failures: Mutex::default() }
+    }
+
+    /// Whether `presented` is the admin key (constant time).
+    pub fn is_admin_key(&self, presented: &str) -> bool {
+        bool::from(hash(presented).ct_eq(&self.key_hash))
+    }
+
+    /// Checks a login and opens a session, counting failures per address.
+    pub fn login(&self, presented: &str, from: Option<IpAddr>) -> Result<NewSession, LoginError> {
+        let now = Instant::now();
+        if let Some(ip) = from {
+            let failures = lock(&self.failures);
+            if let Some((count, since)) = failures.get(&ip)
+                && *count >= LOGIN_FAILURES_ALLOWED
+                && now.duration_since(*since) < LOGIN_WINDOW
+            {
+                return Err(LoginError::TooMany(LOGIN_WINDOW - now.duration_since(*since)));
+            }
+        }
+        if !self.is_admin_key(presented) {
+            if let Some(ip) = from {
+                let mut failures = lock(&self.failures);
+                failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
+                let entry = failures.entry(ip).or_insert((0, now));
+                entry.0 += 1;
+            }
+            tracing::warn!(from = ?from, "admin login refused: wrong key");
+            return Err(LoginError::WrongKey);
+        }
+        let session = NewSession { token: random_token(), csrf: random_token() };
+        let mut sessions = lock(&self.sessions);
+        sessions.retain(|_, s| s.expires > now);
+        if sessions.len() >= MAX_SESSIONS
+            && let Some(oldest) = sessions.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| *k)
+        {
+            sessions.remove(&oldest);
+        }
+        sessions.insert(hash(&session.token), Session { csrf: session.csrf.clone(), expires: now + SESSION_TTL });
+        tracing::info!(from = ?from, session = %Fingerprint::of(&session.token), "admin signed in");
+        Ok(session)
+    }
+
+    /// The CSRF token of a live session.
+    pub fn session_csrf(&self, token: &str) -> Option<String> {
+        let sessions = lock(&self.sessions);
+        sessions.get(&hash(token)).filter(|s| s.expires > Instant::now()).map(|s| s.csrf.clone())
+    }
+
+    /// Ends a session.
+    pub fn logout(&self, token: &str) {
+        lock(&self.sessions).remove(&hash(token));
+    }
+}
+
+/// Whether a CSRF header matches (constant time).
+pub fn csrf_matches(expected: &str, presented: Option<&str>) -> bool {
+    presented.is_some_and(|p| p.len() == expected.len() && bool::from(p.as_bytes().ct_eq(expected.as_bytes())))
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_open_with_the_key_and_close_on_logout() {
+        let gate = AdminGate::new("admin-secret");
+        let session = gate.login("admin-secret", None).unwrap();
+        assert_eq!(gate.session_csrf(&session.token).as_deref(), Some(session.csrf.as_str()));
+        assert!(gate.session_csrf("made-up").is_none());
+        gate.logout(&session.token);
+        assert!(gate.session_csrf(&session.token).is_none());
+    }
+
+    #[test]
+    fn failed_logins_are_limited_per_address() {
+        let gate = AdminGate::new("admin-secret");
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..LOGIN_FAILURES_ALLOWED {
+            assert_eq!(gate.login("wrong", Some(ip)).err(), Some(LoginError::WrongKey));
+        }
+        // Even the right key waits now, from that address only.
+        assert!(matches!(gate.login("admin-secret", Some(ip)), Err(LoginError::TooMany(_))));
+        assert!(gate.login("admin-secret", Some("10.0.0.2".parse().unwrap())).is_ok());
+    }
+
+    #[test]
+    fn csrf_needs_the_exact_token() {
+        assert!(csrf_matches("abc", Some("abc")));
+        assert!(!csrf_matches("abc", Some("abd")));
+        assert!(!csrf_matches("abc", None));
+    }
+}

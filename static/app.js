@@ -1,0 +1,508 @@
+// gemgate dashboard: a client of the admin API (api/…, relative to this page,
+// so it works under any path prefix). Session cookie + x-csrf-token header.
+'use strict';
+
+const API = new URL('api/', location.href);
+let csrf = sessionStorage.getItem('gemgate.csrf') || '';
+let timers = [];
+
+// ---------- small helpers ----------
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'text') el.textContent = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, v);
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+const $ = sel => document.querySelector(sel);
+const fmt = n => (n === null || n === undefined) ? '–' : Number(n).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en');
+const pct = r => (r * 100).toFixed(r >= 0.9995 || r === 0 ? 0 : 1) + '%';
+const when = ms => ms ? new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en') : t('common.never');
+const clock = ms => new Date(ms).toLocaleTimeString(LANG === 'zh' ? 'zh-CN' : 'en', { hour: '2-digit', minute: '2-digit' });
+function countdown(ms) {
+  let s = Math.max(0, Math.round((ms - Date.now()) / 1000));
+  const d = Math.floor(s / 86400); s %= 86400;
+  const hh = Math.floor(s / 3600); s %= 3600;
+  const mm = Math.floor(s / 60); s %= 60;
+  return (d ? d + 'd ' : '') + (d || hh ? hh + 'h ' : '') + (d || hh || mm ? mm + 'm ' : '') + s + 's';
+}
+function toast(text, bad) {
+  const el = $('#toast');
+  el.textContent = text;
+  el.classList.toggle('bad', !!bad);
+  el.classList.add('show');
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => el.classList.remove('show'), 3500);
+}
+function every(ms, fn) { timers.push(setInterval(fn, ms)); }
+function clearTimers() { timers.forEach(clearInterval); timers = []; }
+
+class ApiError extends Error {
+  constructor(status, message) { super(message); this.status = status; }
+}
+
+async function api(method, path, body) {
+  const headers = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrf) headers['x-csrf-token'] = csrf;
+  const res = await fetch(new URL(path, API), {
+    method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  let data = null;
+  try { data = await res.json(); } catch (_) { /* empty body */ }
+  if (res.status === 401 && path !== 'login') { showLogin(); throw new ApiError(401, t('login.title')); }
+  if (!res.ok) throw new ApiError(res.status, (data && data.error && data.error.message) || res.statusText);
+  return data;
+}
+
+function fail(err) { if (err.status !== 401) toast(err.message, true); }
+
+// ---------- dialog ----------
+function dialog(title, body, okText) {
+  const dlg = $('#dialog');
+  $('#dialog-title').textContent = title;
+  const holder = $('#dialog-body');
+  holder.replaceChildren(body);
+  $('#dialog-ok').textContent = okText || t('common.ok');
+  $('#dialog-cancel').textContent = t('common.cancel');
+  return new Promise(resolve => {
+    const done = ok => { dlg.close(); resolve(ok); };
+    $('#dialog-ok').onclick = ev => { ev.preventDefault(); done(true); };
+    $('#dialog-cancel').onclick = () => done(false);
+    dlg.oncancel = () => resolve(false);
+    dlg.showModal();
+  });
+}
+const confirmBox = text => dialog(text, h('p', { text: '' }));
+
+// ---------- login ----------
+function showLogin() {
+  clearTimers();
+  $('#nav').hidden = true; $('#logout').hidden = true;
+  $('#view').replaceChildren();
+  $('#login').hidden = false;
+  $('#login-key').focus();
+}
+
+async function login(ev) {
+  ev.preventDefault();
+  $('#login-error').textContent = '';
+  try {
+    const res = await api('POST', 'login', { key: $('#login-key').value });
+    csrf = res.csrf_token; sessionStorage.setItem('gemgate.csrf', csrf);
+    $('#login-key').value = '';
+    $('#login').hidden = true;
+    route();
+  } catch (err) { $('#login-error').textContent = err.message; }
+}
+
+async function logout() {
+  try { await api('DELETE', 'session'); } catch (_) { /* already gone */ }
+  csrf = ''; sessionStorage.removeItem('gemgate.csrf');
+  showLogin();
+}
+
+// ---------- overview ----------
+async function overview(view) {
+  let range = sessionStorage.getItem('gemgate.range') || 'hour';
+  const rangeSel = h('select', { 'aria-label': 'range', onchange: e => { range = e.target.value; sessionStorage.setItem('gemgate.range', range); load(); } },
+    ['hour', 'day', 'week'].map(r => h('option', { value: r, selected: r === range }, t('ov.range.' + r))));
+  const cards = h('div', { class: 'grid', id: 'ov-cards' });
+  const traffic = h('div', { id: 'ov-traffic' });
+  const states = h('div', { id: 'ov-states' });
+  const tables = h('div', { class: 'grid2', id: 'ov-tables' });
+  const note = h('p', { class: 'muted', id: 'ov-note' });
+  view.append(
+    h('div', { class: 'row' }, h('h1', { text: t('ov.title') }), h('span', { class: 'spacer' }), rangeSel),
+    cards, note,
+    h('div', { class: 'grid-wide' },
+      h('div', { class: 'card' }, h('h2', { text: t('ov.traffic') }), traffic,
+        h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'ok' }), t('ov.ok')), h('span', {}, h('i', { class: 'bad' }), t('ov.err')))),
+      h('div', { class: 'card' }, h('h2', { text: t('ov.states') }), states)),
+    tables);
+  async function load() {
+    let s;
+    try { s = await api('GET', 'stats?range=' + range); } catch (err) { return fail(err); }
+    const p = s.pool;
+    const stat = (label, value, id) => h('div', { class: 'stat', 'data-stat': id }, h('div', { class: 'label', text: label }), h('div', { class: 'value', text: value }));
+    cards.replaceChildren(
+      stat(t('ov.requests'), fmt(s.totals.requests), 'requests'),
+      stat(t('ov.success'), pct(s.totals.success_rate), 'success'),
+      stat(t('ov.latency'), `${fmt(s.totals.p50_ms)} / ${fmt(s.totals.p95_ms)} ms`, 'latency'),
+      stat(t('ov.tokens'), fmt(s.totals.tokens), 'tokens'),
+      stat(t('ov.inflight'), fmt(p.in_flight), 'inflight'),
+      stat(t('ov.keys'), `${fmt(p.active + p.cooling)} / ${fmt(p.keys)}`, 'keys'));
+    note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : ''].filter(Boolean).join(' ');
+    const label = range === 'hour' ? clock : ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', { month: 'numeric', day: 'numeric', hour: '2-digit' });
+    traffic.replaceChildren(trafficChart(s.buckets, label));
+    states.replaceChildren(stateBar(p),
+      h('ul', { class: 'state-list' }, ['active', 'cooling', 'disabled'].map(st =>
+        h('li', {}, h('a', { href: '#keys', class: 'state-link' }, h('i', { class: 'dot ' + st }), t('state.' + st)),
+          h('b', { text: fmt(p[st]) })))));
+    const table = (title, rows) => {
+      if (!rows.length) return h('div', { class: 'card' }, h('h2', { text: title }), h('p', { class: 'muted', text: t('common.none') }));
+      const head = h('thead', {}, h('tr', {}, [t('ov.name'), t('ov.requests'), t('ov.success'), t('ov.p95'), t('ov.tokens')].map(c => h('th', { text: c }))));
+      const body = h('tbody', {}, rows.map(r => h('tr', {},
+        h('td', { class: 'mono', text: r.name }), h('td', { text: fmt(r.requests) }),
+        h('td', { text: pct(r.success_rate) }), h('td', { text: fmt(r.p95_ms) + ' ms' }), h('td', { text: fmt(r.tokens) }))));
+      return h('div', { class: 'card' }, h('h2', { text: title }), h('div', { class: 'table-wrap' }, h('table', { class: 'compact' }, head, body)));
+    };
+    tables.replaceChildren(table(t('ov.byModel'), s.by_model), table(t('ov.byGroup'), s.by_group), table(t('ov.byClient'), s.by_client));
+  }
+  await load();
+  every(5000, load);
+}
+
+// ---------- keys ----------
+async function keysView(view) {
+  const state = { tab: '', search: '', group: '', sort: 'fingerprint', page: 1, selected: new Set(), data: null };
+  const tabs = h('div', { class: 'tabs', role: 'tablist' });
+  const search = h('input', { type: 'search', class: 'search', placeholder: t('keys.search'), 'aria-label': t('keys.search'),
+    oninput: debounce(e => { state.search = e.target.value; state.page = 1; load(); }, 250) });
+  const group = h('select', { 'aria-label': t('keys.group'), onchange: e => { state.group = e.target.value; state.page = 1; load(); } });
+  const sort = h('select', { 'aria-label': t('keys.sort'), onchange: e => { state.sort = e.target.value; load(); } },
+    ['fingerprint', 'state', 'requests', 'failures', 'last_used', 'cooling_until'].map(s => h('option', { value: s }, t('keys.sort.' + s))));
+  const bar = h('div', { class: 'progress', hidden: true }, h('div'));
+  const scanText = h('span', { class: 'muted', id: 'scan-text' });
+  const selText = h('span', { class: 'muted' });
+  const bulk = (label, action, cls) => h('button', { type: 'button', class: cls, 'data-action': action, onclick: () => bulkAction(action) }, label);
+  const actions = h('div', { class: 'row' }, selText,
+    bulk(t('keys.enable'), 'enable'), bulk(t('keys.disable'), 'disable'), bulk(t('keys.verify'), 'verify'), bulk(t('keys.delete'), 'delete', 'danger'));
+  const body = h('tbody');
+  const pager = h('div', { class: 'row' });
+  const all = h('input', { type: 'checkbox', 'aria-label': 'select all', onchange: e => {
+    for (const k of state.data.items) e.target.checked ? state.selected.add(k.fingerprint) : state.selected.delete(k.fingerprint);
+    render();
+  } });
+  view.append(
+    h('div', { class: 'row' }, h('h1', { text: t('keys.title') }), h('span', { class: 'spacer' }),
+      h('button', { type: 'button', class: 'primary', id: 'add-keys', onclick: addKeys }, t('keys.add')),
+      h('button', { type: 'button', id: 'scan', onclick: startScan }, t('keys.scan'))),
+    h('div', { class: 'card' },
+      h('div', { class: 'row' }, bar, scanText),
+      tabs,
+      h('div', { class: 'row' }, search, group, sort, h('span', { class: 'spacer' }), actions),
+      h('div', { class: 'table-wrap' }, h('table', { id: 'keys-table' },
+        h('thead', {}, h('tr', {}, h('th', {}, all), [t('keys.key'), t('keys.group'), t('keys.state'), t('keys.cooldown'),
+          t('keys.requests'), t('keys.failures'), t('keys.lastUsed'), t('keys.lastError'), ''].map((c, i) => h('th', { class: i === 7 || i === 6 ? 'hide-sm' : '', text: c })))),
+        body)),
+      pager));
+
+  async function load() {
+    const q = new URLSearchParams({ page: state.page, per_page: 50, sort: state.sort });
+    if (state.tab) q.set('state', state.tab);
+    if (state.search.trim()) q.set('search', state.search.trim());
+    if (state.group) q.set('group', state.group);
+    try { state.data = await api('GET', 'keys?' + q); } catch (err) { return fail(err); }
+    render();
+  }
+  function render() {
+    const d = state.data;
+    const counts = d.counts, total = counts.active + counts.cooling + counts.disabled;
+    tabs.replaceChildren(...[['', t('keys.all'), total], ['active', t('state.active'), counts.active],
+      ['cooling', t('state.cooling'), counts.cooling], ['disabled', t('state.disabled'), counts.disabled]].map(([key, label, n]) =>
+      h('button', { type: 'button', role: 'tab', class: state.tab === key ? 'active' : '', 'data-tab': key || 'all',
+        onclick: () => { state.tab = key; state.page = 1; load(); } }, `${label} (${fmt(n)})`)));
+    const current = state.group;
+    group.replaceChildren(h('option', { value: '' }, t('keys.allGroups')),
+      ...d.groups.map(g => h('option', { value: g.name, selected: g.name === current }, `${g.name} (${g.keys})`)));
+    body.replaceChildren(...d.items.map(k => {
+      const picked = state.selected.has(k.fingerprint);
+      const cooling = k.cooling_until_ms ? h('span', { class: 'countdown', 'data-until': k.cooling_until_ms,
+        title: k.cooldowns.map(c => `${c.model || t('keys.every')}: ${when(c.until_ms)} (${c.reason})`).join('\n') }, countdown(k.cooling_until_ms)) : '';
+      return h('tr', { class: picked ? 'selected' : '', 'data-fingerprint': k.fingerprint },
+        h('td', {}, h('input', { type: 'checkbox', checked: picked, 'aria-label': k.fingerprint, onchange: e => {
+          e.target.checked ? state.selected.add(k.fingerprint) : state.selected.delete(k.fingerprint); render();
+        } })),
+        h('td', { class: 'mono' }, k.masked, h('br'), h('span', { class: 'muted', text: k.fingerprint })),
+        h('td', { text: k.group }),
+        h('td', {}, h('span', { class: 'badge ' + k.state, text: t('state.' + k.state) }),
+          k.disabled_reason ? h('div', { class: 'muted', text: t('keys.disabledBy', { reason: k.disabled_reason }) }) : ''),
+        h('td', {}, cooling),
+        h('td', { text: fmt(k.requests) }),
+        h('td', { text: fmt(k.failures) }),
+        h('td', { class: 'hide-sm', text: when(k.last_used_ms) }),
+        h('td', { class: 'wrap hide-sm', text: k.last_error || '' }),
+        h('td', {}, h('button', { type: 'button', class: 'ghost', onclick: () => copyKey(k.fingerprint) }, t('keys.copy'))));
+    }));
+    all.checked = d.items.length > 0 && d.items.every(k => state.selected.has(k.fingerprint));
+    selText.textContent = t('keys.selected', { n: state.selected.size });
+    for (const b of actions.querySelectorAll('button')) b.disabled = state.selected.size === 0;
+    pagerFor(pager, d.page, d.per_page, d.total, p => { state.page = p; load(); });
+  }
+  async function bulkAction(action) {
+    const fingerprints = [...state.selected];
+    if (action === 'delete' && !(await confirmBox(t('keys.deleteConfirm', { n: fingerprints.length })))) return;
+    try {
+      const res = await api('POST', 'keys/' + action, { fingerprints });
+      if (action === 'verify') {
+        const by = v => res.results.filter(r => r.verdict === v).length;
+        toast(t('keys.verified', { n: res.results.length, alive: by('alive'), dead: by('invalid') + by('permission_denied'), unknown: by('unknown') }));
+      } else {
+        toast(t('keys.done', { n: res.changed }));
+      }
+      if (action === 'delete') state.selected.clear();
+      setTimeout(load, 150);
+    } catch (err) { fail(err); }
+  }
+  async function addKeys() {
+    const text = h('textarea', { rows: 8, id: 'paste-text', 'aria-label': t('keys.pasteTitle') });
+    const grp = h('input', { id: 'paste-group', value: 'added', pattern: '[A-Za-z0-9_-]{1,40}' });
+    const ok = await dialog(t('keys.pasteTitle'), h('div', {}, h('p', { class: 'muted', text: t('keys.pasteHint') }), text,
+      h('label', { class: 'field' }, t('keys.pasteGroup'), grp)), t('keys.add'));
+    if (!ok) return;
+    try {
+      const res = await api('POST', 'keys/import', { text: text.value, group: grp.value || 'added' });
+      toast(t('keys.added', { added: res.added.length, present: res.already_present.length, dup: res.duplicates_in_text, rejected: res.rejected.length }));
+      load();
+    } catch (err) { fail(err); }
+  }
+  async function copyKey(fingerprint) {
+    if (!(await confirmBox(t('keys.copyConfirm')))) return;
+    try {
+      const res = await api('POST', `keys/${fingerprint}/reveal`);
+      await navigator.clipboard.writeText(res.key).catch(() => dialog(t('keys.copy'), h('div', { class: 'secret', text: res.key })));
+      toast(t('keys.copied'));
+    } catch (err) { fail(err); }
+  }
+  async function startScan() {
+    try { await api('POST', 'scan'); } catch (err) { if (err.status !== 409) return fail(err); }
+    followScan();
+  }
+  async function followScan() {
+    let s;
+    try { s = await api('GET', 'scan'); } catch (err) { return fail(err); }
+    bar.hidden = !s.running && !s.finished_at_ms;
+    bar.firstChild.style.width = (s.total ? 100 * s.done / s.total : 100) + '%';
+    scanText.textContent = s.running ? t('keys.scanning', s) : (s.finished_at_ms ? t('keys.scanDone', s) : '');
+    $('#scan').disabled = s.running;
+    if (s.running) setTimeout(followScan, 700); else if (followScan.was) load();
+    followScan.was = s.running;
+  }
+  await load();
+  followScan();
+  every(1000, () => { for (const el of body.querySelectorAll('.countdown')) el.textContent = countdown(Number(el.dataset.until)); });
+  every(10000, load);
+}
+
+function debounce(fn, ms) { let id; return (...args) => { clearTimeout(id); id = setTimeout(() => fn(...args), ms); }; }
+
+function pagerFor(holder, page, perPage, total, go) {
+  const pages = Math.max(1, Math.ceil(total / perPage));
+  holder.replaceChildren(
+    h('button', { type: 'button', disabled: page <= 1, onclick: () => go(page - 1) }, t('common.prev')),
+    h('span', { class: 'muted', text: t('common.page', { page, pages, total: fmt(total) }) }),
+    h('button', { type: 'button', disabled: page >= pages, onclick: () => go(page + 1) }, t('common.next')));
+}
+
+// ---------- clients ----------
+async function clientsView(view) {
+  const name = h('input', { id: 'client-name', required: true, maxlength: 64, pattern: '[A-Za-z0-9 ._\\-]{1,64}' });
+  const rpm = h('input', { type: 'number', min: 0, value: 0, id: 'client-rpm' });
+  const rpd = h('input', { type: 'number', min: 0, value: 0, id: 'client-rpd' });
+  const models = h('input', { id: 'client-models', placeholder: 'gemini-2.5-flash, gemini-2.5-pro' });
+  const created = h('div', { id: 'client-created' });
+  const list = h('tbody');
+  const extra = h('p', { class: 'muted' });
+  const modelList = s => s.split(',').map(x => x.trim()).filter(Boolean);
+  view.append(h('h1', { text: t('clients.title') }),
+    h('form', { class: 'card', onsubmit: create },
+      h('h2', { text: t('clients.new') }),
+      h('div', { class: 'filters' },
+        h('label', {}, t('clients.name'), name), h('label', {}, t('clients.rpm'), rpm),
+        h('label', {}, t('clients.rpd'), rpd), h('label', {}, t('clients.models'), models),
+        h('button', { type: 'submit', class: 'primary', id: 'client-create' }, t('clients.create'))),
+      h('p', { class: 'muted', text: t('clients.limitsNote') }),
+      created),
+    h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('clients.name'), t('clients.hint'), t('clients.status'), t('clients.rpm'), t('clients.rpd'),
+        t('logs.model'), t('clients.created'), ''].map(c => h('th', { text: c })))), list)), extra));
+  async function create(ev) {
+    ev.preventDefault();
+    try {
+      const res = await api('POST', 'clients', { name: name.value, rpm_limit: Number(rpm.value) || 0, rpd_limit: Number(rpd.value) || 0, allowed_models: modelList(models.value) });
+      created.replaceChildren(h('p', { text: t('clients.once') }), h('div', { class: 'secret', id: 'new-client-key', text: res.key }));
+      name.value = '';
+      load();
+    } catch (err) { fail(err); }
+  }
+  async function edit(c) {
+    const r1 = h('input', { type: 'number', min: 0, value: c.rpm_limit }), r2 = h('input', { type: 'number', min: 0, value: c.rpd_limit });
+    const m = h('input', { value: c.allowed_models.join(', ') });
+    if (!(await dialog(`${t('clients.edit')}: ${c.name}`, h('div', {}, h('label', { class: 'field' }, t('clients.rpm'), r1),
+      h('label', { class: 'field' }, t('clients.rpd'), r2), h('label', { class: 'field' }, t('clients.models'), m))))) return;
+    try { await api('PUT', 'clients/' + c.id, { rpm_limit: Number(r1.value) || 0, rpd_limit: Number(r2.value) || 0, allowed_models: modelList(m.value) }); toast(t('common.saved')); load(); } catch (err) { fail(err); }
+  }
+  async function revoke(c) {
+    if (!(await confirmBox(t('clients.revokeConfirm', { name: c.name })))) return;
+    try { await api('DELETE', 'clients/' + c.id); load(); } catch (err) { fail(err); }
+  }
+  async function load() {
+    let res;
+    try { res = await api('GET', 'clients'); } catch (err) { return fail(err); }
+    list.replaceChildren(...res.items.map(c => h('tr', { 'data-client': c.name },
+      h('td', { text: c.name }), h('td', { class: 'mono', text: c.key_hint }),
+      h('td', {}, h('span', { class: 'badge ' + (c.revoked_ms ? 'bad' : 'ok'), text: c.revoked_ms ? t('clients.revoked') : t('clients.live') })),
+      h('td', { text: c.rpm_limit || '∞' }), h('td', { text: c.rpd_limit || '∞' }),
+      h('td', { class: 'wrap', text: c.allowed_models.join(', ') || t('common.all') }), h('td', { text: when(c.created_ms) }),
+      h('td', {}, c.revoked_ms ? '' : h('span', { class: 'row' }, h('button', { type: 'button', onclick: () => edit(c) }, t('clients.edit')),
+        h('button', { type: 'button', class: 'danger', onclick: () => revoke(c) }, t('clients.revoke')))))));
+    extra.textContent = res.config_keys ? t('clients.config', { n: res.config_keys }) : '';
+  }
+  await load();
+}
+
+// ---------- logs ----------
+async function logsView(view) {
+  const st = { kind: 'requests', page: 1 };
+  const field = (label, input) => h('label', {}, label, input);
+  const f = {
+    from: h('input', { type: 'datetime-local', id: 'log-from' }), to: h('input', { type: 'datetime-local', id: 'log-to' }),
+    status: h('input', { type: 'number', min: 0, max: 999, id: 'log-status' }), model: h('input', { id: 'log-model' }),
+    client: h('input', { id: 'log-client' }), key: h('input', { id: 'log-key', maxlength: 12 }), q: h('input', { type: 'search', id: 'log-q' }),
+  };
+  const tabs = h('div', { class: 'tabs' });
+  const table = h('table', { id: 'log-table' });
+  const pager = h('div', { class: 'row' });
+  view.append(h('h1', { text: t('logs.title') }),
+    h('div', { class: 'card' }, tabs,
+      h('form', { class: 'filters', onsubmit: ev => { ev.preventDefault(); st.page = 1; load(); } },
+        field(t('logs.from'), f.from), field(t('logs.to'), f.to), field(t('logs.status'), f.status), field(t('logs.model'), f.model),
+        field(t('logs.client'), f.client), field(t('logs.key'), f.key), field(t('logs.text'), f.q),
+        h('button', { type: 'submit', class: 'primary', id: 'log-apply' }, t('logs.apply'))),
+      h('div', { class: 'table-wrap' }, table), pager));
+  function renderTabs() {
+    tabs.replaceChildren(...[['requests', t('logs.requests')], ['errors', t('logs.errors')]].map(([k, label]) =>
+      h('button', { type: 'button', class: st.kind === k ? 'active' : '', 'data-tab': k, onclick: () => { st.kind = k; st.page = 1; renderTabs(); load(); } }, label)));
+  }
+  async function load() {
+    const q = new URLSearchParams({ page: st.page, per_page: 50 });
+    if (f.from.value) q.set('from_ms', new Date(f.from.value).getTime());
+    if (f.to.value) q.set('to_ms', new Date(f.to.value).getTime());
+    for (const k of ['status', 'model', 'client', 'key', 'q']) if (f[k].value.trim()) q.set(k, f[k].value.trim());
+    let res;
+    try { res = await api('GET', `logs/${st.kind}?` + q); } catch (err) { return fail(err); }
+    const cols = st.kind === 'requests'
+      ? [t('logs.time'), t('logs.client'), t('logs.route'), t('logs.model'), t('logs.key'), t('logs.attempts'), t('logs.status'), t('logs.latency'), t('logs.tokens'), t('logs.error')]
+      : [t('logs.time'), t('logs.model'), t('logs.key'), t('logs.attempt'), t('logs.status'), t('logs.google'), t('logs.reason'), t('logs.kind'), t('logs.message')];
+    const badge = s => h('span', { class: 'badge ' + (s >= 500 || s === 0 ? 'bad' : s >= 400 ? 'warn' : 'ok'), text: s });
+    const rows = res.items.map(r => st.kind === 'requests'
+      ? h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.client }), h('td', { text: r.route }), h('td', { text: r.model }),
+        h('td', { class: 'mono', text: r.key_fingerprint || '' }), h('td', { text: r.attempts }), h('td', {}, badge(r.status)),
+        h('td', { text: r.latency_ms + ' ms' }), h('td', { text: fmt(r.total_tokens) }), h('td', { class: 'wrap', text: r.error || '' }))
+      : h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.model }), h('td', { class: 'mono', text: r.key_fingerprint || '' }),
+        h('td', { text: r.attempt }), h('td', {}, badge(r.http_status)), h('td', { class: 'mono', text: r.google_status }),
+        h('td', { class: 'mono', text: r.reason || '' }), h('td', { text: r.kind }), h('td', { class: 'wrap', text: r.message })));
+    table.replaceChildren(h('thead', {}, h('tr', {}, cols.map(c => h('th', { text: c })))),
+      h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: cols.length, class: 'muted', text: t('common.none') }))));
+    pagerFor(pager, res.page, res.per_page, res.total, p => { st.page = p; load(); });
+  }
+  renderTabs();
+  await load();
+}
+
+// ---------- settings ----------
+async function settingsView(view) {
+  const configText = h('textarea', { class: 'code', id: 'config-text', spellcheck: 'false', 'aria-label': 'config.toml' });
+  const configMsg = h('p', { class: 'error', id: 'config-msg', role: 'alert' });
+  const effective = h('pre', { id: 'config-effective' });
+  const policyText = h('textarea', { class: 'code', id: 'policy-text', spellcheck: 'false', 'aria-label': t('set.policy') });
+  const policyMsg = h('p', { class: 'error', id: 'policy-msg', role: 'alert' });
+  const caseText = h('textarea', { rows: 3, id: 'policy-case' });
+  caseText.value = '{"status": 429, "model": "gemini-2.5-pro", "retry_delay_secs": 20}';
+  const caseOut = h('pre', { id: 'policy-result' });
+  const reloads = h('tbody');
+  const configCard = h('div', { class: 'card' });
+  const policyCard = h('div', { class: 'card' });
+  view.append(h('h1', { text: t('set.title') }), h('div', { class: 'grid2' }, configCard, policyCard),
+    h('div', { class: 'card' }, h('h2', { text: t('set.reloads') }), h('div', { class: 'table-wrap' }, h('table', {},
+      h('thead', {}, h('tr', {}, [t('logs.time'), t('set.what'), t('set.result'), t('logs.message')].map(c => h('th', { text: c })))), reloads))));
+  const ok = (el, text) => { el.textContent = text; el.classList.add('ok-text'); };
+  const bad = (el, text) => { el.textContent = text; el.classList.remove('ok-text'); };
+  async function loadConfig() {
+    const c = await api('GET', 'config');
+    effective.textContent = JSON.stringify(c.effective, null, 2);
+    if (c.text == null) { configCard.replaceChildren(h('h2', { text: t('set.config') }), h('p', { class: 'muted', text: t('set.noFile') }), h('h3', { text: t('set.effective') }), effective); return; }
+    configText.value = c.text;
+    configCard.replaceChildren(h('h2', {}, t('set.config'), ' ', h('span', { class: 'muted mono', text: c.file })),
+      h('p', { class: 'muted', text: t('set.secrets') }), configText, configMsg,
+      h('div', { class: 'row' },
+        h('button', { type: 'button', id: 'config-validate', onclick: async () => {
+          try { const v = await api('POST', 'config/validate', { text: configText.value }); (v.valid ? ok : bad)(configMsg, v.valid ? t('set.valid') : v.message); } catch (err) { bad(configMsg, err.message); }
+        } }, t('set.validate')),
+        h('button', { type: 'button', class: 'primary', id: 'config-save', onclick: async () => {
+          try { const v = await api('PUT', 'config', { text: configText.value }); ok(configMsg, `${t('common.saved')}: ${v.message}`); loadReloads(); loadConfig(); } catch (err) { bad(configMsg, err.message); }
+        } }, t('set.save'))),
+      h('details', {}, h('summary', { text: t('set.effective') }), effective));
+  }
+  async function loadPolicy() {
+    const p = await api('GET', 'policy');
+    const tester = [h('h3', { text: t('set.test') }), h('label', { class: 'field' }, t('set.case'), caseText),
+      h('button', { type: 'button', id: 'policy-run', onclick: async () => {
+        let c;
+        try { c = JSON.parse(caseText.value); } catch (err) { caseOut.textContent = err.message; return; }
+        try { const r = await api('POST', 'policy/test', { text: p.text == null ? undefined : policyText.value, case: c }); caseOut.textContent = JSON.stringify(r, null, 2); }
+        catch (err) { caseOut.textContent = err.message; }
+      } }, t('set.run')), caseOut];
+    if (p.text == null) { policyCard.replaceChildren(h('h2', { text: t('set.policy') }), h('p', { class: 'muted', text: t('set.noPolicy') })); return; }
+    policyText.value = p.text;
+    policyCard.replaceChildren(h('h2', {}, t('set.policy'), ' ', h('span', { class: 'muted mono', text: p.file })),
+      h('p', { class: 'muted', text: t('set.faults', { n: p.faults }) }), policyText, policyMsg,
+      h('div', { class: 'row' }, h('button', { type: 'button', class: 'primary', id: 'policy-save', onclick: async () => {
+        try { const v = await api('PUT', 'policy', { text: policyText.value }); ok(policyMsg, `${t('common.saved')}: ${v.message}`); loadReloads(); } catch (err) { bad(policyMsg, err.message); }
+      } }, t('set.save'))), ...tester);
+  }
+  async function loadReloads() {
+    const list = await api('GET', 'reloads');
+    reloads.replaceChildren(...list.map(e => h('tr', {}, h('td', { text: when(e.at_ms) }), h('td', { text: e.what }),
+      h('td', {}, h('span', { class: 'badge ' + (e.accepted ? 'ok' : 'bad'), text: e.accepted ? t('set.accepted') : t('set.rejected') })),
+      h('td', { class: 'wrap', text: e.message }))));
+    if (!list.length) reloads.replaceChildren(h('tr', {}, h('td', { colspan: 4, class: 'muted', text: t('common.none') })));
+  }
+  try { await Promise.all([loadConfig(), loadPolicy(), loadReloads()]); } catch (err) { fail(err); }
+}
+
+// ---------- routing ----------
+const VIEWS = { overview, keys: keysView, clients: clientsView, logs: logsView, settings: settingsView };
+
+async function route() {
+  clearTimers();
+  const name = (location.hash || '#overview').slice(1);
+  const render = VIEWS[name] || overview;
+  for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === name);
+  const view = $('#view');
+  view.replaceChildren();
+  view.dataset.view = name;
+  $('#nav').hidden = false; $('#logout').hidden = false;
+  try { await render(view); } catch (err) { fail(err); }
+}
+
+async function start() {
+  setLang(LANG);
+  $('#lang').textContent = LANG === 'zh' ? 'English' : '中文';
+  $('#lang').addEventListener('click', () => {
+    setLang(LANG === 'zh' ? 'en' : 'zh');
+    $('#lang').textContent = LANG === 'zh' ? 'English' : '中文';
+    if (!$('#login').hidden) return;
+    route();
+  });
+  $('#login-form').addEventListener('submit', login);
+  $('#logout').addEventListener('click', logout);
+  window.addEventListener('hashchange', route);
+  try {
+    const s = await api('GET', 'session');
+    csrf = s.csrf_token; sessionStorage.setItem('gemgate.csrf', csrf);
+    route();
+  } catch (_) { showLogin(); }
+}
+
+document.addEventListener('DOMContentLoaded', start);

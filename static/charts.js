@@ -1,0 +1,55 @@
+// Small SVG charts drawn from data (no library, no inline styles: CSP-safe).
+'use strict';
+const SVG_NS = 'http://www.w3.org/2000/svg';
+
+function svgEl(name, attrs, text) {
+  const el = document.createElementNS(SVG_NS, name);
+  for (const [k, v] of Object.entries(attrs || {})) el.setAttribute(k, v);
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// Stacked bars per time bucket: succeeded requests under failed ones.
+function trafficChart(buckets, labelOf) {
+  const width = 800, height = 200, left = 36, bottom = 20, top = 8;
+  const svg = svgEl('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
+  const max = Math.max(1, ...buckets.map(b => b.requests));
+  const plotH = height - bottom - top, plotW = width - left;
+  const step = plotW / Math.max(1, buckets.length);
+  const y = v => top + plotH - (v / max) * plotH;
+  for (const frac of [0, 0.5, 1]) {
+    const v = Math.round(max * frac);
+    svg.appendChild(svgEl('line', { x1: left, x2: width, y1: y(v), y2: y(v), class: 'axis' }));
+    svg.appendChild(svgEl('text', { x: 2, y: y(v) + 3 }, String(v)));
+  }
+  buckets.forEach((b, i) => {
+    const x = left + i * step + step * 0.1, w = Math.max(1, step * 0.8);
+    const ok = b.requests - b.errors;
+    if (ok > 0) svg.appendChild(svgEl('rect', { x, y: y(b.requests), width: w, height: y(b.errors) - y(b.requests), class: 'bar-ok' }));
+    if (b.errors > 0) svg.appendChild(svgEl('rect', { x, y: y(b.errors), width: w, height: y(0) - y(b.errors), class: 'bar-bad' }));
+    const title = svgEl('title', {}, `${labelOf(b.start_ms)}: ${b.requests} / ${b.errors}`);
+    svg.lastChild && svg.lastChild.appendChild(title);
+  });
+  const ticks = Math.min(6, buckets.length);
+  for (let k = 0; k < ticks; k++) {
+    const i = Math.floor((k * (buckets.length - 1)) / Math.max(1, ticks - 1));
+    svg.appendChild(svgEl('text', { x: left + i * step, y: height - 4 }, labelOf(buckets[i].start_ms)));
+  }
+  return svg;
+}
+
+// One bar split by key state.
+function stateBar(counts) {
+  const bar = document.createElement('div');
+  bar.className = 'statebar';
+  const total = counts.active + counts.cooling + counts.disabled;
+  for (const state of ['active', 'cooling', 'disabled']) {
+    if (!counts[state]) continue;
+    const part = document.createElement('div');
+    part.className = state;
+    part.style.width = (100 * counts[state] / Math.max(1, total)) + '%';
+    part.title = `${state}: ${counts[state]}`;
+    bar.appendChild(part);
+  }
+  return bar;
+}

@@ -1,0 +1,113 @@
+// Words of the dashboard in English and Chinese. t('key', {n: 3}) fills {n}.
+'use strict';
+const MESSAGES = {
+  en: {
+    'nav.overview': 'Overview', 'nav.keys': 'Keys', 'nav.clients': 'Clients', 'nav.logs': 'Logs',
+    'nav.settings': 'Settings', 'nav.logout': 'Sign out',
+    'login.title': 'Sign in to gemgate', 'login.key': 'Admin key', 'login.submit': 'Sign in',
+    'login.hint': 'Use the admin key (auth.admin_key, or the one gemgate generated in data/admin-key).',
+    'common.cancel': 'Cancel', 'common.ok': 'OK', 'common.close': 'Close', 'common.prev': 'Previous', 'common.next': 'Next',
+    'common.page': 'Page {page} of {pages} · {total} in all', 'common.none': 'Nothing here yet.', 'common.refresh': 'Refresh',
+    'common.saved': 'Saved', 'common.never': 'never', 'common.all': 'All',
+    'ov.title': 'Overview', 'ov.requests': 'Requests', 'ov.success': 'Success rate', 'ov.latency': 'Latency p50 / p95',
+    'ov.tokens': 'Tokens', 'ov.inflight': 'In flight', 'ov.keys': 'Keys usable', 'ov.traffic': 'Requests and errors',
+    'ov.states': 'Key states', 'ov.byModel': 'By model', 'ov.byGroup': 'By key group', 'ov.byClient': 'By client',
+    'ov.range.hour': 'Last hour', 'ov.range.day': 'Last 24 hours', 'ov.range.week': 'Last 7 days',
+    'ov.ok': 'Succeeded', 'ov.err': 'Failed', 'ov.name': 'Name', 'ov.errors': 'Errors', 'ov.p95': 'p95',
+    'ov.sampled': 'Busy range: figures come from the newest 200,000 requests.', 'ov.faults': 'Policy faults',
+    'state.active': 'Active', 'state.cooling': 'Cooling', 'state.disabled': 'Disabled',
+    'keys.title': 'Upstream keys', 'keys.search': 'Fingerprint or last characters', 'keys.group': 'Group',
+    'keys.sort': 'Sort', 'keys.add': 'Add keys', 'keys.scan': 'Scan all keys', 'keys.scanning': 'Scanning {done} / {total}',
+    'keys.scanDone': 'Scan finished: {alive} alive, {dead} dead, {unknown} unclear', 'keys.selected': '{n} selected',
+    'keys.enable': 'Enable', 'keys.disable': 'Disable', 'keys.verify': 'Verify now', 'keys.delete': 'Delete',
+    'keys.key': 'Key', 'keys.state': 'State', 'keys.cooldown': 'Cooling until', 'keys.requests': 'Requests',
+    'keys.failures': 'Failures', 'keys.lastUsed': 'Last used', 'keys.lastError': 'Last error', 'keys.copy': 'Copy',
+    'keys.copyConfirm': 'Show this key in clear and copy it? The action is logged.', 'keys.copied': 'Key copied',
+    'keys.pasteTitle': 'Add keys', 'keys.pasteHint': 'Paste anything: keys are found by Google\'s key pattern, one or many per line. Duplicates are skipped.',
+    'keys.pasteGroup': 'Group (key file keys/<group>.txt)', 'keys.added': 'Added {added}, already present {present}, repeated {dup}, lines without a key {rejected}',
+    'keys.deleteConfirm': 'Delete {n} key(s) from the key files?', 'keys.done': '{n} key(s) changed',
+    'keys.verified': 'Checked {n}: {alive} alive, {dead} dead, {unknown} unclear', 'keys.all': 'All', 'keys.allGroups': 'All groups',
+    'keys.sort.fingerprint': 'Fingerprint', 'keys.sort.state': 'State', 'keys.sort.requests': 'Most requests',
+    'keys.sort.failures': 'Most failures', 'keys.sort.last_used': 'Recently used', 'keys.sort.cooling_until': 'Cooling longest',
+    'keys.disabledBy': 'disabled: {reason}', 'keys.every': 'all models',
+    'clients.title': 'Client keys', 'clients.new': 'New client key', 'clients.name': 'Name', 'clients.rpm': 'Requests / minute',
+    'clients.rpd': 'Requests / day', 'clients.models': 'Allowed models (comma separated, empty = all)',
+    'clients.create': 'Create', 'clients.hint': 'Key', 'clients.created': 'Created', 'clients.status': 'Status',
+    'clients.revoke': 'Revoke', 'clients.revoked': 'revoked', 'clients.live': 'active', 'clients.edit': 'Limits',
+    'clients.once': 'Copy this key now: it is shown only this once.', 'clients.revokeConfirm': 'Revoke the key of {name}? It stops working at once.',
+    'clients.config': '{n} more client key(s) come from config.toml.', 'clients.limitsNote': 'Limits are stored now and enforced once per-client tenancy ships.',
+    'logs.title': 'Logs', 'logs.requests': 'Requests', 'logs.errors': 'Upstream errors', 'logs.from': 'From', 'logs.to': 'To',
+    'logs.status': 'Status', 'logs.model': 'Model', 'logs.client': 'Client', 'logs.key': 'Key fingerprint', 'logs.text': 'Text',
+    'logs.apply': 'Apply', 'logs.time': 'Time', 'logs.route': 'Route', 'logs.attempts': 'Attempts', 'logs.latency': 'Latency',
+    'logs.tokens': 'Tokens', 'logs.error': 'Error', 'logs.google': 'Google status', 'logs.reason': 'Reason', 'logs.kind': 'Kind',
+    'logs.message': 'Message', 'logs.attempt': 'Attempt',
+    'set.title': 'Settings', 'set.config': 'config.toml', 'set.validate': 'Validate', 'set.save': 'Save',
+    'set.valid': 'Valid', 'set.secrets': 'Secrets show as <hidden>; leave them so to keep their values.',
+    'set.effective': 'Effective settings (file, environment, defaults)', 'set.noFile': 'gemgate runs without a config file.',
+    'set.policy': 'Policy script', 'set.noPolicy': 'No script is configured: the built-in policy decides. Set [policy] file in config.toml to use one.',
+    'set.test': 'Try on an outcome', 'set.case': 'Outcome (JSON)', 'set.run': 'Run', 'set.reloads': 'Reloads',
+    'set.what': 'What', 'set.result': 'Result', 'set.accepted': 'applied', 'set.rejected': 'refused', 'set.faults': 'Script faults since start: {n}',
+  },
+  zh: {
+    'nav.overview': '概览', 'nav.keys': '密钥', 'nav.clients': '客户端', 'nav.logs': '日志',
+    'nav.settings': '设置', 'nav.logout': '退出登录',
+    'login.title': '登录 gemgate', 'login.key': '管理密钥', 'login.submit': '登录',
+    'login.hint': '使用管理密钥（auth.admin_key，或 gemgate 在 data/admin-key 中生成的密钥）。',
+    'common.cancel': '取消', 'common.ok': '确定', 'common.close': '关闭', 'common.prev': '上一页', 'common.next': '下一页',
+    'common.page': '第 {page} / {pages} 页 · 共 {total} 条', 'common.none': '暂无数据。', 'common.refresh': '刷新',
+    'common.saved': '已保存', 'common.never': '从未', 'common.all': '全部',
+    'ov.title': '概览', 'ov.requests': '请求数', 'ov.success': '成功率', 'ov.latency': '延迟 p50 / p95',
+    'ov.tokens': 'Token 数', 'ov.inflight': '进行中', 'ov.keys': '可用密钥', 'ov.traffic': '请求与错误',
+    'ov.states': '密钥状态', 'ov.byModel': '按模型', 'ov.byGroup': '按密钥分组', 'ov.byClient': '按客户端',
+    'ov.range.hour': '最近 1 小时', 'ov.range.day': '最近 24 小时', 'ov.range.week': '最近 7 天',
+    'ov.ok': '成功', 'ov.err': '失败', 'ov.name': '名称', 'ov.errors': '错误', 'ov.p95': 'p95',
+    'ov.sampled': '该时段请求过多：统计基于最新的 200,000 条请求。', 'ov.faults': '策略脚本错误',
+    'state.active': '可用', 'state.cooling': '冷却中', 'state.disabled': '已禁用',
+    'keys.title': '上游密钥', 'keys.search': '指纹或密钥末尾字符', 'keys.group': '分组',
+    'keys.sort': '排序', 'keys.add': '添加密钥', 'keys.scan': '检测全部密钥', 'keys.scanning': '检测中 {done} / {total}',
+    'keys.scanDone': '检测完成：{alive} 个可用，{dead} 个失效，{unknown} 个不确定', 'keys.selected': '已选 {n} 个',
+    'keys.enable': '启用', 'keys.disable': '禁用', 'keys.verify': '立即验证', 'keys.delete': '删除',
+    'keys.key': '密钥', 'keys.state': '状态', 'keys.cooldown': '冷却至', 'keys.requests': '请求数',
+    'keys.failures': '失败数', 'keys.lastUsed': '最近使用', 'keys.lastError': '最近错误', 'keys.copy': '复制',
+    'keys.copyConfirm': '显示并复制该密钥明文？此操作会被记录。', 'keys.copied': '密钥已复制',
+    'keys.pasteTitle': '添加密钥', 'keys.pasteHint': '粘贴任意文本：按 Google 密钥格式识别，每行一个或多个，自动去重。',
+    'keys.pasteGroup': '分组（写入 keys/<分组>.txt）', 'keys.added': '新增 {added}，已存在 {present}，重复 {dup}，无密钥的行 {rejected}',
+    'keys.deleteConfirm': '从密钥文件中删除 {n} 个密钥？', 'keys.done': '已更改 {n} 个密钥',
+    'keys.verified': '已验证 {n} 个：{alive} 个可用，{dead} 个失效，{unknown} 个不确定', 'keys.all': '全部', 'keys.allGroups': '全部分组',
+    'keys.sort.fingerprint': '指纹', 'keys.sort.state': '状态', 'keys.sort.requests': '请求最多',
+    'keys.sort.failures': '失败最多', 'keys.sort.last_used': '最近使用', 'keys.sort.cooling_until': '冷却最久',
+    'keys.disabledBy': '禁用原因：{reason}', 'keys.every': '全部模型',
+    'clients.title': '客户端密钥', 'clients.new': '新建客户端密钥', 'clients.name': '名称', 'clients.rpm': '每分钟请求数',
+    'clients.rpd': '每天请求数', 'clients.models': '允许的模型（逗号分隔，留空为全部）',
+    'clients.create': '创建', 'clients.hint': '密钥', 'clients.created': '创建时间', 'clients.status': '状态',
+    'clients.revoke': '吊销', 'clients.revoked': '已吊销', 'clients.live': '有效', 'clients.edit': '限额',
+    'clients.once': '请立即复制此密钥：它只显示这一次。', 'clients.revokeConfirm': '吊销 {name} 的密钥？它将立即失效。',
+    'clients.config': '另有 {n} 个客户端密钥来自 config.toml。', 'clients.limitsNote': '限额现已保存，将在多租户功能上线后生效。',
+    'logs.title': '日志', 'logs.requests': '请求', 'logs.errors': '上游错误', 'logs.from': '开始', 'logs.to': '结束',
+    'logs.status': '状态码', 'logs.model': '模型', 'logs.client': '客户端', 'logs.key': '密钥指纹', 'logs.text': '文本',
+    'logs.apply': '筛选', 'logs.time': '时间', 'logs.route': '接口', 'logs.attempts': '尝试次数', 'logs.latency': '延迟',
+    'logs.tokens': 'Token', 'logs.error': '错误', 'logs.google': 'Google 状态', 'logs.reason': '原因', 'logs.kind': '类别',
+    'logs.message': '信息', 'logs.attempt': '第几次',
+    'set.title': '设置', 'set.config': 'config.toml', 'set.validate': '校验', 'set.save': '保存',
+    'set.valid': '有效', 'set.secrets': '机密值显示为 <hidden>；保持不变即保留原值。',
+    'set.effective': '生效的配置（文件、环境变量、默认值）', 'set.noFile': 'gemgate 未使用配置文件运行。',
+    'set.policy': '策略脚本', 'set.noPolicy': '未配置脚本：使用内置策略。在 config.toml 中设置 [policy] file 以启用脚本。',
+    'set.test': '用一个结果试运行', 'set.case': '结果（JSON）', 'set.run': '运行', 'set.reloads': '重新加载记录',
+    'set.what': '内容', 'set.result': '结果', 'set.accepted': '已应用', 'set.rejected': '已拒绝', 'set.faults': '启动以来脚本错误：{n}',
+  },
+};
+
+let LANG = localStorage.getItem('gemgate.lang') || ((navigator.language || '').toLowerCase().startsWith('zh') ? 'zh' : 'en');
+
+function t(key, vars) {
+  let text = (MESSAGES[LANG] && MESSAGES[LANG][key]) || MESSAGES.en[key] || key;
+  for (const [name, value] of Object.entries(vars || {})) text = text.split('{' + name + '}').join(String(value));
+  return text;
+}
+
+function setLang(lang) {
+  LANG = lang;
+  localStorage.setItem('gemgate.lang', lang);
+  document.documentElement.lang = lang === 'zh' ? 'zh-CN' : 'en';
+  for (const el of document.querySelectorAll('[data-i18n]')) el.textContent = t(el.dataset.i18n);
+}

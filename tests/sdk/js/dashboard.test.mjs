@@ -1,0 +1,125 @@
+// The admin dashboard in headless Chromium (Debian's, driven by playwright-core):
+// sign in, add keys by paste, disable one, scan, find an error in the logs,
+// change a setting, make a client key, switch to Chinese. Screenshots of every
+// page go to SCREENSHOT_DIR.
+import { test, after, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { chromium } from 'playwright-core';
+
+const BASE = process.env.GEMGATE_URL;
+const ADMIN = process.env.GEMGATE_ADMIN_KEY;
+const NEW_KEYS = (process.env.NEW_KEYS || '').split(',');
+const SHOTS = process.env.SCREENSHOT_DIR || 'screenshots';
+mkdirSync(SHOTS, { recursive: true });
+
+let browser, page;
+const shot = name => page.screenshot({ path: `${SHOTS}/${name}.png`, fullPage: true });
+const problems = [];
+
+before(async () => {
+  browser = await chromium.launch({ executablePath: process.env.CHROMIUM || '/usr/bin/chromium', args: ['--no-sandbox'] });
+  page = await browser.newPage({ viewport: { width: 1280, height: 860 } });
+  // A CSP violation or a script error fails the run (a 401 while signed out is expected).
+  page.on('console', msg => {
+    if (msg.type() === 'error' && /Content Security Policy|Uncaught/.test(msg.text())) problems.push(msg.text());
+  });
+  page.on('pageerror', err => problems.push(err.message));
+});
+after(async () => { await browser?.close(); });
+
+test('the dashboard does what an operator needs', async () => {
+  await page.goto(`${BASE}/admin`);
+  await page.waitForSelector('#login-form');
+  assert.ok(!(await page.content()).includes(ADMIN), 'no secret in the page');
+  await shot('login');
+
+  await page.fill('#login-key', 'wrong-key-123');
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => document.querySelector('#login-error').textContent.length > 0);
+  await page.fill('#login-key', ADMIN);
+  await page.click('#login-form button[type=submit]');
+  await page.waitForSelector('[data-stat=requests]');
+  await page.waitForSelector('#ov-traffic svg');
+  const requests = await page.textContent('[data-stat=requests] .value');
+  assert.ok(Number(requests.replace(/\D/g, '')) > 0, `traffic shows on the overview: ${requests}`);
+  await shot('overview');
+
+  // Keys: paste two new ones.
+  await page.click('a[data-view=keys]');
+  await page.waitForSelector('#keys-table tbody tr');
+  const before = await page.locator('#keys-table tbody tr').count();
+  await page.click('#add-keys');
+  await page.fill('#paste-text', `here are some keys:\n${NEW_KEYS[0]}\nKEY2=${NEW_KEYS[1]}\n`);
+  await page.fill('#paste-group', 'pasted');
+  await page.click('#dialog-ok');
+  await page.waitForFunction(n => document.querySelectorAll('#keys-table tbody tr').length === n + 2, before);
+  await page.selectOption('select[aria-label=Group]', 'pasted');
+  await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr').length === 2);
+  await page.selectOption('select[aria-label=Group]', '');
+  await page.waitForFunction(n => document.querySelectorAll('#keys-table tbody tr').length === n + 2, before);
+
+  // Disable the first key by hand.
+  const first = page.locator('#keys-table tbody tr').first();
+  const fingerprint = await first.getAttribute('data-fingerprint');
+  await first.locator('input[type=checkbox]').check();
+  await page.click('button[data-action=disable]');
+  await page.waitForSelector(`tr[data-fingerprint="${fingerprint}"] .badge.disabled`, { timeout: 5000 });
+  await page.click('button[data-tab=disabled]');
+  await page.waitForSelector(`tr[data-fingerprint="${fingerprint}"]`);
+
+  // A full scan with its progress bar, to the end.
+  await page.click('button[data-tab=all]');
+  await page.click('#scan');
+  await page.waitForFunction(() => /finished|完成/.test(document.querySelector('#scan-text').textContent), null, { timeout: 20000 });
+  assert.match(await page.textContent('#scan-text'), /alive/);
+  await shot('keys');
+
+  // The rate-limited key's 429 is in the error log with Google's words.
+  await page.click('a[data-view=logs]');
+  await page.waitForSelector('#log-table');
+  await shot('logs-requests');
+  await page.click('button[data-tab=errors]');
+  await page.fill('#log-status', '429');
+  await page.click('#log-apply');
+  await page.waitForFunction(() => document.querySelector('#log-table').textContent.includes('RESOURCE_EXHAUSTED'));
+  await shot('logs-errors');
+
+  // Change a setting; a broken one shows its error inline first.
+  await page.click('a[data-view=settings]');
+  await page.waitForSelector('#config-text');
+  const config = await page.inputValue('#config-text');
+  assert.ok(config.includes('<hidden>') && !config.includes(ADMIN), 'secrets are hidden in the editor');
+  await page.fill('#config-text', config.replace('[retry]', '[retry]\nmax_attempts = "lots"'));
+  await page.click('#config-validate');
+  await page.waitForFunction(() => document.querySelector('#config-msg').textContent.includes('max_attempts'));
+  await page.fill('#config-text', config.replace('[retry]', '[retry]\nmax_attempts = 3'));
+  await page.click('#config-save');
+  await page.waitForFunction(() => /Saved|已保存/.test(document.querySelector('#config-msg').textContent));
+  await page.click('#policy-run');
+  await page.waitForFunction(() => document.querySelector('#policy-result').textContent.includes('retry_other_key'));
+  await shot('settings');
+
+  // A client key, shown once.
+  await page.click('a[data-view=clients]');
+  await page.fill('#client-name', 'browser-test');
+  await page.click('#client-create');
+  await page.waitForSelector('#new-client-key');
+  assert.match(await page.textContent('#new-client-key'), /^gg-[0-9a-f]{40}$/);
+  await page.waitForSelector('tr[data-client="browser-test"]');
+  await shot('clients');
+
+  // Chinese, and a phone.
+  await page.click('a[data-view=overview]');
+  await page.click('#lang');
+  await page.waitForFunction(() => document.querySelector('a[data-view=keys]').textContent === '密钥');
+  await page.waitForSelector('[data-stat=requests]');
+  await shot('overview-zh');
+  await page.click('#lang');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.click('a[data-view=keys]');
+  await page.waitForSelector('#keys-table tbody tr');
+  await shot('keys-phone');
+
+  assert.deepEqual(problems, [], 'no script errors or CSP violations');
+});
