@@ -8,6 +8,7 @@ COPY Cargo.toml Cargo.lock rustfmt.toml ./
 COPY src ./src
 COPY examples ./examples
 COPY bench ./bench
+COPY static ./static
 RUN cargo build --release --locked --bin gemgate \
     && mkdir -p /out/data /out/keys /out/policies \
     && cp target/release/gemgate /out/gemgate

@@ -114,6 +114,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         let path = data_dir.join("admin-key");
         if created {
             tracing::info!("no admin key configured: generated one and saved it in {}: {key}", path.display());
+        } else {
+            tracing::info!("no admin key configured: the admin uses the generated one in {}", path.display());
         }
         key
     } else {

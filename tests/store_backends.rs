@@ -74,7 +74,8 @@ async fn exercise(url: &str) {
     assert_eq!(store.find_requests(&text, 10, 0).await.expect("search").total, 1, "{url}");
     let wild = LogFilter { text: Some(format!("1_0% {unique}")), ..LogFilter::default() };
     assert_eq!(store.find_requests(&wild, 10, 0).await.expect("search").total, 0, "{url}: _ is literal");
-    let errors = LogFilter { text: Some(format!("quota EXCEEDED {unique}")), status: Some(429), ..LogFilter::default() };
+    let errors =
+        LogFilter { text: Some(format!("quota EXCEEDED {unique}")), status: Some(429), ..LogFilter::default() };
     let found = store.find_errors(&errors, 10, 0).await.expect("find errors");
     assert_eq!(found.total, 1, "{url}");
     assert_eq!(found.rows[0].google_status, "RESOURCE_EXHAUSTED");

@@ -1,10 +1,13 @@
 """schemathesis fuzzes the admin API from its own OpenAPI document: no answer
 may be a 5xx, and every documented answer must match its schema."""
 
+import json
 import shutil
 import subprocess
+import urllib.request
 
 import pytest
+from openapi_spec_validator import validate
 
 from conftest import ROOT, fake_key
 
@@ -15,6 +18,15 @@ admin_key = "{ADMIN_KEY}"
 [policy]
 file = "policy.rhai"
 """
+
+
+def test_the_openapi_document_is_valid(gemgate):
+    server = gemgate([fake_key("ok", 1)], config=CONFIG, files={"policy.rhai": "fn on_error(ctx) { ctx.builtin }"})
+    with urllib.request.urlopen(f"{server.base_url}/admin/api/openapi.json", timeout=10) as response:
+        document = json.load(response)
+    validate(document)
+    assert {"/keys", "/keys/import", "/clients", "/stats", "/logs/errors", "/config", "/policy"} <= set(document["paths"])
+    assert document["components"]["securitySchemes"]["AdminKey"]["scheme"] == "bearer"
 
 
 @pytest.mark.skipif(shutil.which("st") is None, reason="schemathesis is not installed (pip install schemathesis)")

@@ -4,12 +4,16 @@ Needs Debian's chromium (.ci/run installs it) and node; screenshots of every
 page land in target/dashboard-screenshots.
 """
 
+import http.client
 import json
 import os
 import shutil
 import subprocess
+import threading
 import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -40,6 +44,47 @@ def traffic(base_url: str, count: int):
         urllib.request.urlopen(request, timeout=10).read()
 
 
+class PrefixProxy:
+    """A reverse proxy serving gemgate under /gg/ (the prefix is stripped),
+    as nginx `location /gg/ { proxy_pass http://gemgate/; }` would."""
+
+    def __init__(self, upstream: str):
+        target = urlsplit(upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def forward(self):
+                if not self.path.startswith("/gg/"):
+                    self.send_error(404, "outside the prefix")
+                    return
+                length = int(self.headers.get("content-length") or 0)
+                body = self.rfile.read(length) if length else None
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                conn.request(self.command, self.path[3:], body=body, headers=headers)
+                reply = conn.getresponse()
+                data = reply.read()
+                self.send_response(reply.status)
+                for name, value in reply.getheaders():
+                    if name.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(name, value)
+                self.send_header("content-length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+                conn.close()
+
+            do_GET = do_POST = do_PUT = do_DELETE = forward
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/gg"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
 @pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (apt-get install chromium)")
 def test_dashboard_in_chromium(gemgate, tmp_path):
@@ -49,6 +94,7 @@ def test_dashboard_in_chromium(gemgate, tmp_path):
     policy = (ROOT / "policies" / "default.rhai").read_text()
     server = gemgate(keys, config=CONFIG, files={"policy.rhai": policy})
     traffic(server.base_url, 24)
+    proxy = PrefixProxy(server.base_url)
     shots = ROOT / "target" / "dashboard-screenshots"
     env = dict(
         os.environ,
@@ -57,10 +103,12 @@ def test_dashboard_in_chromium(gemgate, tmp_path):
         NEW_KEYS=f"{fake_key('ok', 31)},{fake_key('ok', 32)}",
         SCREENSHOT_DIR=str(shots),
         CHROMIUM=CHROMIUM,
+        PREFIX_URL=proxy.url,
     )
     result = subprocess.run(
         ["node", "--test", "dashboard.test.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=180
     )
+    proxy.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ["login", "overview", "keys", "logs-errors", "settings", "clients", "overview-zh", "keys-phone"]:
         assert (shots / f"{name}.png").stat().st_size > 5000, name

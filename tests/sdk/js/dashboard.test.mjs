@@ -123,3 +123,30 @@ test('the dashboard does what an operator needs', async () => {
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 });
+
+test('the dashboard works under a path prefix behind a reverse proxy', async () => {
+  const prefixed = process.env.PREFIX_URL;
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const tab = await context.newPage();
+  const outside = [];
+  tab.on('request', req => { if (!req.url().startsWith(prefixed + '/')) outside.push(req.url()); });
+  await tab.goto(`${prefixed}/admin`);
+  await tab.waitForSelector('#login-form');
+  assert.equal(new URL(tab.url()).pathname, '/gg/admin/');
+  await tab.fill('#login-key', ADMIN);
+  await tab.click('#login-form button[type=submit]');
+  await tab.waitForSelector('[data-stat=requests]');
+  await tab.click('a[data-view=keys]');
+  await tab.waitForSelector('#keys-table tbody tr');
+  // A change (cookie + CSRF token) through the prefix.
+  const row = tab.locator('#keys-table tbody tr').nth(1);
+  const fingerprint = await row.getAttribute('data-fingerprint');
+  await row.locator('input[type=checkbox]').check();
+  await tab.click('button[data-action=verify]');
+  await tab.waitForFunction(() => /Checked|已验证/.test(document.querySelector('#toast').textContent));
+  assert.ok(fingerprint);
+  assert.deepEqual(outside, [], 'every request stays under the prefix');
+  await tab.goto(`${prefixed}/admin/docs`);
+  await tab.waitForSelector('.swagger-ui');
+  await context.close();
+});
