@@ -457,3 +457,29 @@ async fn an_admin_edit_reloads_the_keys_once_not_in_a_loop() {
     assert!(key_reloads <= 2, "{key_reloads} key reloads after one edit: reading the files must not trigger more");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn info_and_edits_without_files_say_why() {
+    let h = Harness::start(&keys("ok", 1)).await;
+    let admin_key = std::fs::read_to_string(h.dir.path().join("data/admin-key")).unwrap().trim().to_string();
+    let call = |method: reqwest::Method, path: &str, body: Value| {
+        h.http.request(method, h.url(&format!("/admin/api{path}"))).bearer_auth(&admin_key).json(&body).send()
+    };
+    let info: Value = call(reqwest::Method::GET, "/info", json!({})).await.unwrap().json().await.unwrap();
+    assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
+    assert!(info.get("config_file").is_none() && info["keys_dir"].as_str().unwrap().ends_with("keys"), "{info}");
+    let response = call(reqwest::Method::PUT, "/config", json!({"text": "[retry]\nmax_attempts = 2\n"})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    assert!(error_message(&response.json().await.unwrap()).contains("--config"));
+    let response = call(reqwest::Method::PUT, "/policy", json!({"text": POLICY})).await.unwrap();
+    assert_eq!(response.status(), StatusCode::CONFLICT);
+    let policy: Value = call(reqwest::Method::GET, "/policy", json!({})).await.unwrap().json().await.unwrap();
+    assert!(policy.get("text").is_none(), "the built-in policy has no text: {policy}");
+    let bad = call(reqwest::Method::POST, "/clients", json!({"name": "bob", "rpm_limit": -1})).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let bad = call(reqwest::Method::POST, "/clients", json!({"name": "bob", "allowed_models": ["a b"]})).await.unwrap();
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+    let (list, _) = (call(reqwest::Method::GET, "/clients", json!({})).await.unwrap(), ());
+    assert_eq!(list.json::<Value>().await.unwrap()["items"], json!([]), "refused input changes nothing");
+    h.stop().await;
+}
