@@ -227,7 +227,7 @@ impl Reloader {
 
     /// Rebuilds the policy from the configured script.
     pub fn reload_policy(&self) {
-        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let loaded = self.current();
         match configured_policy(&loaded, self.policy_faults.clone()) {
             Ok(policy) => {
                 self.policy.store(Arc::new(policy));

@@ -26,6 +26,18 @@ async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (S
     (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
+/// A generateContent call with `client_key` instead of the harness's key.
+async fn generate_as(h: &Harness, client_key: &str) -> reqwest::Response {
+    h.http
+        .post(h.url("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", client_key)
+        .header("content-type", "application/json")
+        .body(PROMPT)
+        .send()
+        .await
+        .unwrap()
+}
+
 fn error_message(body: &Value) -> &str {
     body["error"]["message"].as_str().unwrap_or_else(|| panic!("no error message in {body}"))
 }
@@ -270,15 +282,7 @@ async fn client_keys_are_made_shown_once_limited_and_revoked() {
     let key = created["key"].as_str().unwrap().to_string();
     let id = created["client"]["id"].as_i64().unwrap();
     assert_eq!(created["client"]["allowed_models"], json!(["gemini-2.5-flash"]));
-    let served = h
-        .http
-        .post(h.url("/v1beta/models/gemini-2.5-flash:generateContent"))
-        .header("x-goog-api-key", &key)
-        .header("content-type", "application/json")
-        .body(PROMPT)
-        .send()
-        .await
-        .unwrap();
+    let served = generate_as(&h, &key).await;
     assert_eq!(served.status(), StatusCode::OK, "the new client key works at once");
 
     let (_, list) = admin(&h, "GET", "/clients", None).await;
@@ -299,15 +303,7 @@ async fn client_keys_are_made_shown_once_limited_and_revoked() {
     let (status, revoked) = admin(&h, "DELETE", &format!("/clients/{id}"), None).await;
     assert_eq!(status, StatusCode::OK);
     assert!(revoked["revoked_ms"].is_i64());
-    let refused = h
-        .http
-        .post(h.url("/v1beta/models/gemini-2.5-flash:generateContent"))
-        .header("x-goog-api-key", &key)
-        .header("content-type", "application/json")
-        .body(PROMPT)
-        .send()
-        .await
-        .unwrap();
+    let refused = generate_as(&h, &key).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "a revoked key stops at once");
     assert_eq!(admin(&h, "DELETE", &format!("/clients/{id}"), None).await.0, StatusCode::CONFLICT);
     h.stop().await;

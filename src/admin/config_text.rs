@@ -32,16 +32,31 @@ fn hide(value: &mut Value) {
     }
 }
 
-/// `text` with every secret value replaced by [`HIDDEN`].
-pub fn mask(text: &str) -> Result<String, String> {
-    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| e.to_string())?;
-    each_secret(&mut doc, |_, value| {
+/// `text` with every secret value replaced by [`HIDDEN`]. A file that no
+/// longer parses has every line that names a secret hidden whole.
+pub fn mask(text: &str) -> String {
+    let Ok(mut doc) = text.parse::<DocumentMut>() else { return hide_lines(text) };
+    let _ = each_secret(&mut doc, |_, value| {
         let decor = value.decor().clone();
         hide(value);
         *value.decor_mut() = decor;
         Ok(())
-    })?;
-    Ok(doc.to_string())
+    });
+    doc.to_string()
+}
+
+fn hide_lines(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let key = line.split('=').next().unwrap_or_default().trim();
+            if SECRETS.iter().any(|(_, secret)| *secret == key) {
+                format!("{key} = \"{HIDDEN}\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// `edited` with each [`HIDDEN`] put back to its value in `current`.
@@ -113,7 +128,7 @@ mod tests {
 
     #[test]
     fn secrets_are_hidden_and_comments_kept() {
-        let masked = mask(FILE).unwrap();
+        let masked = mask(FILE);
         assert!(!masked.contains("very-secret-admin") && !masked.contains("c-one"));
         assert!(masked.contains("admin_key = \"<hidden>\" # inline"));
         assert!(masked.contains("# the admin") && masked.contains("max_attempts = 3"));
@@ -121,16 +136,22 @@ mod tests {
 
     #[test]
     fn hidden_values_come_back_on_save() {
-        let edited = mask(FILE).unwrap().replace("max_attempts = 3", "max_attempts = 4");
+        let edited = mask(FILE).replace("max_attempts = 3", "max_attempts = 4");
         let saved = restore(&edited, FILE).unwrap();
         assert_eq!(saved, FILE.replace("max_attempts = 3", "max_attempts = 4"));
     }
 
     #[test]
     fn a_typed_secret_replaces_the_old_one() {
-        let edited = mask(FILE).unwrap().replace("admin_key = \"<hidden>\"", "admin_key = \"new-admin-key-123\"");
+        let edited = mask(FILE).replace("admin_key = \"<hidden>\"", "admin_key = \"new-admin-key-123\"");
         let saved = restore(&edited, FILE).unwrap();
         assert!(saved.contains("new-admin-key-123") && saved.contains("c-one"));
+    }
+
+    #[test]
+    fn a_broken_file_hides_secret_lines_whole() {
+        let masked = mask("[auth\nadmin_key = \"very-secret-admin\"\nopen = false");
+        assert_eq!(masked, "[auth\nadmin_key = \"<hidden>\"\nopen = false");
     }
 
     #[test]

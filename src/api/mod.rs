@@ -46,17 +46,8 @@ async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::
     }
     let m = &state.dispatcher.metrics;
     let now = std::time::SystemTime::now();
-    let (mut active, mut cooling, mut disabled) = (0, 0, 0);
-    for slot in state.dispatcher.pool.slots().await {
-        let snapshot = slot.snapshot();
-        if snapshot.disabled.is_some() {
-            disabled += 1;
-        } else if snapshot.active_cooldowns(now).next().is_some() {
-            cooling += 1;
-        } else {
-            active += 1;
-        }
-    }
+    let counts = crate::pool::StatusCounts::of(&state.dispatcher.pool.slots().await, now);
+    let (active, cooling, disabled) = (counts.active as i64, counts.cooling as i64, counts.disabled as i64);
     for (name, count) in [("active", active), ("cooling", cooling), ("disabled", disabled)] {
         m.keys.get_or_create(&crate::metrics::StateLabels { state: name.into() }).set(count);
     }

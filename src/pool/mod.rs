@@ -11,7 +11,7 @@ mod supervisor;
 pub use key_actor::KeyEvent;
 pub use ready_index::{LeaseError, ReadyIndex, Scope, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
-pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot, KeyState};
+pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot, KeyState, KeyStatus, StatusCounts};
 pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
 
 use crate::config::{ModelLimits, Strategy};

@@ -93,7 +93,60 @@ pub struct KeySnapshot {
     pub tokens: u64,
 }
 
+/// What a key can do at one moment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum KeyStatus {
+    /// Serving.
+    Active,
+    /// Resting for one model or all; frees up by itself.
+    Cooling,
+    /// Taken out of service.
+    Disabled,
+}
+
+/// Keys in each status.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatusCounts {
+    /// Serving.
+    pub active: u64,
+    /// Resting.
+    pub cooling: u64,
+    /// Out of service.
+    pub disabled: u64,
+}
+
+impl StatusCounts {
+    /// Counts one key.
+    pub fn add(&mut self, status: KeyStatus) {
+        match status {
+            KeyStatus::Active => self.active += 1,
+            KeyStatus::Cooling => self.cooling += 1,
+            KeyStatus::Disabled => self.disabled += 1,
+        }
+    }
+
+    /// The statuses of `slots` at `now`.
+    pub fn of(slots: &[Arc<KeySlot>], now: SystemTime) -> Self {
+        let mut counts = Self::default();
+        for slot in slots {
+            counts.add(slot.snapshot().status(now));
+        }
+        counts
+    }
+}
+
 impl KeySnapshot {
+    /// The key's status at `now`: disabled wins over cooling.
+    pub fn status(&self, now: SystemTime) -> KeyStatus {
+        if self.disabled.is_some() {
+            KeyStatus::Disabled
+        } else if self.active_cooldowns(now).next().is_some() {
+            KeyStatus::Cooling
+        } else {
+            KeyStatus::Active
+        }
+    }
+
     /// The rests that have not ended at `now`.
     pub fn active_cooldowns(&self, now: SystemTime) -> impl Iterator<Item = &CooldownEntry> {
         self.cooldowns.iter().filter(move |c| c.until > now)

@@ -66,27 +66,28 @@ impl StoreHandle {
 
     /// Queues a request row.
     pub fn log_request(&self, record: RequestRecord) {
-        let Some(shared) = &self.shared else { return };
-        let mut pending = lock(&shared.pending);
-        if pending.requests.len() >= MAX_BUFFERED_ROWS {
-            shared.dropped.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
-        pending.requests.push(record);
-        if pending.requests.len() == shared.batch_size {
-            shared.batch_full.notify_one();
-        }
+        self.queue_row(|pending| &mut pending.requests, record, true);
     }
 
     /// Queues a failed attempt for the error log.
     pub fn log_error(&self, record: ErrorRecord) {
+        self.queue_row(|pending| &mut pending.errors, record, false);
+    }
+
+    /// Pushes a row onto one of the pending lists, dropping (and counting) it
+    /// past [`MAX_BUFFERED_ROWS`]; a full batch of `wakes` rows wakes the writer.
+    fn queue_row<T>(&self, list: impl FnOnce(&mut Pending) -> &mut Vec<T>, row: T, wakes: bool) {
         let Some(shared) = &self.shared else { return };
         let mut pending = lock(&shared.pending);
-        if pending.errors.len() >= MAX_BUFFERED_ROWS {
+        let rows = list(&mut pending);
+        if rows.len() >= MAX_BUFFERED_ROWS {
             shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        pending.errors.push(record);
+        rows.push(row);
+        if wakes && rows.len() == shared.batch_size {
+            shared.batch_full.notify_one();
+        }
     }
 
     /// Writes everything queued so far and waits for it.

@@ -1,11 +1,11 @@
 //! Statistics and the request and error logs.
 
 use super::AdminTag;
-use super::keys::{KeyStateName, state_of};
 use crate::admin::AdminContext;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::security::AdminAuth;
 use crate::admin::stats::{Figures, summarize};
+use crate::pool::StatusCounts;
 use crate::store::{ErrorRecord, LogFilter, RequestRecord};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -216,6 +216,26 @@ struct ErrorLogPage {
     items: Vec<ErrorLogView>,
 }
 
+/// A page of a log: 1-based page number and its size (default 50).
+struct Paging {
+    page: u32,
+    per_page: u32,
+}
+
+impl Paging {
+    fn of(page: Option<u32>, per_page: Option<u32>) -> Self {
+        Self { page: page.unwrap_or(1), per_page: per_page.unwrap_or(50) }
+    }
+
+    fn limit(&self) -> i64 {
+        i64::from(self.per_page)
+    }
+
+    fn offset(&self) -> i64 {
+        i64::from(self.page.saturating_sub(1)) * i64::from(self.per_page)
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn filter(
     from_ms: Option<i64>,
@@ -267,15 +287,7 @@ impl InsightApi {
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
         let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
-        let now = SystemTime::now();
-        let (mut active, mut cooling, mut disabled) = (0, 0, 0);
-        for slot in &slots {
-            match state_of(&slot.snapshot(), now) {
-                KeyStateName::Active => active += 1,
-                KeyStateName::Cooling => cooling += 1,
-                KeyStateName::Disabled => disabled += 1,
-            }
-        }
+        let counts = StatusCounts::of(&slots, SystemTime::now());
         let named = |list: Vec<(String, Figures)>| {
             list.into_iter().map(|(name, f)| NamedFigures { name, figures: f.into() }).collect()
         };
@@ -295,9 +307,9 @@ impl InsightApi {
             by_client: named(summary.by_client),
             pool: PoolHealth {
                 keys: slots.len() as u64,
-                active,
-                cooling,
-                disabled,
+                active: counts.active,
+                cooling: counts.cooling,
+                disabled: counts.disabled,
                 in_flight: self.ctx.pool().in_flight().await,
                 scan_running: self.ctx.pool().scan_report().running,
                 policy_faults: self.ctx.state.policy_faults.load(std::sync::atomic::Ordering::Relaxed),
@@ -324,13 +336,12 @@ impl InsightApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
     ) -> ApiResult<Json<RequestLogPage>> {
         let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
-        let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
-        let offset = i64::from(page - 1) * i64::from(per_page);
-        let found = self.ctx.store().find_requests(&filter, i64::from(per_page), offset).await?;
+        let paging = Paging::of(page.0, per_page.0);
+        let found = self.ctx.store().find_requests(&filter, paging.limit(), paging.offset()).await?;
         Ok(Json(RequestLogPage {
             total: found.total,
-            page,
-            per_page,
+            page: paging.page,
+            per_page: paging.per_page,
             items: found.rows.into_iter().map(Into::into).collect(),
         }))
     }
@@ -354,13 +365,12 @@ impl InsightApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
     ) -> ApiResult<Json<ErrorLogPage>> {
         let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
-        let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
-        let offset = i64::from(page - 1) * i64::from(per_page);
-        let found = self.ctx.store().find_errors(&filter, i64::from(per_page), offset).await?;
+        let paging = Paging::of(page.0, per_page.0);
+        let found = self.ctx.store().find_errors(&filter, paging.limit(), paging.offset()).await?;
         Ok(Json(ErrorLogPage {
             total: found.total,
-            page,
-            per_page,
+            page: paging.page,
+            per_page: paging.per_page,
             items: found.rows.into_iter().map(Into::into).collect(),
         }))
     }

@@ -8,7 +8,7 @@ use crate::admin::files;
 use crate::admin::security::AdminAuth;
 use crate::keys::Fingerprint;
 use crate::policy::{DisableReason, ScanVerdict};
-use crate::pool::{KeySlot, KeySnapshot, ScanReport};
+use crate::pool::{KeySlot, KeySnapshot, KeyStatus, ScanReport, StatusCounts};
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
@@ -23,7 +23,7 @@ pub struct KeysApi {
 /// What a key can do now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
 #[oai(rename_all = "lowercase")]
-pub enum KeyStateName {
+enum KeyStateName {
     /// Serving.
     Active,
     /// Resting for one model or all; frees up by itself.
@@ -83,7 +83,7 @@ struct KeyView {
 }
 
 /// Keys in each state, over the whole pool.
-#[derive(Object, Default)]
+#[derive(Object)]
 #[oai(skip_serializing_if_is_none)]
 struct StateCounts {
     active: u64,
@@ -277,14 +277,19 @@ struct RevealedKey {
     key: String,
 }
 
-/// The state of a key at `now`.
-pub fn state_of(snapshot: &KeySnapshot, now: SystemTime) -> KeyStateName {
-    if snapshot.disabled.is_some() {
-        KeyStateName::Disabled
-    } else if snapshot.active_cooldowns(now).next().is_some() {
-        KeyStateName::Cooling
-    } else {
-        KeyStateName::Active
+impl From<KeyStatus> for KeyStateName {
+    fn from(status: KeyStatus) -> Self {
+        match status {
+            KeyStatus::Active => Self::Active,
+            KeyStatus::Cooling => Self::Cooling,
+            KeyStatus::Disabled => Self::Disabled,
+        }
+    }
+}
+
+impl From<StatusCounts> for StateCounts {
+    fn from(c: StatusCounts) -> Self {
+        Self { active: c.active, cooling: c.cooling, disabled: c.disabled }
     }
 }
 
@@ -305,7 +310,7 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
         fingerprint: slot.record.fingerprint.to_string(),
         masked: slot.record.key.masked(),
         group: slot.record.group.to_string(),
-        state: state_of(snapshot, now),
+        state: snapshot.status(now).into(),
         disabled_reason: snapshot.disabled.map(|d| d.reason.as_str().to_string()),
         disabled_since_ms: snapshot.disabled.map(|d| ms(d.since)),
         cooling_until_ms: cooldowns.iter().map(|c| c.until_ms).max(),
@@ -321,30 +326,28 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
     }
 }
 
-/// Parses fingerprints, answering 400 for one that is not 12 hex digits.
+/// Parses fingerprints (sorted, each once), answering 400 for one that is
+/// not 12 hex digits.
 fn parse_fingerprints(list: &[String]) -> ApiResult<Vec<Fingerprint>> {
-    list.iter()
+    let mut parsed = list
+        .iter()
         .map(|text| {
             Fingerprint::parse(text.trim())
                 .ok_or_else(|| ApiError::bad_request(format!("`{text}` is not a key fingerprint (12 hex digits)")))
         })
-        .collect()
+        .collect::<ApiResult<Vec<_>>>()?;
+    parsed.sort_unstable();
+    parsed.dedup();
+    Ok(parsed)
 }
 
 impl KeysApi {
-    async fn slots_by_fingerprint(&self, wanted: &[Fingerprint]) -> (Vec<Arc<KeySlot>>, Vec<String>) {
-        let wanted: HashSet<Fingerprint> = wanted.iter().copied().collect();
-        let slots = self.ctx.pool().slots().await;
-        let found: Vec<Arc<KeySlot>> = slots.into_iter().filter(|s| wanted.contains(&s.record.fingerprint)).collect();
-        let present: HashSet<Fingerprint> = found.iter().map(|s| s.record.fingerprint).collect();
-        let missing = wanted.difference(&present).map(|fp| fp.to_string()).collect();
-        (found, missing)
+    async fn slot_by_fingerprint(&self, wanted: Fingerprint) -> Option<Arc<KeySlot>> {
+        self.ctx.pool().slots().await.into_iter().find(|s| s.record.fingerprint == wanted)
     }
 
     async fn set_disabled(&self, body: &Selection, reason: Option<DisableReason>) -> ApiResult<Json<BulkReport>> {
-        let mut wanted = parse_fingerprints(&body.fingerprints)?;
-        wanted.sort_unstable();
-        wanted.dedup();
+        let wanted = parse_fingerprints(&body.fingerprints)?;
         let count = wanted.len();
         let missing = self.ctx.pool().set_disabled_many(wanted, reason).await;
         let changed = (count - missing.len()) as u64;
@@ -371,18 +374,15 @@ impl KeysApi {
     ) -> ApiResult<Json<KeyPage>> {
         let now = SystemTime::now();
         let slots = self.ctx.pool().slots().await;
-        let mut counts = StateCounts::default();
+        let mut counts = StatusCounts::default();
         let mut groups: BTreeMap<String, u64> = BTreeMap::new();
         let search = search.0.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
         let mut rows: Vec<(Arc<KeySlot>, KeySnapshot, KeyStateName)> = Vec::new();
         for slot in slots {
             let snapshot = slot.snapshot();
-            let key_state = state_of(&snapshot, now);
-            match key_state {
-                KeyStateName::Active => counts.active += 1,
-                KeyStateName::Cooling => counts.cooling += 1,
-                KeyStateName::Disabled => counts.disabled += 1,
-            }
+            let status = snapshot.status(now);
+            counts.add(status);
+            let key_state = KeyStateName::from(status);
             *groups.entry(slot.record.group.to_string()).or_default() += 1;
             if state.0.is_some_and(|s| s != key_state) || group.0.as_deref().is_some_and(|g| g != &*slot.record.group) {
                 continue;
@@ -424,7 +424,7 @@ impl KeysApi {
             .map(|(slot, snapshot, _)| view(slot, snapshot, now))
             .collect();
         let groups = groups.into_iter().map(|(name, keys)| GroupCount { name, keys }).collect();
-        Ok(Json(KeyPage { total, page, per_page, items, counts, groups }))
+        Ok(Json(KeyPage { total, page, per_page, items, counts: counts.into(), groups }))
     }
 
     /// Paste text to add keys: they are extracted, deduplicated, appended to
@@ -497,11 +497,11 @@ impl KeysApi {
     /// live ones re-enabled, as a scan would.
     #[oai(path = "/keys/verify", method = "post")]
     async fn verify(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<VerifyReport>> {
-        let mut wanted = parse_fingerprints(&body.fingerprints)?;
-        wanted.sort_unstable();
-        wanted.dedup();
-        let (_, not_found) = self.slots_by_fingerprint(&wanted).await;
+        let wanted = parse_fingerprints(&body.fingerprints)?;
         let verdicts = self.ctx.pool().verify(&wanted).await;
+        // The pool answers for the keys it has; the rest are not in it.
+        let checked: HashSet<Fingerprint> = verdicts.iter().map(|(slot, _)| slot.record.fingerprint).collect();
+        let not_found = wanted.iter().filter(|fp| !checked.contains(fp)).map(ToString::to_string).collect();
         let results = verdicts
             .into_iter()
             .map(|(slot, verdict)| VerifyResult {
@@ -526,8 +526,11 @@ impl KeysApi {
         #[oai(validator(pattern = "^[0-9a-fA-F]{12}$"))] fingerprint: Path<String>,
     ) -> ApiResult<Json<RevealedKey>> {
         let wanted = parse_fingerprints(std::slice::from_ref(&fingerprint.0))?;
-        let (found, _) = self.slots_by_fingerprint(&wanted).await;
-        let slot = found.first().ok_or_else(|| ApiError::not_found("no key with that fingerprint in the pool"))?;
+        let slot = match wanted.first() {
+            Some(fp) => self.slot_by_fingerprint(*fp).await,
+            None => None,
+        }
+        .ok_or_else(|| ApiError::not_found("no key with that fingerprint in the pool"))?;
         tracing::warn!(key = %slot.record.fingerprint, "admin revealed a key in clear");
         Ok(Json(RevealedKey { fingerprint: slot.record.fingerprint.to_string(), key: slot.record.key.expose().into() }))
     }

@@ -4,7 +4,7 @@
 
 use super::AdminTag;
 use crate::admin::AdminContext;
-use crate::admin::config_text::{self, HIDDEN};
+use crate::admin::config_text;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::files::write_atomically;
 use crate::admin::security::AdminAuth;
@@ -147,8 +147,7 @@ impl SettingsApi {
             Some(file) => {
                 let raw = std::fs::read_to_string(file)
                     .map_err(|e| ApiError::internal(format!("cannot read {}: {e}", file.display())))?;
-                // A file that no longer parses is shown with every secret line hidden whole.
-                Some(config_text::mask(&raw).unwrap_or_else(|_| hide_lines(&raw)))
+                Some(config_text::mask(&raw))
             }
             None => None,
         };
@@ -253,19 +252,4 @@ impl SettingsApi {
     async fn reloads(&self, _auth: AdminAuth) -> ApiResult<Json<Vec<ReloadView>>> {
         Ok(Json(self.ctx.state.reloads.events().into_iter().rev().map(Into::into).collect()))
     }
-}
-
-/// Hides whole lines that name a secret (for a file toml cannot parse).
-fn hide_lines(text: &str) -> String {
-    text.lines()
-        .map(|line| {
-            let key = line.split('=').next().unwrap_or_default().trim();
-            if ["admin_key", "metrics_token", "client_keys", "database_url"].contains(&key) {
-                format!("{key} = \"{HIDDEN}\"")
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
 }
