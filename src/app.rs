@@ -12,8 +12,6 @@ use crate::store::{Store, StoreHandle};
 use crate::upstream::UpstreamClient;
 use crate::watch::{self, ReloadStatus, Reloader, Watch};
 use anyhow::Context;
-use poem::Server;
-use poem::listener::TcpAcceptor;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -122,6 +120,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         config.auth.admin_key.clone()
     };
     let stored_clients = store.client_keys().await.context("loading client keys")?;
+    let limits = config.server.limits()?;
     let metrics_token =
         if config.auth.metrics_token.is_empty() { admin_key.clone() } else { config.auth.metrics_token.clone() };
     let state: Arc<AppState> = Arc::new(AppState {
@@ -136,6 +135,10 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
+        auth_limit: crate::api::auth_limit::AuthLimiter::new(
+            config.server.auth_failures_per_minute,
+            limits.trusted_proxies.clone(),
+        ),
     });
 
     // The admin applies its edits through the same reloader the watch uses.
@@ -167,19 +170,13 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         .await
         .with_context(|| format!("listening on {}", config.server.listen))?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     let (shutdown, signal) = oneshot::channel::<()>();
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let server = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(
-                api::routes(state, admin),
-                async {
-                    let _ = signal.await;
-                },
-                Some(grace),
-            )
-            .await
+        let stop = async {
+            let _ = signal.await;
+        };
+        crate::server::serve(listener, api::routes(state, admin), limits, stop, grace).await
     });
 
     tracing::info!("gemgate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));

@@ -233,7 +233,9 @@ impl Dispatcher {
         let response = self.upstream.send(&request.upstream, &lease.slot().record.key).await.map_err(no_response)?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
-            let body = read_limited(response, 64 * 1024).await;
+            // Google may quote the key it was sent; whatever its shape, it goes no further.
+            let key = &lease.slot().record.key;
+            let body = crate::keys::redact_key_in(read_limited(response, 64 * 1024).await, key);
             let google = GoogleError::parse(status, &body);
             return Err(AttemptFailure { kind: classify_google_error(&google), google, body });
         }

@@ -11,6 +11,7 @@
 //! - [`api`]: poem routes, client auth, Google-dialect errors.
 //! - [`store`]: sqlx persistence (SQLite default) and the batch writer.
 //! - [`app`]: wiring and orderly shutdown.
+//! - [`server`]: the HTTP server loop: connection caps, header, idle and body deadlines.
 //! - [`fake_upstream`]: a faithful fake of Google's API for tests and `--demo`.
 //! - [`demo`]: the `--demo` mode.
 //! - [`translate`]: OpenAI ⇄ Gemini, pure functions.
@@ -32,6 +33,7 @@ pub mod metrics;
 pub mod policy;
 pub mod pool;
 pub mod secrets;
+pub mod server;
 pub mod store;
 pub mod translate;
 pub mod upstream;

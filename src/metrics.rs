@@ -51,9 +51,15 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Model names used as label values at most; the rest count as `other`.
+const MAX_MODEL_LABELS: usize = 100;
+
 /// Every metric gemgate exports.
 pub struct Metrics {
     registry: Registry,
+    /// Models that have been served (a 2xx), the only ones named in labels:
+    /// a client inventing model names cannot grow the exposition.
+    served_models: std::sync::RwLock<std::collections::HashSet<String>>,
     requests: Family<RequestLabels, Counter>,
     latency: Family<RouteLabels, Histogram>,
     attempts: Family<AttemptLabels, Counter>,
@@ -107,6 +113,7 @@ impl Default for Metrics {
         registry.register("reloads", "Reloads by what and result (last 100)", reloads.clone());
         Self {
             registry,
+            served_models: Default::default(),
             requests,
             latency,
             attempts,
@@ -126,9 +133,26 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one finished client request.
     pub fn request(&self, route: &str, model: &str, status: u16, latency: Duration) {
-        let labels = RequestLabels { route: route.to_string(), model: model.to_string(), status: status.to_string() };
+        let model = self.model_label(model, (200..300).contains(&status));
+        let labels = RequestLabels { route: route.to_string(), model, status: status.to_string() };
         self.requests.get_or_create(&labels).inc();
         self.latency.get_or_create(&RouteLabels { route: route.to_string() }).observe(latency.as_secs_f64());
+    }
+
+    /// The label for `model`: its name once it has been served (up to
+    /// [`MAX_MODEL_LABELS`] names), `other` otherwise.
+    fn model_label(&self, model: &str, served: bool) -> String {
+        let known = self.served_models.read().unwrap_or_else(|e| e.into_inner());
+        if model.is_empty() || known.contains(model) {
+            return model.to_string();
+        }
+        let full = known.len() >= MAX_MODEL_LABELS;
+        drop(known);
+        if !served || full {
+            return "other".to_string();
+        }
+        self.served_models.write().unwrap_or_else(|e| e.into_inner()).insert(model.to_string());
+        model.to_string()
     }
 
     /// Counts one upstream attempt; `retry` when it was not the first.
@@ -144,5 +168,24 @@ impl Metrics {
         let mut text = String::new();
         let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
         text
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invented_model_names_do_not_grow_the_exposition() {
+        let metrics = Metrics::default();
+        metrics.request("generateContent", "gemini-2.5-flash", 200, Duration::from_millis(5));
+        let before = metrics.encode().len();
+        for i in 0..1000 {
+            metrics.request("generateContent", &format!("made-up-{i}"), 404, Duration::from_millis(1));
+        }
+        let after = metrics.encode();
+        assert!(after.contains("model=\"gemini-2.5-flash\"") && after.contains("model=\"other\""));
+        assert!(!after.contains("made-up-"));
+        assert!(after.len() < before + 600, "{} -> {}", before, after.len());
     }
 }

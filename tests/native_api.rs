@@ -107,7 +107,7 @@ async fn bad_input_gets_google_style_errors_and_touches_nothing() {
         ("/v1beta/models/bad%20model:generateContent".into(), PROMPT.into(), 400),
         ("/v1beta/models/gemini-2.5-flash:generateContent".into(), format!("{{\"x\":\"{}\"}}", "a".repeat(5000)), 413),
         ("/v1beta/nothing".into(), PROMPT.into(), 404),
-        ("/v1beta/files".into(), PROMPT.into(), 501),
+        ("/v1beta/files".into(), PROMPT.into(), 404),
         ("/elsewhere".into(), PROMPT.into(), 404),
     ];
     for (path, body, status) in cases {

@@ -2,8 +2,10 @@
 //! session cookie issued by the login endpoint (the dashboard). Cookie
 //! requests that change something must also carry the session's CSRF token in
 //! `x-csrf-token`; a page on another site can neither read that token nor set
-//! the header. Failed logins are rate limited per client address.
+//! the header. Wrong keys, by bearer or login, count against the client's
+//! address in the one failed-auth limiter ([`crate::api::auth_limit`]).
 
+use crate::api::auth::AuthError;
 use crate::keys::Fingerprint;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -16,10 +18,6 @@ use subtle::ConstantTimeEq;
 pub const COOKIE: &str = "gemgate_admin";
 /// How long a session lasts.
 pub const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
-/// Failed logins allowed per address within [`LOGIN_WINDOW`].
-pub const LOGIN_FAILURES_ALLOWED: u32 = 5;
-/// The window of the failed-login limit.
-pub const LOGIN_WINDOW: Duration = Duration::from_secs(60);
 const MAX_SESSIONS: usize = 1000;
 
 struct Session {
@@ -27,20 +25,10 @@ struct Session {
     expires: Instant,
 }
 
-/// Why a login was refused.
-#[derive(Debug, PartialEq, Eq)]
-pub enum LoginError {
-    /// The key is wrong.
-    WrongKey,
-    /// Too many failures from this address; try again after this long.
-    TooMany(Duration),
-}
-
-/// The admin key (hashed), live sessions and the failed-login ledger.
+/// The admin key (hashed) and live sessions.
 pub struct AdminGate {
     key_hash: [u8; 32],
     sessions: Mutex<HashMap<[u8; 32], Session>>,
-    failures: Mutex<HashMap<IpAddr, (u32, Instant)>>,
 }
 
 /// A session just made: the cookie value and its CSRF token.
@@ -63,7 +51,7 @@ fn hash(text: &str) -> [u8; 32] {
 impl AdminGate {
     /// A gate for `admin_key`.
     pub fn new(admin_key: &str) -> Self {
-        Self { key_hash: hash(admin_key), sessions: Mutex::default(), failures: Mutex::default() }
+        Self { key_hash: hash(admin_key), sessions: Mutex::default() }
     }
 
     /// Whether `presented` is the admin key (constant time).
@@ -71,27 +59,17 @@ impl AdminGate {
         bool::from(hash(presented).ct_eq(&self.key_hash))
     }
 
-    /// Checks a login and opens a session, counting failures per address.
-    pub fn login(&self, presented: &str, from: Option<IpAddr>) -> Result<NewSession, LoginError> {
+    /// Checks the admin key, for the failed-auth limiter.
+    pub fn check_key(&self, presented: &str) -> Result<(), AuthError> {
+        if self.is_admin_key(presented) { Ok(()) } else { Err(AuthError::Invalid) }
+    }
+
+    /// Checks a login and opens a session.
+    pub fn login(&self, presented: &str, from: Option<IpAddr>) -> Result<NewSession, AuthError> {
         let now = Instant::now();
-        if let Some(ip) = from {
-            let failures = lock(&self.failures);
-            if let Some((count, since)) = failures.get(&ip)
-                && *count >= LOGIN_FAILURES_ALLOWED
-                && now.duration_since(*since) < LOGIN_WINDOW
-            {
-                return Err(LoginError::TooMany(LOGIN_WINDOW - now.duration_since(*since)));
-            }
-        }
         if !self.is_admin_key(presented) {
-            if let Some(ip) = from {
-                let mut failures = lock(&self.failures);
-                failures.retain(|_, (_, since)| now.duration_since(*since) < LOGIN_WINDOW);
-                let entry = failures.entry(ip).or_insert((0, now));
-                entry.0 += 1;
-            }
             tracing::warn!(from = ?from, "admin login refused: wrong key");
-            return Err(LoginError::WrongKey);
+            return Err(AuthError::Invalid);
         }
         let session = NewSession { token: random_token(), csrf: random_token() };
         let mut sessions = lock(&self.sessions);
@@ -139,18 +117,6 @@ mod tests {
         assert!(gate.session_csrf("made-up").is_none());
         gate.logout(&session.token);
         assert!(gate.session_csrf(&session.token).is_none());
-    }
-
-    #[test]
-    fn failed_logins_are_limited_per_address() {
-        let gate = AdminGate::new("admin-secret");
-        let ip: IpAddr = "10.0.0.1".parse().unwrap();
-        for _ in 0..LOGIN_FAILURES_ALLOWED {
-            assert_eq!(gate.login("wrong", Some(ip)).err(), Some(LoginError::WrongKey));
-        }
-        // Even the right key waits now, from that address only.
-        assert!(matches!(gate.login("admin-secret", Some(ip)), Err(LoginError::TooMany(_))));
-        assert!(gate.login("admin-secret", Some("10.0.0.2".parse().unwrap())).is_ok());
     }
 
     #[test]

@@ -19,16 +19,38 @@ pub enum AuthError {
     Missing,
     /// A key that is not one of ours.
     Invalid,
+    /// Too many wrong keys from this address; it may try again after this long.
+    TooMany(std::time::Duration),
 }
 
 impl AuthError {
     /// Words for the client.
-    pub fn message(self) -> &'static str {
+    pub fn message(self) -> String {
         match self {
             Self::Missing => {
-                "gemgate: no client key. Send your gemgate client key as `Authorization: Bearer KEY`, `x-goog-api-key: KEY` or `?key=KEY`."
+                "gemgate: no client key. Send your gemgate client key as `Authorization: Bearer KEY`, `x-goog-api-key: KEY` or `?key=KEY`.".into()
             }
-            Self::Invalid => "gemgate: the client key is not valid for this gemgate.",
+            Self::Invalid => "gemgate: the client key is not valid for this gemgate.".into(),
+            Self::TooMany(wait) => format!(
+                "gemgate: too many wrong keys from this address; try again in {} s.",
+                wait.as_secs().max(1)
+            ),
+        }
+    }
+
+    /// The HTTP status: 401, or 429 while the address is locked out.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::TooMany(_) => 429,
+            _ => 401,
+        }
+    }
+
+    /// Whole seconds to wait, for `Retry-After`, when locked out.
+    pub fn retry_after_secs(self) -> Option<u64> {
+        match self {
+            Self::TooMany(wait) => Some(wait.as_secs().max(1)),
+            _ => None,
         }
     }
 }
@@ -71,7 +93,11 @@ impl ClientAuth {
 
     /// Checks the request's key.
     pub fn check(&self, request: &Request) -> Result<ClientId, AuthError> {
-        let presented = presented_key(request);
+        self.check_presented(presented_key(request))
+    }
+
+    /// Checks a key taken from the request by the caller.
+    pub fn check_presented(&self, presented: Option<String>) -> Result<ClientId, AuthError> {
         if self.open {
             return Ok(ClientId(Arc::from(match presented {
                 Some(key) => format!("open-{}", Fingerprint::of(&key)),
@@ -107,6 +133,14 @@ pub fn presented_key(request: &Request) -> Option<String> {
     query.split('&').find_map(|pair| pair.strip_prefix("key=")).map(percent_decode)
 }
 
+/// The bearer token of `Authorization`, and nothing else (no query key):
+/// for secrets that must not travel in URLs, like the metrics token.
+pub fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request.headers().get("authorization")?.to_str().ok()?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer "))?.trim();
+    (!token.is_empty()).then_some(token)
+}
+
 /// Minimal `%XX` decoding for a key in a query string.
 fn percent_decode(raw: &str) -> String {
     let bytes = raw.as_bytes();
@@ -129,11 +163,6 @@ fn percent_decode(raw: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-/// Removes `key=` from a query string (it is the client's key, not Google's).
-pub fn strip_key_param(query: &str) -> String {
-    query.split('&').filter(|pair| !pair.is_empty() && !pair.starts_with("key=")).collect::<Vec<_>>().join("&")
 }
 
 #[cfg(test)]
@@ -196,9 +225,7 @@ mod tests {
     }
 
     #[test]
-    fn key_param_is_stripped_and_decoded() {
-        assert_eq!(strip_key_param("alt=sse&key=abc"), "alt=sse");
-        assert_eq!(strip_key_param("key=abc"), "");
+    fn key_param_is_decoded() {
         assert_eq!(percent_decode("a%2Bb%zz+c%"), "a+b%zz c%");
     }
 }

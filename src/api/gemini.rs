@@ -3,7 +3,6 @@
 //! untouched; replies stream back chunk by chunk.
 
 use super::AppState;
-use super::auth::strip_key_param;
 use super::google_errors::{cut_frame, dispatch_error_response, error_response};
 use crate::dispatch::{ProxyRequest, StreamMode};
 use crate::upstream::UpstreamRequest;
@@ -45,7 +44,7 @@ pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, Path
         let first = tail.split('/').next().unwrap_or_default();
         if ["files", "cachedContents", "tunedModels", "corpora", "batches"].contains(&first) {
             return error(
-                501,
+                404,
                 format!("gemgate does not serve `{first}` yet: these resources belong to the project of one key."),
             );
         }
@@ -63,7 +62,7 @@ pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, Path
         Some((model, action)) => (model, Some(action)),
         None => (name, None),
     };
-    if !is_valid_model_name(model) {
+    if !super::paths::is_valid_model_name(model) {
         return error(
             400,
             format!("gemgate: `{}` is not a valid model name", model.chars().take(80).collect::<String>()),
@@ -72,20 +71,22 @@ pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, Path
     match action {
         None if method == Method::GET => Ok(NativeCall::GetModel(model.to_string())),
         None => error(405, "use GET to read a model".into()),
-        Some(action)
-            if method == Method::POST && !action.is_empty() && action.bytes().all(|b| b.is_ascii_alphabetic()) =>
-        {
+        Some(action) if method == Method::POST && ACTIONS.contains(&action) => {
             Ok(NativeCall::Action { model: model.to_string(), action: action.to_string() })
         }
         Some(_) if method != Method::POST => error(405, "use POST for model methods".into()),
-        Some(action) => error(404, format!("gemgate: no such method: {}", action.chars().take(60).collect::<String>())),
+        Some(action) => {
+            error(404, format!("gemgate does not serve the method `:{}`", action.chars().take(60).collect::<String>()))
+        }
     }
 }
 
-fn is_valid_model_name(model: &str) -> bool {
-    (1..=128).contains(&model.len())
-        && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-}
+/// The model methods gemgate serves: stateless calls any key can answer.
+/// Long-running and batch calls (`predictLongRunning`, `batchGenerateContent`)
+/// create resources that belong to one key and are refused until gemgate
+/// pins them.
+const ACTIONS: &[&str] =
+    &["generateContent", "streamGenerateContent", "countTokens", "embedContent", "batchEmbedContents", "predict"];
 
 /// The stream mode of a call from its action and query.
 fn stream_mode(action: &str, query: &str) -> StreamMode {
@@ -105,6 +106,7 @@ fn route_name(action: &str) -> &'static str {
         "countTokens" => "countTokens",
         "embedContent" => "embedContent",
         "batchEmbedContents" => "batchEmbedContents",
+        "predict" => "predict",
         _ => "other",
     }
 }
@@ -133,30 +135,32 @@ pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Resp
         }
         Err(err) => return error_response(err.code, &err.message, Vec::new(), StreamMode::Whole),
     };
-    let client = match state.auth.load().check(request) {
+    let client = match state.authenticate(request) {
         Ok(client) => client,
-        Err(err) => return error_response(401, err.message(), Vec::new(), mode),
+        Err(err) => return super::google_errors::auth_error_response(err, mode),
     };
-    let body = match body.into_bytes_limit(state.max_body_bytes).await {
+    let body = match super::body::read_body(body, state.max_body_bytes).await {
         Ok(body) => body,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            let message = format!("Request payload size exceeds the limit: {} bytes.", state.max_body_bytes);
-            return error_response(413, &message, Vec::new(), mode);
-        }
-        Err(err) => {
-            return error_response(400, &format!("gemgate: could not read the request body: {err}"), Vec::new(), mode);
-        }
+        Err(err) => return error_response(err.status(), &format!("gemgate: {err}"), Vec::new(), mode),
     };
     let (model, route) = match &call {
         NativeCall::ListModels => (String::new(), "listModels"),
         NativeCall::GetModel(model) => (model.clone(), "getModel"),
         NativeCall::Action { model, action } => (model.clone(), route_name(action)),
     };
-    if matches!(call, NativeCall::Action { .. }) && serde_json::from_slice::<IgnoredAny>(&body).is_err() {
+    // serde skips strings it ignores without checking their UTF-8: check it first.
+    let is_json = std::str::from_utf8(&body).is_ok() && serde_json::from_slice::<IgnoredAny>(&body).is_ok();
+    if matches!(call, NativeCall::Action { .. }) && !is_json {
         let message = "Invalid JSON payload received. The request body is not valid JSON.";
         return error_response(400, message, Vec::new(), mode);
     }
-    let query = strip_key_param(query);
+    let query = super::paths::native_upstream_query(query);
+    // The path as gemgate understood it, not as the client spelled it.
+    let tail = match &call {
+        NativeCall::ListModels => "models".to_string(),
+        NativeCall::GetModel(model) => format!("models/{model}"),
+        NativeCall::Action { model, action } => format!("models/{model}:{action}"),
+    };
     let path_and_query =
         if query.is_empty() { format!("/{version}/{tail}") } else { format!("/{version}/{tail}?{query}") };
     let proxy_request = ProxyRequest {
@@ -198,8 +202,10 @@ mod tests {
         );
         assert_eq!(parse(Method::POST, "models/bad model:generateContent"), Err(400));
         assert_eq!(parse(Method::POST, "models/x:"), Err(404));
+        assert_eq!(parse(Method::POST, "models/x:batchGenerateContent"), Err(404));
+        assert_eq!(parse(Method::GET, "models/.."), Err(400));
         assert_eq!(parse(Method::GET, "models/x:generateContent"), Err(405));
-        assert_eq!(parse(Method::GET, "files"), Err(501));
+        assert_eq!(parse(Method::GET, "files"), Err(404));
         assert_eq!(parse(Method::GET, "whatever"), Err(404));
     }
 

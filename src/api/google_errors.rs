@@ -42,6 +42,22 @@ pub fn error_response(code: u16, message: &str, details: Vec<Value>, mode: Strea
     json_response(code, body.to_string().into_bytes())
 }
 
+/// A refused client key: 401, or 429 with `RetryInfo` and `Retry-After`
+/// while the address is locked out.
+pub fn auth_error_response(error: super::auth::AuthError, mode: StreamMode) -> Response {
+    let details = match error.retry_after_secs() {
+        Some(secs) => {
+            vec![json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")})]
+        }
+        None => Vec::new(),
+    };
+    let mut response = error_response(error.status(), &error.message(), details, mode);
+    if let Some(secs) = error.retry_after_secs() {
+        response.headers_mut().insert("retry-after", secs.into());
+    }
+    response
+}
+
 fn json_response(code: u16, body: Vec<u8>) -> Response {
     Response::builder()
         .status(StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))

@@ -4,30 +4,43 @@
 //! `http://gemgate/v1beta/openai/` instead of Google's.
 
 use super::AppState;
-use super::auth::strip_key_param;
 use super::openai_errors::{dispatch_error, openai_error};
 use crate::dispatch::{DispatchError, ProxyRequest, StreamMode};
 use crate::translate::model_id;
 use crate::upstream::UpstreamRequest;
-use poem::http::StatusCode;
+use poem::http::{Method, StatusCode};
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
 use serde_json::Value;
 use std::sync::Arc;
 
+/// The calls of Google's OpenAI layer that gemgate passes through: the
+/// stateless ones any key can answer.
+fn is_served(method: &Method, tail: &str) -> bool {
+    match (method, tail.trim_end_matches('/')) {
+        (&Method::POST, "chat/completions" | "embeddings") | (&Method::GET, "models") => true,
+        (&Method::GET, path) => path
+            .strip_prefix("models/")
+            .is_some_and(|id| super::paths::is_valid_model_name(id.strip_prefix("models/").unwrap_or(id))),
+        _ => false,
+    }
+}
+
 /// Serves every `/v1beta/openai/…` path.
 #[handler]
 pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
-    let client = match state.auth.load().check(request) {
+    let tail = request.uri().path().strip_prefix("/v1beta/openai/").unwrap_or_default();
+    if !is_served(request.method(), tail) {
+        let message = format!("gemgate does not pass {} /v1beta/openai/{tail} through", request.method());
+        return openai_error(404, &message, None, Some("unknown_url"));
+    }
+    let client = match state.authenticate(request) {
         Ok(client) => client.0,
-        Err(err) => return openai_error(401, err.message(), None, Some("invalid_api_key")),
+        Err(err) => return super::openai_errors::auth_error(err),
     };
-    let body = match body.into_bytes_limit(state.max_body_bytes).await {
+    let body = match super::body::read_body(body, state.max_body_bytes).await {
         Ok(body) => body,
-        Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-            return openai_error(413, "the request body is too large", None, Some("request_too_large"));
-        }
-        Err(err) => return openai_error(400, &format!("could not read the request body: {err}"), None, None),
+        Err(err) => return super::openai_errors::body_error(&err),
     };
     let json: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
     if !body.is_empty() && json.is_none() {
@@ -40,9 +53,8 @@ pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppStat
     }
     let model = json.as_ref().and_then(|j| j.get("model")).and_then(Value::as_str).map(model_id).unwrap_or_default();
     let streaming = json.as_ref().and_then(|j| j.get("stream")).and_then(Value::as_bool) == Some(true);
-    let query = strip_key_param(request.uri().query().unwrap_or_default());
-    let path = request.uri().path();
-    let path_and_query = if query.is_empty() { path.to_string() } else { format!("{path}?{query}") };
+    // No query parameter of the client's is forwarded: this layer documents none.
+    let path_and_query = format!("/v1beta/openai/{}", tail.trim_end_matches('/'));
     let proxied = ProxyRequest {
         upstream: UpstreamRequest {
             method: request.method().clone(),
@@ -74,5 +86,21 @@ pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppStat
                 .body(crate::keys::redact_keys(&text).into_owned())
         }
         Err(err) => dispatch_error(&err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_stateless_calls_pass() {
+        assert!(is_served(&Method::POST, "chat/completions"));
+        assert!(is_served(&Method::GET, "models/gemini-2.5-flash"));
+        assert!(is_served(&Method::GET, "models/models/gemini-2.5-flash"));
+        assert!(!is_served(&Method::DELETE, "chat/completions"));
+        assert!(!is_served(&Method::GET, "files"));
+        assert!(!is_served(&Method::POST, "batches"));
+        assert!(!is_served(&Method::GET, "models/.."));
     }
 }

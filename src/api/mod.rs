@@ -2,11 +2,14 @@
 //! the OpenAI-compatible routes, and errors in each dialect.
 
 pub mod auth;
+pub mod auth_limit;
+pub mod body;
 pub mod gemini;
 pub mod google_errors;
 pub mod google_openai;
 pub mod openai;
 pub mod openai_errors;
+pub mod paths;
 
 use crate::dispatch::{Dispatcher, StreamMode};
 use auth::ClientAuth;
@@ -34,15 +37,25 @@ pub struct AppState {
     pub reloads: Arc<crate::watch::ReloadStatus>,
     /// Client keys made in the admin (hashes), part of `auth`.
     pub stored_clients: arc_swap::ArcSwap<Vec<crate::store::StoredClientKey>>,
+    /// Failed authentications per client address, for every way in.
+    pub auth_limit: auth_limit::AuthLimiter,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
 #[handler]
 async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
-    if state.metrics_auth.check(request).is_err() {
-        return poem::Response::builder()
-            .status(poem::http::StatusCode::UNAUTHORIZED)
-            .body("metrics need the admin key (or auth.metrics_token) as a bearer token\n");
+    // The token only in a header: a URL's query ends up in access logs.
+    let token = auth::bearer_token(request).map(String::from);
+    if let Err(err) = state.auth_limit.guard(request, || state.metrics_auth.check_presented(token)) {
+        let mut response = poem::Response::builder()
+            .status(poem::http::StatusCode::from_u16(err.status()).unwrap_or(poem::http::StatusCode::UNAUTHORIZED));
+        if let Some(secs) = err.retry_after_secs() {
+            response = response.header("retry-after", secs);
+        }
+        return match err {
+            auth::AuthError::TooMany(_) => response.body(format!("{}\n", err.message())),
+            _ => response.body("metrics need the admin key (or auth.metrics_token) as `Authorization: Bearer …`\n"),
+        };
     }
     let m = &state.dispatcher.metrics;
     let now = std::time::SystemTime::now();
@@ -72,6 +85,11 @@ async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::
 }
 
 impl AppState {
+    /// Checks a client request's key, through the failed-auth limiter.
+    pub fn authenticate(&self, request: &poem::Request) -> Result<auth::ClientId, auth::AuthError> {
+        self.auth_limit.guard(request, || self.auth.load().check(request))
+    }
+
     /// Applies a reloaded config's retry budget and client keys.
     pub fn retry_and_auth(&self, config: &crate::config::Config, generated_client_key: Option<&str>) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
@@ -178,6 +196,27 @@ async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc
     }
 }
 
+/// Refuses a path with dot segments, empty segments or encoded separators
+/// before any route sees it, in the dialect its prefix speaks.
+async fn refuse_unsafe_paths<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+    let path = request.uri().path();
+    let Some(reason) = paths::unsafe_path_reason(path) else {
+        return Ok(endpoint.get_response(request).await);
+    };
+    let message = format!("gemgate: {reason}");
+    let openai = ["/openai/", "/v1beta/openai/", "/v1/chat/", "/v1/embeddings"].iter().any(|p| path.starts_with(p));
+    Ok(if path.starts_with("/admin/") {
+        poem::Response::builder()
+            .status(poem::http::StatusCode::BAD_REQUEST)
+            .content_type("application/json")
+            .body(serde_json::json!({"error": {"code": 400, "message": message}}).to_string())
+    } else if openai {
+        openai_errors::openai_error(400, &message, None, Some("invalid_path"))
+    } else {
+        google_errors::error_response(400, &message, Vec::new(), StreamMode::Whole)
+    })
+}
+
 /// Gives every request an id (the client's `x-request-id` when it is sane, a
 /// new one otherwise): in a tracing span around the handler, so every log
 /// line of the request carries it, and in the response header.
@@ -214,5 +253,6 @@ pub fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> i
         .at("/metrics", metrics)
         .at("/*path", not_found)
         .data(state)
+        .around(refuse_unsafe_paths)
         .around(with_request_id)
 }

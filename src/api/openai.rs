@@ -60,19 +60,15 @@ const MODELS_TTL: Duration = Duration::from_secs(600);
 
 /// Serves one OpenAI call.
 pub async fn serve(call: OpenAiCall, request: &Request, body: Body, state: &Arc<AppState>) -> Response {
-    let client = match state.auth.load().check(request) {
+    let client = match state.authenticate(request) {
         Ok(client) => client.0,
-        Err(err) => return openai_error(401, err.message(), None, Some("invalid_api_key")),
+        Err(err) => return super::openai_errors::auth_error(err),
     };
     match call {
         OpenAiCall::ChatCompletions | OpenAiCall::Embeddings => {
-            let bytes = match body.into_bytes_limit(state.max_body_bytes).await {
+            let bytes = match super::body::read_body(body, state.max_body_bytes).await {
                 Ok(bytes) => bytes,
-                Err(poem::error::ReadBodyError::PayloadTooLarge) => {
-                    let message = format!("the request body is larger than {} bytes", state.max_body_bytes);
-                    return openai_error(413, &message, None, Some("request_too_large"));
-                }
-                Err(err) => return openai_error(400, &format!("could not read the request body: {err}"), None, None),
+                Err(err) => return super::openai_errors::body_error(&err),
             };
             let Ok(json) = serde_json::from_slice::<Value>(&bytes) else {
                 let message = "We could not parse the JSON body of your request. It must be valid JSON.";
@@ -105,11 +101,6 @@ pub async fn serve(call: OpenAiCall, request: &Request, body: Body, state: &Arc<
 
 fn json_response(value: &Value) -> Response {
     Response::builder().content_type("application/json").body(value.to_string())
-}
-
-fn is_valid_model(model: &str) -> bool {
-    (1..=128).contains(&model.len())
-        && model.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
 }
 
 fn proxy_request(
@@ -169,7 +160,7 @@ async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response 
         Ok(chat) => chat,
         Err(err) => return translate_error(&err),
     };
-    if !is_valid_model(&chat.model) {
+    if !super::paths::is_valid_model_name(&chat.model) {
         return openai_error(400, &format!("`{}` is not a valid model name", chat.model), Some("model"), None);
     }
     let (action, mode) =
@@ -228,7 +219,7 @@ async fn embeddings(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Res
         Ok(request) => request,
         Err(err) => return translate_error(&err),
     };
-    if !is_valid_model(&request.model) {
+    if !super::paths::is_valid_model_name(&request.model) {
         return openai_error(400, &format!("`{}` is not a valid model name", request.model), Some("model"), None);
     }
     let proxied =

@@ -34,6 +34,27 @@ pub fn openai_error(status: u16, message: &str, param: Option<&str>, code: Optio
         .body(body.to_string())
 }
 
+/// A refused client key: 401 `invalid_api_key`, or 429 with `Retry-After`
+/// while the address is locked out.
+pub fn auth_error(error: super::auth::AuthError) -> Response {
+    let code = if error.status() == 429 { "rate_limit_exceeded" } else { "invalid_api_key" };
+    let mut response = openai_error(error.status(), &error.message(), None, Some(code));
+    if let Some(secs) = error.retry_after_secs() {
+        response.headers_mut().insert("retry-after", secs.into());
+    }
+    response
+}
+
+/// A body that could not be read: 413, 408 or 400.
+pub fn body_error(error: &super::body::BodyError) -> Response {
+    let code = match error {
+        super::body::BodyError::TooLarge(_) => Some("request_too_large"),
+        super::body::BodyError::TimedOut => Some("request_timeout"),
+        super::body::BodyError::Broken(_) => None,
+    };
+    openai_error(error.status(), &error.to_string(), None, code)
+}
+
 /// A request that could not be translated: 400 with the parameter at fault.
 pub fn translate_error(error: &TranslateError) -> Response {
     openai_error(400, &error.message, error.param.as_deref(), error.code)

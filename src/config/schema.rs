@@ -50,11 +50,54 @@ pub struct ServerConfig {
     pub max_body_bytes: usize,
     /// Seconds in-flight requests and streams may take to finish after SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Seconds from a request's first byte to the end of its headers.
+    pub header_read_timeout_secs: u64,
+    /// Seconds a connection with no open request may stay silent.
+    pub idle_timeout_secs: u64,
+    /// Seconds from a request's headers to the end of its body.
+    pub body_read_timeout_secs: u64,
+    /// Open connections at most.
+    pub max_connections: usize,
+    /// Open connections from one client address at most (trusted proxies are exempt).
+    pub max_connections_per_ip: usize,
+    /// Reverse proxies whose `X-Forwarded-For` names the real client (addresses or CIDR networks).
+    #[serde(deserialize_with = "string_or_list")]
+    pub trusted_proxies: Vec<String>,
+    /// Failed authentications (any way in) one client address may make per minute.
+    pub auth_failures_per_minute: u32,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: "127.0.0.1:8080".into(), max_body_bytes: 20 * 1024 * 1024, shutdown_grace_secs: 30 }
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            max_body_bytes: 20 * 1024 * 1024,
+            shutdown_grace_secs: 30,
+            header_read_timeout_secs: 10,
+            idle_timeout_secs: 60,
+            body_read_timeout_secs: 60,
+            max_connections: 10_000,
+            max_connections_per_ip: 1_000,
+            trusted_proxies: Vec::new(),
+            auth_failures_per_minute: 30,
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The deadlines and caps of the HTTP server.
+    pub fn limits(&self) -> Result<crate::server::ServerLimits, ConfigError> {
+        let trusted_proxies = crate::server::TrustedProxies::parse(&self.trusted_proxies)
+            .map_err(|message| ConfigError::Invalid { field: "server.trusted_proxies", message, at: String::new() })?;
+        Ok(crate::server::ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            trusted_proxies,
+            http2_max_streams: 256,
+        })
     }
 }
 
@@ -238,11 +281,20 @@ impl Default for KeysConfig {
 }
 
 /// `[policy]`
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
     /// The rhai script deciding failover; empty means the built-in policy.
     pub file: PathBuf,
+    /// Milliseconds one script call may run before it is stopped (the
+    /// built-in decision is used instead).
+    pub time_limit_ms: u64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        Self { file: PathBuf::new(), time_limit_ms: 10 }
+    }
 }
 
 /// How log lines are written.
@@ -306,6 +358,20 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        let server = &self.server;
+        if [server.header_read_timeout_secs, server.idle_timeout_secs, server.body_read_timeout_secs].contains(&0) {
+            return invalid("server.header_read_timeout_secs", "server timeouts must be at least 1 second");
+        }
+        if server.max_connections == 0 || server.max_connections_per_ip == 0 {
+            return invalid("server.max_connections", "connection caps must be at least 1");
+        }
+        if server.auth_failures_per_minute == 0 {
+            return invalid("server.auth_failures_per_minute", "must be at least 1");
+        }
+        self.server.limits()?;
+        if self.policy.time_limit_ms == 0 || self.policy.time_limit_ms > 10_000 {
+            return invalid("policy.time_limit_ms", "must be between 1 and 10000");
         }
         let base = &self.upstream.base_url;
         if !(base.starts_with("http://") || base.starts_with("https://")) || reqwest::Url::parse(base).is_err() {

@@ -26,7 +26,11 @@ pub struct FakeState {
     calls: Mutex<HashMap<String, u64>>,
     model_calls: Mutex<HashMap<(String, String), u64>>,
     overrides: Mutex<HashMap<String, Behaviour>>,
+    seen: Mutex<std::collections::VecDeque<String>>,
 }
+
+/// Requests remembered as `METHOD /path?query`, newest last.
+const SEEN_KEPT: usize = 10_000;
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
@@ -36,6 +40,14 @@ impl FakeState {
     fn record(&self, key: &str, model: &str) {
         *lock(&self.calls).entry(key.to_string()).or_default() += 1;
         *lock(&self.model_calls).entry((key.to_string(), model.to_string())).or_default() += 1;
+    }
+
+    fn saw(&self, method: &str, path_and_query: &str) {
+        let mut seen = lock(&self.seen);
+        if seen.len() >= SEEN_KEPT {
+            seen.pop_front();
+        }
+        seen.push_back(format!("{method} {path_and_query}"));
     }
 
     fn behaviour_of(&self, key: &str) -> Option<Behaviour> {
@@ -98,6 +110,12 @@ impl FakeUpstream {
     /// Calls made with any key.
     pub fn total_calls(&self) -> u64 {
         lock(&self.state.calls).values().sum()
+    }
+
+    /// Every request the fake has seen (the newest 10,000), as
+    /// `METHOD /path?query`, before it judged them.
+    pub fn requests_seen(&self) -> Vec<String> {
+        lock(&self.state.seen).iter().cloned().collect()
     }
 
     /// Makes `key` behave as `behaviour` from now on.

@@ -146,8 +146,31 @@ pub fn redact_keys(text: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `body` with every occurrence of `key` masked: pool keys of any shape
+/// (not only `AIza…`) must not reach a log, the store or a client when
+/// Google quotes them.
+pub fn redact_key_in(body: bytes::Bytes, key: &ApiKey) -> bytes::Bytes {
+    let secret = key.expose().as_bytes();
+    if secret.is_empty() || !body.windows(secret.len()).any(|window| window == secret) {
+        return body;
+    }
+    let text = String::from_utf8_lossy(&body).replace(key.expose(), &key.masked());
+    bytes::Bytes::from(text)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_pooled_key_of_any_shape_is_masked_in_bodies() {
+        let key = ApiKey::new("vertex.express-Key_0123456789abcdef");
+        let body = bytes::Bytes::from(format!("{{\"message\":\"key {} is bad\"}}", key.expose()));
+        let redacted = redact_key_in(body, &key);
+        let text = String::from_utf8_lossy(&redacted);
+        assert!(!text.contains(key.expose()) && text.contains(&key.masked()), "{text}");
+        let untouched = bytes::Bytes::from_static(b"nothing here");
+        assert_eq!(redact_key_in(untouched.clone(), &key), untouched);
+    }
+
     #[test]
     fn keys_inside_text_are_masked() {
         let text = "Consumer 'api_key:AIzaSyA1234567890abcdefghijklmnopqrstuvw' has been suspended. AIza alone stays.";

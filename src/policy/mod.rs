@@ -213,7 +213,10 @@ pub fn configured_policy(
 ) -> Result<Box<dyn Policy>, script::ScriptError> {
     let fallback = DefaultPolicy::new(&loaded.config.cooldown, &loaded.config.retry);
     Ok(match loaded.policy_file() {
-        Some(path) => Box::new(script::ScriptPolicy::load(&path, fallback, faults)?),
+        Some(path) => Box::new(
+            script::ScriptPolicy::load(&path, fallback, faults)?
+                .with_time_limit(std::time::Duration::from_millis(loaded.config.policy.time_limit_ms)),
+        ),
         None => Box::new(fallback),
     })
 }

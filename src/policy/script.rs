@@ -4,6 +4,11 @@
 //! depth, string, array and map sizes; no modules, no `eval`, no I/O. A script
 //! that throws, hits a limit or returns nonsense falls back to the built-in
 //! decision for that call; the fault is logged with file and line and counted.
+//!
+//! Operation limits do not bound time (one operation on a 64 KiB string is
+//! slow), so every call also has a wall-clock limit, checked as the script
+//! runs, and runs outside the async workers' way (`block_in_place`), so a
+//! slow script delays neither other requests nor `/healthz` and the admin.
 
 use super::{
     Cooldown, CooldownScope, Decision, DefaultPolicy, DisableReason, EmptyReply, NextStep, Outcome, Policy, ScanVerdict,
@@ -13,7 +18,7 @@ use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A script that cannot be used, with where and why.
 #[derive(Debug, thiserror::Error)]
@@ -37,10 +42,38 @@ pub struct ScriptPolicy {
     has_on_error: bool,
     has_on_scan: bool,
     has_on_empty_reply: bool,
+    time_limit: Duration,
 }
 
 /// Operations a call may take before it is stopped (an endless loop).
 const MAX_OPERATIONS: u64 = 200_000;
+
+/// The wall-clock limit of one call unless config says otherwise.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_millis(10);
+
+thread_local! {
+    /// When the script call running on this thread must stop.
+    static CALL_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Stops a call that runs past its thread's deadline (checked every 32 operations).
+fn stop_when_late(operations: u64) -> Option<Dynamic> {
+    if operations % 32 != 0 {
+        return None;
+    }
+    let late = CALL_DEADLINE.with(|deadline| deadline.get()).is_some_and(|deadline| Instant::now() >= deadline);
+    late.then(|| Dynamic::from("the script ran past its time limit (policy.time_limit_ms)"))
+}
+
+/// Runs blocking work without holding an async worker when on tokio's
+/// multi-threaded runtime.
+fn off_the_workers<T>(work: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(work),
+        _ => work(),
+    }
+}
 
 fn sandboxed_engine() -> Engine {
     let mut engine = Engine::new();
@@ -53,6 +86,7 @@ fn sandboxed_engine() -> Engine {
         .set_max_map_size(10_000)
         .set_max_modules(0)
         .disable_symbol("eval");
+    engine.on_progress(stop_when_late);
     engine.on_print(|text| tracing::info!(target: "gemgate::policy::script", "{text}"));
     engine.on_debug(|text, _, position| tracing::debug!(target: "gemgate::policy::script", "{position:?}: {text}"));
     engine
@@ -102,11 +136,23 @@ impl ScriptPolicy {
             has_on_error,
             has_on_scan,
             has_on_empty_reply,
+            time_limit: DEFAULT_TIME_LIMIT,
         })
     }
 
+    /// The same script with another wall-clock limit per call.
+    pub fn with_time_limit(mut self, limit: Duration) -> Self {
+        self.time_limit = limit;
+        self
+    }
+
     fn call(&self, function: &str, ctx: Map) -> Result<Dynamic, Box<EvalAltResult>> {
-        self.engine.call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, (ctx,))
+        off_the_workers(|| {
+            CALL_DEADLINE.with(|deadline| deadline.set(Some(Instant::now() + self.time_limit)));
+            let result = self.engine.call_fn::<Dynamic>(&mut Scope::new(), &self.ast, function, (ctx,));
+            CALL_DEADLINE.with(|deadline| deadline.set(None));
+            result
+        })
     }
 
     fn fault(&self, function: &str, message: &str, position: Position) {
@@ -377,6 +423,23 @@ mod tests {
             assert_eq!(policy.decide(&outcome), builtin(&outcome), "{source}");
             assert_eq!(faults.load(Ordering::Relaxed), 1, "{source}");
         }
+    }
+
+    #[test]
+    fn slow_string_work_is_stopped_by_the_wall_clock() {
+        // Within the operation limit, but each operation copies 64 KiB.
+        let source = r#"fn on_error(ctx) {
+            let s = "x"; while s.len() < 60000 { s += s; }
+            let n = 0; while n < 100000 { let t = s; t.replace("x", "y"); n += 1; }
+            #{ action: "fail" }
+        }"#;
+        let (policy, faults) = script(source);
+        let policy = policy.with_time_limit(Duration::from_millis(20));
+        let outcome = rate_limit();
+        let started = Instant::now();
+        assert_eq!(policy.decide(&outcome), builtin(&outcome));
+        assert_eq!(faults.load(Ordering::Relaxed), 1);
+        assert!(started.elapsed() < Duration::from_millis(500), "took {:?}", started.elapsed());
     }
 
     #[test]

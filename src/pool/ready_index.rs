@@ -197,15 +197,20 @@ impl ReadyIndex {
             let Some(avail) = self.keys.get_mut(picked as usize).and_then(Option::as_mut) else {
                 return Err(LeaseError::Unavailable);
             };
-            let pace = avail.pacing.entry(model.clone()).or_default();
-            if pace.blocked_until(limits, now).is_some() {
-                // Limits changed under it: move it to cooling and pick again.
-                self.place(picked, model, now);
-                continue;
+            // Only models with declared limits are paced, so a client inventing
+            // model names adds no per-key entries.
+            let mut now_blocked = false;
+            if limits != ModelLimits::default() {
+                let pace = avail.pacing.entry(model.clone()).or_default();
+                if pace.blocked_until(limits, now).is_some() {
+                    // Limits changed under it: move it to cooling and pick again.
+                    self.place(picked, model, now);
+                    continue;
+                }
+                pace.record(limits, now);
+                now_blocked = pace.blocked_until(limits, now).is_some();
             }
-            pace.record(limits, now);
             avail.in_flight += 1;
-            let now_blocked = pace.blocked_until(limits, now).is_some();
             if now_blocked {
                 self.place(picked, model, now);
             }

@@ -282,7 +282,9 @@ fn translate_tools(tools: Option<&Value>) -> Result<Option<Value>> {
         if let Some(parameters) = function.get("parameters").filter(|p| p.is_object()) {
             let has_properties = parameters.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
             if has_properties {
-                declaration["parameters"] = clean_schema(parameters);
+                declaration["parameters"] = clean_schema(parameters).map_err(|err| {
+                    TranslateError::invalid(format!("tools[{i}].function.parameters"), err.to_string())
+                })?;
             }
         }
         declarations.push(declaration);

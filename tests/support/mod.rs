@@ -182,3 +182,41 @@ pub const PROMPT: &str = r#"{"contents":[{"role":"user","parts":[{"text":"hello 
 pub fn keys(token: &str, count: u32) -> Vec<String> {
     (0..count).map(|n| fake_key(token, n + 1)).collect()
 }
+
+/// Sends `request` as raw bytes (no URL normalisation on the way, unlike
+/// reqwest) with `Connection: close` semantics, and returns the status and
+/// body of the answer.
+pub async fn raw_http(addr: std::net::SocketAddr, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connects");
+    stream.write_all(request).await.expect("request written");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut answer)).await;
+    read.expect("an answer within 10 s").expect("answer read");
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+/// A raw HTTP/1.1 request with the client key, closing after the answer.
+pub fn raw_request(method: &str, target: &str, body: &[u8]) -> Vec<u8> {
+    let mut request = format!(
+        "{method} {target} HTTP/1.1\r\nHost: gemgate\r\nx-goog-api-key: {CLIENT_KEY}\r\nAuthorization: Bearer {CLIENT_KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(body);
+    request
+}
+
+/// This process's resident memory in bytes (Linux).
+pub fn rss_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

@@ -4,7 +4,8 @@ use super::AdminTag;
 use crate::admin::AdminContext;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::security::{AdminAuth, session_cookie};
-use crate::admin::session::{COOKIE, LoginError, SESSION_TTL};
+use crate::admin::session::{COOKIE, SESSION_TTL};
+use crate::api::auth::AuthError;
 use poem::Request;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object, OpenApi};
@@ -88,21 +89,18 @@ fn is_https(req: &Request) -> bool {
 #[OpenApi(tag = "AdminTag::Session")]
 impl SessionApi {
     /// Sign in with the admin key; sets an HttpOnly, SameSite=Strict session
-    /// cookie. Five wrong keys from one address within a minute lock that
-    /// address out for the rest of the minute.
+    /// cookie. Wrong keys count against the address in the failed-auth limit
+    /// shared by every way in (`server.auth_failures_per_minute`).
     #[oai(path = "/login", method = "post")]
     async fn login(&self, req: &Request, body: Json<LoginRequest>) -> ApiResult<LoginResponse> {
-        let from = req.remote_addr().as_socket_addr().map(|a| a.ip());
-        match self.ctx.gate.login(&body.key, from) {
+        let from = self.ctx.state.auth_limit.address(req);
+        match self.ctx.state.auth_limit.guard(req, || self.ctx.gate.login(&body.key, from)) {
             Ok(session) => Ok(LoginResponse::Ok(
                 Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
                 cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
             )),
-            Err(LoginError::WrongKey) => Err(ApiError::unauthorized("that is not the admin key")),
-            Err(LoginError::TooMany(wait)) => Err(ApiError::too_many(format!(
-                "too many wrong keys from this address; try again in {} s",
-                wait.as_secs().max(1)
-            ))),
+            Err(err @ AuthError::TooMany(_)) => Err(ApiError::too_many(err.message())),
+            Err(_) => Err(ApiError::unauthorized("that is not the admin key")),
         }
     }
 
