@@ -135,6 +135,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
+        openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
         auth_limit: crate::api::auth_limit::AuthLimiter::new(
             config.server.auth_failures_per_minute,
             limits.trusted_proxies.clone(),

@@ -3,9 +3,13 @@
 //! the client only once its first body bytes arrived, so everything before
 //! that fails over transparently.
 
+mod empty_reply;
+mod key_failures;
 mod relay;
 mod usage;
 
+use empty_reply::{Framing, StreamJudge, Verdict, judge_whole};
+pub use key_failures::{KeyFailures, is_keys_own};
 pub use relay::{RelayStream, StreamCut};
 pub use usage::{Usage, parse_usage};
 
@@ -69,6 +73,8 @@ pub enum DispatchError {
         model: Arc<str>,
         /// The last attempt's failure before the pool ran dry.
         last: Option<AttemptFailure>,
+        /// What the keys this request tried said about themselves.
+        tried: KeyFailures,
     },
     /// Google's answer is final (the request's fault, or the budget is spent).
     Upstream(AttemptFailure),
@@ -116,26 +122,65 @@ pub(crate) struct RequestContext {
     pub received_at: SystemTime,
     pub started: Instant,
     pub attempts: u32,
+    /// Failures that spend the request's own budget (5xx, timeouts, cuts, overload).
+    pub request_failures: u32,
+    /// Failures that belong to the keys tried (they do not spend the budget).
+    pub key_failures: KeyFailures,
+    /// Empty replies retried on another key so far.
+    pub empty_retries: u32,
+}
+
+/// A reply committed to by an attempt: its head, the bytes read so far, the
+/// rest of the body, whether it has ended, and, when it ended empty, its
+/// finish reason.
+struct Answer {
+    status: u16,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    first: Bytes,
+    rest: relay::UpstreamBody,
+    ended: bool,
+    empty: Option<Option<String>>,
+}
+
+/// A reply larger than this is not empty: it is relayed without more holding back.
+const HOLD_LIMIT: usize = 1 << 20;
+
+/// Whether the upstream call generates content (the calls empty replies are judged for).
+fn is_generate(path_and_query: &str) -> bool {
+    path_and_query.contains(":generateContent") || path_and_query.contains(":streamGenerateContent")
 }
 
 impl Dispatcher {
     /// Serves `request`, failing over between keys as the policy says.
     pub async fn dispatch(self: &Arc<Self>, request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
-        let mut ctx = RequestContext { request, received_at: SystemTime::now(), started: Instant::now(), attempts: 0 };
+        let mut ctx = RequestContext {
+            request,
+            received_at: SystemTime::now(),
+            started: Instant::now(),
+            attempts: 0,
+            request_failures: 0,
+            key_failures: KeyFailures::default(),
+            empty_retries: 0,
+        };
         let mut tried = Vec::new();
         let mut kept: Option<Lease> = None;
         let mut last: Option<AttemptFailure> = None;
+        let mut kept_empty: Option<(ProxyResponse, Fingerprint)> = None;
         loop {
             let lease = match kept.take() {
                 Some(lease) => lease,
                 None => match self.pool.lease(&ctx.request.model, &tried).await {
                     Ok(lease) => lease,
                     Err(reason) => {
-                        let error = match (reason, last) {
-                            // Every usable key failed this request: Google's last word is the answer.
-                            (LeaseError::AllTried, Some(failure)) => DispatchError::Upstream(failure),
-                            (reason, last) => DispatchError::NoKey { reason, model: ctx.request.model.clone(), last },
-                        };
+                        if let Some((reply, key_fp)) = kept_empty {
+                            let usage = match &reply.body {
+                                ReplyBody::Complete(body) => parse_usage(body),
+                                ReplyBody::Streaming(_) => Usage::default(),
+                            };
+                            self.log(ctx.record(200, Some(key_fp), usage, Some("empty reply".into())));
+                            return Ok(reply);
+                        }
+                        let error = out_of_keys(&ctx, reason, last);
                         return Err(self.fail(&ctx, None, error));
                     }
                 },
@@ -144,21 +189,32 @@ impl Dispatcher {
             tried.push(lease.slot().index);
             let attempt_started = Instant::now();
             let failure = match self.attempt(&ctx.request, &lease).await {
-                Ok((status, headers, first, mut rest)) => {
+                Ok(answer) => {
+                    let Answer { status, headers, first, mut rest, ended, empty } = answer;
+                    if let Some(finish_reason) = empty
+                        && self.retry_empty_reply(&ctx, &lease, finish_reason)
+                    {
+                        self.metrics.attempt("empty_reply", ctx.attempts > 1);
+                        let key_fp = lease.slot().record.fingerprint;
+                        lease.settle(KeyEvent::Failed {
+                            latency: attempt_started.elapsed(),
+                            charge: false,
+                            error: "empty reply (retried on another key)".into(),
+                            cooldown: None,
+                            disable: None,
+                        });
+                        ctx.empty_retries += 1;
+                        ctx.request_failures += 1;
+                        // Kept: if no other key can serve, the empty reply is still the answer.
+                        kept_empty =
+                            Some((ProxyResponse { status, headers, body: ReplyBody::Complete(first) }, key_fp));
+                        last = None;
+                        continue;
+                    }
                     self.metrics.attempt("success", ctx.attempts > 1);
-                    // The common small reply: everything came in the first read.
-                    let body = match rest.next().now_or_never() {
-                        Some(None) if self.retry_empty_reply(&ctx, &lease, &first) => {
-                            lease.settle(KeyEvent::Failed {
-                                latency: attempt_started.elapsed(),
-                                charge: false,
-                                error: "empty reply (retried by the policy)".into(),
-                                cooldown: None,
-                                disable: None,
-                            });
-                            last = None;
-                            continue;
-                        }
+                    // The common small reply: everything came in the first read(s).
+                    let peeked = if ended { Some(None) } else { rest.next().now_or_never() };
+                    let body = match peeked {
                         Some(None) => {
                             self.succeeded(&ctx, lease, attempt_started, &first);
                             ReplyBody::Complete(first)
@@ -194,9 +250,21 @@ impl Dispatcher {
                 next = ?decision.next,
                 "upstream attempt failed"
             );
+            // Two budgets: the request's own (attempts and time) is spent only by
+            // failures that say nothing about the key; a key's own failure moves
+            // on to another key, bounded by the keys there are and by time.
+            let keys_own = is_keys_own(&failure.kind);
+            if keys_own {
+                let rest_until = decision.cooldown.as_ref().map(|c| SystemTime::now() + c.duration);
+                ctx.key_failures.record(&failure.kind, rest_until);
+            } else {
+                ctx.request_failures += 1;
+            }
             let retry = self.retry.load();
-            let out_of_budget = ctx.attempts >= retry.max_attempts
-                || ctx.started.elapsed() >= Duration::from_secs(retry.max_elapsed_secs);
+            let out_of_time = ctx.started.elapsed() >= Duration::from_secs(retry.max_elapsed_secs);
+            let out_of_budget = out_of_time
+                || ctx.request_failures >= retry.max_attempts
+                || ctx.key_failures.total() >= retry.max_key_failures;
             match decision.next {
                 NextStep::Fail => {
                     let key_fp = lease.slot().record.fingerprint;
@@ -206,7 +274,12 @@ impl Dispatcher {
                 _ if out_of_budget => {
                     let key_fp = lease.slot().record.fingerprint;
                     lease.settle(event);
-                    return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
+                    let error = if keys_own {
+                        out_of_keys(&ctx, LeaseError::AllTried, Some(failure))
+                    } else {
+                        DispatchError::Upstream(failure)
+                    };
+                    return Err(self.fail(&ctx, Some(key_fp), error));
                 }
                 NextStep::RetryOtherKey { after } => {
                     lease.settle(event);
@@ -224,12 +297,10 @@ impl Dispatcher {
         }
     }
 
-    /// One attempt: the response head, then the first body chunk.
-    async fn attempt(
-        &self,
-        request: &ProxyRequest,
-        lease: &Lease,
-    ) -> Result<(u16, Vec<(HeaderName, HeaderValue)>, Bytes, relay::UpstreamBody), AttemptFailure> {
+    /// One attempt: the response head, then the first body chunk, or more
+    /// when empty replies are judged (the whole of a non-streamed reply; a
+    /// stream's events until one carries content).
+    async fn attempt(&self, request: &ProxyRequest, lease: &Lease) -> Result<Answer, AttemptFailure> {
         let response = self.upstream.send(&request.upstream, &lease.slot().record.key).await.map_err(no_response)?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
@@ -241,49 +312,72 @@ impl Dispatcher {
         }
         let headers = relay::passed_headers(response.headers(), request.mode == StreamMode::Whole);
         let mut rest: relay::UpstreamBody = Box::pin(response.bytes_stream());
-        let first = match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
-            Ok(Some(Ok(first))) => first,
-            Ok(None) => Bytes::new(),
-            Ok(Some(Err(_))) => return Err(no_response(FailureKind::StreamCut)),
-            Err(_) => return Err(no_response(FailureKind::Timeout)),
+        let first = match self.next_chunk(&mut rest).await? {
+            Some(first) => first,
+            None => return Ok(Answer { status, headers, first: Bytes::new(), rest, ended: true, empty: None }),
         };
-        if request.mode == StreamMode::Whole && self.policy.load().checks_empty_replies() {
-            // The policy wants to judge the whole reply before it is sent.
-            let mut whole = bytes::BytesMut::from(&first[..]);
-            loop {
-                match tokio::time::timeout(self.stream_idle_timeout, rest.next()).await {
-                    Ok(Some(Ok(chunk))) => whole.extend_from_slice(&chunk),
-                    Ok(None) => break,
-                    Ok(Some(Err(_))) => return Err(no_response(FailureKind::StreamCut)),
-                    Err(_) => return Err(no_response(FailureKind::Timeout)),
+        let judges = self.policy.load().checks_empty_replies() && is_generate(&request.upstream.path_and_query);
+        if !judges {
+            return Ok(Answer { status, headers, first, rest, ended: false, empty: None });
+        }
+        let mut held = bytes::BytesMut::from(&first[..]);
+        let mut judge = match request.mode {
+            StreamMode::Whole => None,
+            StreamMode::Sse => Some(StreamJudge::new(Framing::Sse)),
+            StreamMode::JsonArray => Some(StreamJudge::new(Framing::JsonArray)),
+        };
+        let mut verdict = judge.as_mut().map_or(Verdict::Undecided, |j| j.push(&first));
+        // Hold back until the reply shows content, ends, or grows past what an empty one could be.
+        while verdict == Verdict::Undecided && held.len() < HOLD_LIMIT {
+            match self.next_chunk(&mut rest).await? {
+                Some(chunk) => {
+                    held.extend_from_slice(&chunk);
+                    verdict = judge.as_mut().map_or(Verdict::Undecided, |j| j.push(&chunk));
+                }
+                None => {
+                    verdict = match judge.as_mut() {
+                        Some(judge) => judge.end(),
+                        None => judge_whole(&held),
+                    };
+                    let empty = match verdict {
+                        Verdict::Empty(finish) => Some(finish),
+                        _ => None,
+                    };
+                    return Ok(Answer { status, headers, first: held.freeze(), rest, ended: true, empty });
                 }
             }
-            return Ok((status, headers, whole.freeze(), Box::pin(futures_util::stream::empty())));
         }
-        Ok((status, headers, first, rest))
+        Ok(Answer { status, headers, first: held.freeze(), rest, ended: false, empty: None })
     }
 
-    /// Whether a complete reply is empty and the policy wants it retried
-    /// (only while the retry budget lasts).
-    fn retry_empty_reply(&self, ctx: &RequestContext, lease: &Lease, body: &[u8]) -> bool {
-        let policy = self.policy.load();
-        if ctx.request.mode != StreamMode::Whole || !policy.checks_empty_replies() {
-            return false;
+    /// The next body chunk within the idle timeout; `None` at the end.
+    async fn next_chunk(&self, body: &mut relay::UpstreamBody) -> Result<Option<Bytes>, AttemptFailure> {
+        match tokio::time::timeout(self.stream_idle_timeout, body.next()).await {
+            Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+            Ok(None) => Ok(None),
+            Ok(Some(Err(_))) => Err(no_response(FailureKind::StreamCut)),
+            Err(_) => Err(no_response(FailureKind::Timeout)),
         }
+    }
+
+    /// Whether an empty reply should be retried on another key: the policy's
+    /// call (the built-in one retries `retry.empty_reply_retries` times),
+    /// while the request's budget lasts.
+    fn retry_empty_reply(&self, ctx: &RequestContext, lease: &Lease, finish_reason: Option<String>) -> bool {
         let retry = self.retry.load();
-        if ctx.attempts >= retry.max_attempts {
+        if ctx.request_failures + 1 >= retry.max_attempts {
             return false;
         }
-        let Some(finish_reason) = crate::policy::empty_reply_finish(body) else { return false };
         let slot = lease.slot();
         let reply = crate::policy::EmptyReply {
             model: ctx.request.model.clone(),
             attempt: ctx.attempts,
+            empty_retries: ctx.empty_retries,
             finish_reason,
             key_group: slot.record.group.clone(),
             key_fingerprint: slot.record.fingerprint,
         };
-        policy.on_empty_reply(&reply)
+        self.policy.load().on_empty_reply(&reply)
     }
 
     /// Asks the policy about a failed attempt (the default policy if a script fails).
@@ -388,6 +482,24 @@ impl RequestContext {
     }
 }
 
+/// The error when no key is left to try: Google's last word when it was about
+/// the request or Google itself; otherwise what the keys said (429 with the
+/// soonest rest when one of them is only resting, 503 naming the reasons).
+fn out_of_keys(ctx: &RequestContext, reason: LeaseError, last: Option<AttemptFailure>) -> DispatchError {
+    match (reason, last) {
+        (LeaseError::AllTried, Some(failure)) if !is_keys_own(&failure.kind) => DispatchError::Upstream(failure),
+        (reason, last) => {
+            let reason = match (reason, ctx.key_failures.soonest_rest) {
+                (LeaseError::AllTried | LeaseError::AllDisabled { .. }, Some(soonest)) => {
+                    LeaseError::AllCooling { soonest }
+                }
+                (reason, _) => reason,
+            };
+            DispatchError::NoKey { reason, model: ctx.request.model.clone(), last, tried: ctx.key_failures.clone() }
+        }
+    }
+}
+
 /// A failure with no HTTP answer (timeout, network, cut before any byte).
 fn no_response(kind: FailureKind) -> AttemptFailure {
     let message = match kind {
@@ -414,7 +526,7 @@ pub fn failure_status(failure: &AttemptFailure) -> u16 {
 /// The status a client sees when no key could be leased.
 pub fn no_key_status(reason: &LeaseError) -> u16 {
     match reason {
-        LeaseError::AllCooling { .. } => 429,
+        LeaseError::AllCooling { .. } | LeaseError::AllPaced { .. } => 429,
         _ => 503,
     }
 }

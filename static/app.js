@@ -140,12 +140,12 @@ async function overview(view) {
       stat(t('ov.latency'), `${fmt(s.totals.p50_ms)} / ${fmt(s.totals.p95_ms)} ms`, 'latency'),
       stat(t('ov.tokens'), fmt(s.totals.tokens), 'tokens'),
       stat(t('ov.inflight'), fmt(p.in_flight), 'inflight'),
-      stat(t('ov.keys'), `${fmt(p.active + p.cooling)} / ${fmt(p.keys)}`, 'keys'));
+      stat(t('ov.keys'), `${fmt(p.active + p.partial)} / ${fmt(p.keys)}`, 'keys'));
     note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : ''].filter(Boolean).join(' ');
     const label = range === 'hour' ? clock : ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', { month: 'numeric', day: 'numeric', hour: '2-digit' });
     traffic.replaceChildren(trafficChart(s.buckets, label));
     states.replaceChildren(stateBar(p),
-      h('ul', { class: 'state-list' }, ['active', 'cooling', 'disabled'].map(st =>
+      h('ul', { class: 'state-list' }, ['active', 'partial', 'cooling', 'disabled'].map(st =>
         h('li', {}, h('a', { href: '#keys', class: 'state-link' }, h('i', { class: 'dot ' + st }), t('state.' + st)),
           h('b', { text: fmt(p[st]) })))));
     const table = (title, rows) => {
@@ -207,9 +207,9 @@ async function keysView(view) {
   }
   function render() {
     const d = state.data;
-    const counts = d.counts, total = counts.active + counts.cooling + counts.disabled;
+    const counts = d.counts, total = counts.active + counts.partial + counts.cooling + counts.disabled;
     tabs.replaceChildren(...[['', t('keys.all'), total], ['active', t('state.active'), counts.active],
-      ['cooling', t('state.cooling'), counts.cooling], ['disabled', t('state.disabled'), counts.disabled]].map(([key, label, n]) =>
+      ['partial', t('state.partial'), counts.partial], ['cooling', t('state.cooling'), counts.cooling], ['disabled', t('state.disabled'), counts.disabled]].map(([key, label, n]) =>
       h('button', { type: 'button', role: 'tab', class: state.tab === key ? 'active' : '', 'data-tab': key || 'all',
         onclick: () => { state.tab = key; state.page = 1; load(); } }, `${label} (${fmt(n)})`)));
     const current = state.group;

@@ -42,8 +42,8 @@ function trafficChart(buckets, labelOf) {
 function stateBar(counts) {
   const bar = document.createElement('div');
   bar.className = 'statebar';
-  const total = counts.active + counts.cooling + counts.disabled;
-  for (const state of ['active', 'cooling', 'disabled']) {
+  const total = counts.active + counts.partial + counts.cooling + counts.disabled;
+  for (const state of ['active', 'partial', 'cooling', 'disabled']) {
     if (!counts[state]) continue;
     const part = document.createElement('div');
     part.className = state;

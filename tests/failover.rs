@@ -181,8 +181,26 @@ async fn a_cut_mid_stream_ends_with_an_error_event_and_charges_the_key() {
 }
 
 #[tokio::test]
-async fn a_cut_in_a_whole_reply_reaches_the_client_as_a_broken_transfer() {
+async fn a_cut_in_a_whole_reply_fails_over_before_anything_is_sent() {
+    // A non-streamed reply is read whole before it is relayed (to judge empty
+    // replies), so a cut inside it is still a failover, not a broken reply.
+    let h = Harness::start(&[fake_key("cut1", 1), fake_key("ok", 2)]).await;
+    for _ in 0..2 {
+        assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200);
+    }
+    h.stop().await;
     let h = Harness::start(&keys("cut1", 1)).await;
+    let response = h.generate("gemini-2.5-flash").await;
+    assert_eq!(response.status(), 502);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "UNAVAILABLE");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_cut_in_a_relayed_whole_reply_reaches_the_client_as_a_broken_transfer() {
+    // Without empty-reply judging the reply is relayed as it comes.
+    let h = Harness::start_with(&keys("cut1", 1), |config| config.retry.empty_reply_retries = 0).await;
     let response = h.generate("gemini-2.5-flash").await;
     assert_eq!(response.status(), 200, "the head was already sent");
     assert!(response.bytes().await.is_err(), "a truncated reply must not look complete");

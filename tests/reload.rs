@@ -148,7 +148,7 @@ async fn live_reload_under_load_drops_no_request() {
 }
 
 #[tokio::test]
-async fn empty_replies_are_retried_only_when_the_script_asks() {
+async fn empty_replies_follow_the_script_or_the_configured_count() {
     let empty = fake_key("empty", 1);
     let keys = [empty.clone(), fake_key("ok", 2)];
     let retrying = Harness::start_with_files(&keys, "", Some("fn on_empty_reply(ctx) { ctx.attempt < 3 }")).await;
@@ -159,14 +159,26 @@ async fn empty_replies_are_retried_only_when_the_script_asks() {
     assert_eq!(retrying.snapshot(&empty).await.failures, 0, "an empty reply is not the key's failure");
     retrying.stop().await;
 
-    let passing = Harness::start_with_files(&keys, "", None).await;
+    // A script can pass empty replies on even though the built-in policy retries them.
+    let passing = Harness::start_with_files(&keys, "", Some("fn on_empty_reply(ctx) { false }")).await;
     let mut saw_empty = false;
     for _ in 0..2 {
         let body: serde_json::Value = passing.generate("gemini-2.5-flash").await.json().await.unwrap();
         saw_empty |= body["candidates"][0]["content"].get("parts").is_none();
     }
-    assert!(saw_empty, "without the hook the empty reply reaches the client");
+    assert!(saw_empty, "the script's false reaches the client with the empty reply");
     passing.stop().await;
+
+    // So can config: retry.empty_reply_retries = 0.
+    // (Without a policy, `extra` lands in the test file's [retry] table.)
+    let off = Harness::start_with_files(&keys, "empty_reply_retries = 0\n", None).await;
+    let mut saw_empty = false;
+    for _ in 0..2 {
+        let body: serde_json::Value = off.generate("gemini-2.5-flash").await.json().await.unwrap();
+        saw_empty |= body["candidates"][0]["content"].get("parts").is_none();
+    }
+    assert!(saw_empty, "with retries off the empty reply reaches the client");
+    off.stop().await;
 }
 
 #[tokio::test]

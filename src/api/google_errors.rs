@@ -78,20 +78,35 @@ pub fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Respo
             let message = format!("gemgate: {} (every attempt failed)", failure.google.message);
             error_response(code, &message, Vec::new(), mode)
         }
-        DispatchError::NoKey { reason, model, last } => {
+        DispatchError::NoKey { reason, model, last, tried } => {
             let code = no_key_status(reason);
-            let mut message = no_key_message(reason, model);
-            if let Some(last) = last {
-                let upstream: String = last.google.message.chars().take(300).collect();
-                message.push_str(&format!(" Last upstream error: {} {}", last.google.http_status, upstream));
-            }
+            let message = no_key_explanation(reason, model, last.as_ref(), tried);
             let details = match reason {
-                LeaseError::AllCooling { soonest } => vec![retry_info(*soonest)],
+                LeaseError::AllCooling { soonest } | LeaseError::AllPaced { soonest, .. } => vec![retry_info(*soonest)],
                 _ => Vec::new(),
             };
             error_response(code, &message, details, mode)
         }
     }
+}
+
+/// The whole explanation when no key could serve: why the pool said no, what
+/// the keys this request tried said about themselves, or else the last
+/// upstream error.
+pub fn no_key_explanation(
+    reason: &LeaseError,
+    model: &str,
+    last: Option<&crate::dispatch::AttemptFailure>,
+    tried: &crate::dispatch::KeyFailures,
+) -> String {
+    let mut message = no_key_message(reason, model);
+    if tried.total() > 0 {
+        message.push_str(&format!(" Keys tried for this request: {}.", tried.describe()));
+    } else if let Some(last) = last {
+        let upstream: String = last.google.message.chars().take(300).collect();
+        message.push_str(&format!(" Last upstream error: {} {}", last.google.http_status, upstream));
+    }
+    message
 }
 
 /// Words for a client when no key could be leased.
@@ -111,7 +126,15 @@ pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
             let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
             format!("gemgate: every key is cooling down for {model}; the soonest is free again in {wait}s (at {at}).")
         }
-        LeaseError::AllTried => format!("gemgate: every usable key was tried for {model} and failed."),
+        LeaseError::AllPaced { soonest, limit } => {
+            let wait = secs_until(*soonest);
+            let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
+            format!(
+                "gemgate: every key has used the {limit} declared for {model} in config ([models]: gemgate paces \
+                 itself, Google did not refuse); the soonest is free again in {wait}s (at {at})."
+            )
+        }
+        LeaseError::AllTried => format!("gemgate: no key can serve {model} now: every usable key was tried."),
         LeaseError::Unavailable => "gemgate: the key pool is shutting down; retry shortly.".into(),
     }
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub stored_clients: arc_swap::ArcSwap<Vec<crate::store::StoredClientKey>>,
     /// Failed authentications per client address, for every way in.
     pub auth_limit: auth_limit::AuthLimiter,
+    /// OpenAI API options (swapped when config.toml changes).
+    pub openai: arc_swap::ArcSwap<crate::config::OpenAiConfig>,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
@@ -60,11 +62,15 @@ async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::
     let m = &state.dispatcher.metrics;
     let now = std::time::SystemTime::now();
     let counts = crate::pool::StatusCounts::of(&state.dispatcher.pool.slots().await, now);
-    let (active, cooling, disabled) = (counts.active as i64, counts.cooling as i64, counts.disabled as i64);
-    for (name, count) in [("active", active), ("cooling", cooling), ("disabled", disabled)] {
-        m.keys.get_or_create(&crate::metrics::StateLabels { state: name.into() }).set(count);
+    for (name, count) in [
+        ("active", counts.active),
+        ("partial", counts.partial),
+        ("cooling", counts.cooling),
+        ("disabled", counts.disabled),
+    ] {
+        m.keys.get_or_create(&crate::metrics::StateLabels { state: name.into() }).set(count as i64);
     }
-    m.cooldowns.set(cooling);
+    m.cooldowns.set((counts.cooling + counts.partial) as i64);
     let scan = state.dispatcher.pool.scan_report();
     m.scan_done.set(scan.done as i64);
     m.scan_total.set(scan.total as i64);
@@ -93,6 +99,7 @@ impl AppState {
     /// Applies a reloaded config's retry budget and client keys.
     pub fn retry_and_auth(&self, config: &crate::config::Config, generated_client_key: Option<&str>) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
+        self.openai.store(Arc::new(config.openai.clone()));
         let mut keys = config.auth.client_keys.clone();
         if keys.is_empty()
             && let Some(generated) = generated_client_key

@@ -163,6 +163,9 @@ async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response 
     if !super::paths::is_valid_model_name(&chat.model) {
         return openai_error(400, &format!("`{}` is not a valid model name", chat.model), Some("model"), None);
     }
+    if chat.stream && state.openai.load().fake_stream {
+        return fake_stream(chat, client, state);
+    }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", StreamMode::Sse) } else { ("generateContent", StreamMode::Whole) };
     let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", client);
@@ -207,6 +210,52 @@ async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response 
             Some((Ok::<_, std::io::Error>(Bytes::from(frames.concat())), (body, translator, done)))
         })
         .filter(|item| futures_util::future::ready(!matches!(item, Ok(bytes) if bytes.is_empty())));
+    Response::builder()
+        .status(StatusCode::OK)
+        .content_type("text/event-stream")
+        .header("cache-control", "no-cache")
+        .body(Body::from_bytes_stream(frames))
+}
+
+/// A `stream: true` chat answered from one non-streamed upstream call: the
+/// head goes out at once, an SSE comment every `openai.keepalive_secs` keeps
+/// the client's connection busy, and the reply follows as chunks when it
+/// arrives (or an error event).
+fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, state: &Arc<AppState>) -> Response {
+    let every = Duration::from_secs(state.openai.load().keepalive_secs.max(1));
+    let request =
+        proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", client);
+    let state = state.clone();
+    let reply = Box::pin(async move {
+        let reply = state.dispatcher.dispatch(request).await.map_err(|err| {
+            let (status, message, _) = super::openai_errors::dispatch_error_parts(&err);
+            error_frame(&message, status)
+        })?;
+        collect(reply.body).await.map_err(|_| error_frame("the upstream reply was cut", 502))
+    });
+    let ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+    let translator = ChatStream::new(&chat.model, chat.include_usage);
+    let frames = futures_util::stream::unfold(Some((reply, ticks, translator)), |waiting| async move {
+        let (mut reply, mut ticks, mut translator) = waiting?;
+        tokio::select! {
+            result = &mut reply => {
+                let frames = match result {
+                    Ok(bytes) => match serde_json::from_slice::<Value>(&bytes) {
+                        // The whole reply as the one event of a Gemini stream (one line).
+                        Ok(reply) => {
+                            let mut frames = translator.push(format!("data: {reply}\r\n\r\n").as_bytes());
+                            frames.extend(translator.finish());
+                            frames.concat()
+                        }
+                        Err(_) => error_frame("the upstream reply was not JSON", 502),
+                    },
+                    Err(error) => error,
+                };
+                Some((Ok::<_, std::io::Error>(Bytes::from(frames)), None))
+            }
+            _ = ticks.tick() => Some((Ok(Bytes::from_static(b": keep-alive\n\n")), Some((reply, ticks, translator)))),
+        }
+    });
     Response::builder()
         .status(StatusCode::OK)
         .content_type("text/event-stream")

@@ -1,8 +1,9 @@
 //! Errors in OpenAI's dialect: `{"error":{"message","type","param","code"}}`,
 //! with the status codes the OpenAI SDKs map to their exception classes.
 
-use super::google_errors::no_key_message;
+use super::google_errors::no_key_explanation;
 use crate::dispatch::{DispatchError, failure_status, no_key_status};
+use crate::pool::LeaseError;
 use crate::translate::TranslateError;
 use poem::Response;
 use poem::http::StatusCode;
@@ -60,20 +61,35 @@ pub fn translate_error(error: &TranslateError) -> Response {
     openai_error(400, &error.message, error.param.as_deref(), error.code)
 }
 
-/// A dispatch failure: Google's status and message, or gemgate's words when
-/// no key could serve.
-pub fn dispatch_error(error: &DispatchError) -> Response {
+/// A dispatch failure as (status, message, code): Google's status and
+/// message, or gemgate's words when no key could serve.
+pub fn dispatch_error_parts(error: &DispatchError) -> (u16, String, Option<&'static str>) {
     match error {
         DispatchError::Upstream(failure) => {
             let status = failure_status(failure);
             let code = (status == 429).then_some("rate_limit_exceeded");
             let message = if failure.google.message.is_empty() { "upstream error" } else { &failure.google.message };
-            openai_error(status, message, None, code)
+            (status, message.to_string(), code)
         }
-        DispatchError::NoKey { reason, model, .. } => {
+        DispatchError::NoKey { reason, model, last, tried } => {
             let status = no_key_status(reason);
             let code = if status == 429 { "rate_limit_exceeded" } else { "no_usable_key" };
-            openai_error(status, &no_key_message(reason, model), None, Some(code))
+            (status, no_key_explanation(reason, model, last.as_ref(), tried), Some(code))
         }
     }
+}
+
+/// A dispatch failure as a response, with `Retry-After` when keys are resting.
+pub fn dispatch_error(error: &DispatchError) -> Response {
+    let (status, message, code) = dispatch_error_parts(error);
+    let mut response = openai_error(status, &message, None, code);
+    if let DispatchError::NoKey {
+        reason: LeaseError::AllCooling { soonest } | LeaseError::AllPaced { soonest, .. },
+        ..
+    } = error
+    {
+        let wait = soonest.duration_since(std::time::SystemTime::now()).unwrap_or_default();
+        response.headers_mut().insert("retry-after", wait.as_secs().max(1).into());
+    }
+    response
 }

@@ -36,8 +36,28 @@ pub struct Config {
     pub reload: ReloadConfig,
     /// Logging.
     pub log: LogConfig,
+    /// The OpenAI-compatible API.
+    pub openai: OpenAiConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
+}
+
+/// `[openai]`
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// Answer `stream: true` chat requests from one non-streamed upstream
+    /// call, sending SSE comments every `keepalive_secs` until it arrives
+    /// (for clients that time out on a silent connection).
+    pub fake_stream: bool,
+    /// Seconds between keep-alive comments of a fake stream.
+    pub keepalive_secs: u64,
+}
+
+impl Default for OpenAiConfig {
+    fn default() -> Self {
+        Self { fake_stream: false, keepalive_secs: 5 }
+    }
 }
 
 /// `[server]`
@@ -148,17 +168,31 @@ impl UpstreamConfig {
 #[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryConfig {
-    /// Upstream attempts per client request, the first included.
+    /// Failures a request may spend that say nothing about the key (5xx,
+    /// timeouts, cuts, overload), the first attempt's included.
     pub max_attempts: u32,
+    /// Failures that belong to a key (dead, suspended, region, its quota) a
+    /// request may meet; each moves on to another key without spending
+    /// `max_attempts`.
+    pub max_key_failures: u32,
     /// Seconds after which no new attempt starts.
     pub max_elapsed_secs: u64,
     /// Base backoff before retrying after a 503 "overloaded", in milliseconds.
     pub overload_backoff_ms: u64,
+    /// Times an empty reply (candidates with nothing in them) is retried on
+    /// another key by the built-in policy; 0 relays empty replies as they are.
+    pub empty_reply_retries: u32,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { max_attempts: 5, max_elapsed_secs: 180, overload_backoff_ms: 200 }
+        Self {
+            max_attempts: 5,
+            max_key_failures: 32,
+            max_elapsed_secs: 180,
+            overload_backoff_ms: 200,
+            empty_reply_retries: 1,
+        }
     }
 }
 
@@ -370,6 +404,9 @@ impl Config {
             return invalid("server.auth_failures_per_minute", "must be at least 1");
         }
         self.server.limits()?;
+        if self.openai.keepalive_secs == 0 {
+            return invalid("openai.keepalive_secs", "must be at least 1");
+        }
         if self.policy.time_limit_ms == 0 || self.policy.time_limit_ms > 10_000 {
             return invalid("policy.time_limit_ms", "must be between 1 and 10000");
         }
@@ -388,6 +425,9 @@ impl Config {
         }
         if self.retry.max_attempts == 0 || self.retry.max_attempts > 100 {
             return invalid("retry.max_attempts", "must be between 1 and 100");
+        }
+        if self.retry.max_key_failures == 0 || self.retry.max_key_failures > 10_000 {
+            return invalid("retry.max_key_failures", "must be between 1 and 10000");
         }
         if self.scan.concurrency == 0 || self.scan.concurrency > 1024 {
             return invalid("scan.concurrency", "must be between 1 and 1024");

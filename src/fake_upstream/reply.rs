@@ -72,19 +72,25 @@ fn check_signatures(model: &FakeModel, contents: &[Value]) -> Result<(), Value> 
         return Ok(());
     }
     for (position, content) in contents.iter().enumerate() {
-        for part in content.get("parts").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(call) = part.get("functionCall")
-                && part.get("thoughtSignature").is_none()
-            {
-                let name = call["name"].as_str().unwrap_or("?");
-                return Err(bodies::invalid_argument(&format!(
-                    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work \
-                     correctly, and missing thought_signature may lead to degraded model performance. Additional data, \
-                     function call `default_api:{name}` , position {}. Please refer to \
-                     https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
-                    position + 1
-                )));
-            }
+        // As Google: the first function call of each model step carries the
+        // signature (parallel calls after it do not).
+        let first_call = content
+            .get("parts")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|p| p.get("functionCall").is_some());
+        if let Some(part) = first_call
+            && part.get("thoughtSignature").is_none()
+        {
+            let name = part["functionCall"]["name"].as_str().unwrap_or("?");
+            return Err(bodies::invalid_argument(&format!(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to work \
+                 correctly, and missing thought_signature may lead to degraded model performance. Additional data, \
+                 function call `default_api:{name}` , position {}. Please refer to \
+                 https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                position + 1
+            )));
         }
     }
     Ok(())

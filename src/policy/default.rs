@@ -13,12 +13,17 @@ use std::time::{Duration, SystemTime};
 pub struct DefaultPolicy {
     cooldown: CooldownConfig,
     overload_backoff: Duration,
+    empty_reply_retries: u32,
 }
 
 impl DefaultPolicy {
     /// A default policy with the configured cooldowns and backoff.
     pub fn new(cooldown: &CooldownConfig, retry: &RetryConfig) -> Self {
-        Self { cooldown: cooldown.clone(), overload_backoff: Duration::from_millis(retry.overload_backoff_ms) }
+        Self {
+            cooldown: cooldown.clone(),
+            overload_backoff: Duration::from_millis(retry.overload_backoff_ms),
+            empty_reply_retries: retry.empty_reply_retries,
+        }
     }
 
     fn rate_limit_cooldown(&self, outcome: &Outcome, daily: bool) -> Duration {
@@ -40,6 +45,15 @@ impl DefaultPolicy {
 }
 
 impl Policy for DefaultPolicy {
+    fn checks_empty_replies(&self) -> bool {
+        self.empty_reply_retries > 0
+    }
+
+    /// Empty replies are retried on another key `retry.empty_reply_retries` times.
+    fn on_empty_reply(&self, reply: &super::EmptyReply) -> bool {
+        reply.empty_retries < self.empty_reply_retries
+    }
+
     fn decide(&self, outcome: &Outcome) -> Decision {
         let retry_now =
             if outcome.bytes_sent > 0 { NextStep::Fail } else { NextStep::RetryOtherKey { after: Duration::ZERO } };

@@ -157,14 +157,15 @@ pub trait Policy: Send + Sync + 'static {
         verdict
     }
 
-    /// Whether [`Policy::on_empty_reply`] wants to see empty replies (checking
-    /// costs a parse of the reply, so only when asked).
+    /// Whether [`Policy::on_empty_reply`] wants to see empty replies (judging
+    /// costs holding a reply back until it shows content).
     fn checks_empty_replies(&self) -> bool {
         false
     }
 
-    /// A successful reply with a candidate but no parts (Gemini does this at
-    /// times): true retries it on another key.
+    /// A successful reply with candidates but nothing in them (Gemini does
+    /// this at times): true retries it on another key. Blocked prompts and
+    /// safety stops are answers and never reach this.
     fn on_empty_reply(&self, _reply: &EmptyReply) -> bool {
         false
     }
@@ -177,24 +178,14 @@ pub struct EmptyReply {
     pub model: Arc<str>,
     /// 1 for the first attempt.
     pub attempt: u32,
+    /// Empty replies this request already retried.
+    pub empty_retries: u32,
     /// The candidate's `finishReason`, if any.
     pub finish_reason: Option<String>,
     /// The key's group.
     pub key_group: Arc<str>,
     /// The key's fingerprint.
     pub key_fingerprint: Fingerprint,
-}
-
-/// `Some(finishReason)` when a `generateContent` reply has candidates and none
-/// has a part.
-pub fn empty_reply_finish(reply: &[u8]) -> Option<Option<String>> {
-    let value: serde_json::Value = serde_json::from_slice(reply).ok()?;
-    let candidates = value.get("candidates")?.as_array()?;
-    let empty = !candidates.is_empty()
-        && candidates
-            .iter()
-            .all(|c| c.pointer("/content/parts").and_then(|p| p.as_array()).is_none_or(|p| p.is_empty()));
-    empty.then(|| candidates[0].get("finishReason").and_then(|r| r.as_str()).map(String::from))
 }
 
 /// The active policy, swapped whole when a script changes.

@@ -164,11 +164,16 @@ impl ScriptPolicy {
 
 impl Policy for ScriptPolicy {
     fn checks_empty_replies(&self) -> bool {
-        self.has_on_empty_reply
+        self.has_on_empty_reply || self.fallback.checks_empty_replies()
     }
 
     fn on_empty_reply(&self, reply: &EmptyReply) -> bool {
+        if !self.has_on_empty_reply {
+            return self.fallback.on_empty_reply(reply);
+        }
         let mut ctx = Map::new();
+        ctx.insert("empty_retries".into(), i64::from(reply.empty_retries).into());
+        ctx.insert("builtin".into(), self.fallback.on_empty_reply(reply).into());
         ctx.insert("model".into(), reply.model.to_string().into());
         ctx.insert("attempt".into(), i64::from(reply.attempt).into());
         ctx.insert("finish_reason".into(), reply.finish_reason.clone().map_or(Dynamic::UNIT, Dynamic::from));

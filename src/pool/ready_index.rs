@@ -37,6 +37,15 @@ pub enum LeaseError {
         /// When the first key frees up.
         soonest: SystemTime,
     },
+    /// Every usable key has reached a limit declared in `[models]` for this
+    /// model (self-pacing), not a rest Google asked for.
+    #[error("every key has reached its declared {limit} for this model")]
+    AllPaced {
+        /// When the first key may be used again.
+        soonest: SystemTime,
+        /// `rpm` or `rpd`.
+        limit: &'static str,
+    },
     /// Every usable key was already tried by this request.
     #[error("every usable key was already tried for this request")]
     AllTried,
@@ -77,6 +86,13 @@ impl Pace {
             .then(|| self.minute.front().map(|&t| t + window))
             .flatten();
         by_day.max(by_minute)
+    }
+
+    /// The declared limit that holds the key now (the later-ending one), and until when.
+    fn limit_hit(&mut self, limits: ModelLimits, now: SystemTime) -> Option<(&'static str, SystemTime)> {
+        let until = self.blocked_until(limits, now)?;
+        let by_day = limits.rpd > 0 && self.day_count >= limits.rpd && self.day_resets == Some(until);
+        Some((if by_day { "rpd" } else { "rpm" }, until))
     }
 
     fn record(&mut self, limits: ModelLimits, now: SystemTime) {
@@ -192,7 +208,11 @@ impl ReadyIndex {
         self.model_entry(model, now);
         self.expire(model, now);
         loop {
-            let picked = self.pick(model, exclude)?;
+            let picked = match self.pick(model, exclude) {
+                Ok(picked) => picked,
+                Err(LeaseError::AllCooling { soonest }) => return Err(self.why_cooling(model, soonest, now)),
+                Err(err) => return Err(err),
+            };
             let limits = self.models.get(model).map(|m| m.limits).unwrap_or_default();
             let Some(avail) = self.keys.get_mut(picked as usize).and_then(Option::as_mut) else {
                 return Err(LeaseError::Unavailable);
@@ -215,6 +235,22 @@ impl ReadyIndex {
                 self.place(picked, model, now);
             }
             return Ok(picked);
+        }
+    }
+
+    /// Tells a pacing wait from a rest: when the key that frees first is held
+    /// only by a limit declared in config, the refusal says which.
+    fn why_cooling(&mut self, model: &Arc<str>, soonest: SystemTime, now: SystemTime) -> LeaseError {
+        let cooling = LeaseError::AllCooling { soonest };
+        let Some(entry) = self.models.get(model) else { return cooling };
+        let limits = entry.limits;
+        let Some(&(_, slot)) = entry.cooling.first() else { return cooling };
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return cooling };
+        let rest = avail.all_until.max(avail.model_until.get(model).copied()).filter(|&until| until > now);
+        let Some(pace) = avail.pacing.get_mut(model) else { return cooling };
+        match pace.limit_hit(limits, now) {
+            Some((limit, until)) if rest.is_none_or(|rest| rest < until) => LeaseError::AllPaced { soonest, limit },
+            _ => cooling,
         }
     }
 
@@ -247,13 +283,15 @@ impl ReadyIndex {
         }
     }
 
-    /// Ends a rest early (an operator's reset) or confirms its end.
+    /// Ends a rest (its timer fired) for `scope` only: the end of an
+    /// all-models rest leaves a rest on one model (a daily quota until
+    /// midnight Pacific) in place.
     pub fn clear_cooldown(&mut self, slot: SlotIndex, scope: &Scope, now: SystemTime) {
         let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
         match scope {
             Scope::All => {
                 avail.all_until = None;
-                avail.model_until.clear();
+                avail.model_until.retain(|_, until| *until > now);
             }
             Scope::Model(model) => {
                 avail.model_until.remove(model);
@@ -462,6 +500,19 @@ mod tests {
     }
 
     #[test]
+    fn a_daily_quota_survives_the_end_of_an_all_models_rest() {
+        let (mut idx, now) = index(1, Strategy::RoundRobin);
+        let (pro, flash) = (model("pro"), model("flash"));
+        let midnight = now + Duration::from_secs(9 * 3600);
+        idx.cool(0, &Scope::Model(pro.clone()), midnight, now);
+        idx.cool(0, &Scope::All, now + Duration::from_secs(60), now);
+        let later = now + Duration::from_secs(61);
+        idx.clear_cooldown(0, &Scope::All, later);
+        assert_eq!(idx.lease(&flash, &[], later), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], later), Err(LeaseError::AllCooling { soonest: midnight }));
+    }
+
+    #[test]
     fn disabled_keys_never_lease_and_come_back_when_enabled() {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let m = model("m");
@@ -481,9 +532,25 @@ mod tests {
         assert_eq!(idx.lease(&pro, &[], now), Ok(0));
         assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(1)), Ok(0));
         let third = idx.lease(&pro, &[], now + Duration::from_secs(2));
-        assert_eq!(third, Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(60) }));
+        assert_eq!(third, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
         assert_eq!(idx.lease(&model("flash"), &[], now), Ok(0));
         assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(60)), Ok(0));
+    }
+
+    #[test]
+    fn a_pacing_refusal_says_which_limit() {
+        let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 1, rpd: 0 })]);
+        let now = SystemTime::now();
+        let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
+        idx.insert(0, false, &[], now);
+        let pro = model("pro");
+        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
+        let refused = idx.lease(&pro, &[], now);
+        assert_eq!(refused, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
+        // A rest Google asked for that outlasts the pacing is a rest.
+        idx.cool(0, &Scope::Model(pro.clone()), now + Duration::from_secs(600), now);
+        let rested = idx.lease(&pro, &[], now);
+        assert_eq!(rested, Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(600) }));
     }
 
     #[test]
@@ -495,7 +562,7 @@ mod tests {
         let pro = model("pro");
         assert_eq!(idx.lease(&pro, &[], now), Ok(0));
         let midnight = next_pacific_midnight(now);
-        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllCooling { soonest: midnight }));
+        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllPaced { soonest: midnight, limit: "rpd" }));
         assert_eq!(idx.lease(&pro, &[], midnight), Ok(0));
     }
 

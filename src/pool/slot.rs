@@ -98,7 +98,9 @@ pub struct KeySnapshot {
 pub enum KeyStatus {
     /// Serving.
     Active,
-    /// Resting for one model or all; frees up by itself.
+    /// Resting on some models (a quota for one model); serves the others.
+    Partial,
+    /// Resting on every model; frees up by itself.
     Cooling,
     /// Taken out of service.
     Disabled,
@@ -109,7 +111,9 @@ pub enum KeyStatus {
 pub struct StatusCounts {
     /// Serving.
     pub active: u64,
-    /// Resting.
+    /// Resting on some models, serving the others.
+    pub partial: u64,
+    /// Resting on every model.
     pub cooling: u64,
     /// Out of service.
     pub disabled: u64,
@@ -120,6 +124,7 @@ impl StatusCounts {
     pub fn add(&mut self, status: KeyStatus) {
         match status {
             KeyStatus::Active => self.active += 1,
+            KeyStatus::Partial => self.partial += 1,
             KeyStatus::Cooling => self.cooling += 1,
             KeyStatus::Disabled => self.disabled += 1,
         }
@@ -136,12 +141,15 @@ impl StatusCounts {
 }
 
 impl KeySnapshot {
-    /// The key's status at `now`: disabled wins over cooling.
+    /// The key's status at `now`: disabled wins over a rest on every model,
+    /// which wins over a rest on some.
     pub fn status(&self, now: SystemTime) -> KeyStatus {
         if self.disabled.is_some() {
             KeyStatus::Disabled
-        } else if self.active_cooldowns(now).next().is_some() {
+        } else if self.active_cooldowns(now).any(|c| c.model.is_none()) {
             KeyStatus::Cooling
+        } else if self.active_cooldowns(now).next().is_some() {
+            KeyStatus::Partial
         } else {
             KeyStatus::Active
         }

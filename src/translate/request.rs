@@ -33,7 +33,7 @@ pub fn chat_request(request: &Value) -> Result<ChatRequest> {
         Some(Value::Array(messages)) if !messages.is_empty() => messages,
         _ => return Err(TranslateError::invalid("messages", "`messages` must be a non-empty array")),
     };
-    let (system, contents) = translate_messages(messages)?;
+    let (system, contents) = translate_messages(messages, needs_thought_signatures(&model))?;
     let mut body = Map::new();
     body.insert("contents".into(), Value::Array(contents));
     if !system.is_empty() {
@@ -59,8 +59,23 @@ pub fn chat_request(request: &Value) -> Result<ChatRequest> {
     Ok(ChatRequest { model, stream, include_usage, body: Value::Object(body) })
 }
 
+/// Google's documented stand-in for a thought signature that was never known
+/// (a history from another client or model): Gemini 3 accepts it in place of
+/// the real one, where a missing signature is a 400.
+pub const DUMMY_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Whether the model refuses function calls in the history without a thought
+/// signature (Gemini 3 and later).
+fn needs_thought_signatures(model: &str) -> bool {
+    model
+        .strip_prefix("gemini-")
+        .and_then(|rest| rest.split(['-', '.']).next())
+        .and_then(|major| major.parse::<u32>().ok())
+        .is_some_and(|major| major >= 3)
+}
+
 /// Messages → (system parts, contents). Consecutive turns of one role merge.
-fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
+fn translate_messages(messages: &[Value], signatures_required: bool) -> Result<(Vec<Value>, Vec<Value>)> {
     let mut system = Vec::new();
     let mut contents: Vec<(String, Vec<Value>)> = Vec::new();
     let mut tool_names: HashMap<String, String> = HashMap::new();
@@ -76,7 +91,7 @@ fn translate_messages(messages: &[Value]) -> Result<(Vec<Value>, Vec<Value>)> {
                 continue;
             }
             "user" => ("user", content_parts(message.get("content"), &param, false)?),
-            "assistant" => ("model", assistant_parts(message, &param, &mut tool_names)?),
+            "assistant" => ("model", assistant_parts(message, &param, &mut tool_names, signatures_required)?),
             "tool" | "function" => ("user", vec![tool_response_part(message, &param, &tool_names)?]),
             other => {
                 return Err(TranslateError::invalid(
@@ -195,7 +210,12 @@ fn mime_from_name(name: &str) -> &'static str {
     }
 }
 
-fn assistant_parts(message: &Value, param: &str, tool_names: &mut HashMap<String, String>) -> Result<Vec<Value>> {
+fn assistant_parts(
+    message: &Value,
+    param: &str,
+    tool_names: &mut HashMap<String, String>,
+    signatures_required: bool,
+) -> Result<Vec<Value>> {
     let mut parts = content_parts(message.get("content"), param, false)?;
     let Some(calls) = message.get("tool_calls").filter(|c| !c.is_null()) else { return Ok(parts) };
     let calls = calls
@@ -229,7 +249,10 @@ fn assistant_parts(message: &Value, param: &str, tool_names: &mut HashMap<String
             tool_names.insert(id.to_string(), name.to_string());
         }
         let mut part = json!({"functionCall": {"name": name, "args": args}});
-        if let Some(signature) = signature {
+        // Only a step's first call carries the signature; one that was never
+        // known gets Google's stand-in, so the conversation can go on.
+        let stand_in = (signatures_required && i == 0).then_some(DUMMY_THOUGHT_SIGNATURE);
+        if let Some(signature) = signature.or(stand_in) {
             part["thoughtSignature"] = json!(signature);
         }
         parts.push(part);

@@ -161,8 +161,8 @@ pub fn error_frame(message: &str, status: u16) -> String {
     frame(&json!({"error": {"message": message, "type": kind, "param": Value::Null, "code": Value::Null}}))
 }
 
-/// Where the first complete event ends: (end of its data, separator length).
-fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
+/// Where the first complete server-sent event ends: (end of its data, separator length).
+pub fn find_event_end(buffer: &[u8]) -> Option<(usize, usize)> {
     let crlf = buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|p| (p, 4));
     let lf = buffer.windows(2).position(|w| w == b"\n\n").map(|p| (p, 2));
     match (crlf, lf) {

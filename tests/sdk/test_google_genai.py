@@ -97,3 +97,22 @@ def test_bad_request_is_a_400_client_error(gemgate):
             ),
         )
     assert raised.value.code == 400
+
+
+DEAD_IN_SEVEN_WAYS = ["invalid", "denied", "region", "rpd", "rpm60", "invalid", "denied"]
+
+
+def test_keys_own_failures_never_reach_the_sdk(gemgate):
+    """Seven keys dead or resting in seven ways, one healthy: the SDK sees only successes."""
+    keys = [fake_key(kind, n) for n, kind in enumerate(DEAD_IN_SEVEN_WAYS, start=1)] + [fake_key("ok", 8)]
+    sdk = client(gemgate(keys))
+    for _ in range(4):
+        assert sdk.models.generate_content(model="gemini-2.5-flash", contents="hi").text.startswith("Hello")
+
+
+def test_empty_replies_are_retried_for_the_sdk(gemgate):
+    sdk = client(gemgate([fake_key("empty", 1), fake_key("ok", 2)]))
+    for _ in range(2):
+        assert sdk.models.generate_content(model="gemini-2.5-flash", contents="hi").text.startswith("Hello")
+        streamed = "".join(c.text or "" for c in sdk.models.generate_content_stream(model="gemini-2.5-flash", contents="hi"))
+        assert streamed.startswith("Hello")

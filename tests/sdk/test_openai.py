@@ -175,3 +175,36 @@ def test_errors_raise_the_sdk_exception_classes(gemgate, keys, api_key, kwargs, 
     with pytest.raises(exception) as raised:
         sdk.chat.completions.create(**request)
     assert raised.value.body["message"]
+
+
+def test_empty_replies_are_retried_and_dead_keys_stay_invisible(gemgate):
+    keys = [fake_key("empty", 1), fake_key("region", 2), fake_key("invalid", 3), fake_key("ok", 4)]
+    sdk = client(gemgate(keys))
+    for _ in range(4):
+        reply = sdk.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}])
+        assert reply.choices[0].message.content.startswith("Hello")
+        stream = sdk.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], stream=True
+        )
+        assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices).startswith("Hello")
+
+
+def test_a_foreign_tool_call_history_continues_on_gemini_3(gemgate):
+    sdk = client(gemgate([fake_key("ok", 1)]))
+    reply = sdk.chat.completions.create(
+        model="gemini-3-pro-preview",
+        messages=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "toolu_elsewhere", "type": "function",
+                     "function": {"name": "get_weather", "arguments": json.dumps({"city": "Paris"})}}
+                ],
+            },
+            {"role": "tool", "tool_call_id": "toolu_elsewhere", "content": json.dumps({"temp": 21})},
+        ],
+        tools=[WEATHER_TOOL],
+    )
+    assert "The tools said" in reply.choices[0].message.content

@@ -88,6 +88,8 @@ struct NamedFigures {
 struct PoolHealth {
     keys: u64,
     active: u64,
+    /// Resting on some models, serving the others.
+    partial: u64,
     cooling: u64,
     disabled: u64,
     /// Attempts in flight now.
@@ -308,6 +310,7 @@ impl InsightApi {
             pool: PoolHealth {
                 keys: slots.len() as u64,
                 active: counts.active,
+                partial: counts.partial,
                 cooling: counts.cooling,
                 disabled: counts.disabled,
                 in_flight: self.ctx.pool().in_flight().await,

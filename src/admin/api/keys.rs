@@ -26,7 +26,9 @@ pub struct KeysApi {
 enum KeyStateName {
     /// Serving.
     Active,
-    /// Resting for one model or all; frees up by itself.
+    /// Resting on some models (their quota); serves the others.
+    Partial,
+    /// Resting on every model; frees up by itself.
     Cooling,
     /// Taken out of service (dead, or by hand).
     Disabled,
@@ -87,6 +89,7 @@ struct KeyView {
 #[oai(skip_serializing_if_is_none)]
 struct StateCounts {
     active: u64,
+    partial: u64,
     cooling: u64,
     disabled: u64,
 }
@@ -281,6 +284,7 @@ impl From<KeyStatus> for KeyStateName {
     fn from(status: KeyStatus) -> Self {
         match status {
             KeyStatus::Active => Self::Active,
+            KeyStatus::Partial => Self::Partial,
             KeyStatus::Cooling => Self::Cooling,
             KeyStatus::Disabled => Self::Disabled,
         }
@@ -289,7 +293,7 @@ impl From<KeyStatus> for KeyStateName {
 
 impl From<StatusCounts> for StateCounts {
     fn from(c: StatusCounts) -> Self {
-        Self { active: c.active, cooling: c.cooling, disabled: c.disabled }
+        Self { active: c.active, partial: c.partial, cooling: c.cooling, disabled: c.disabled }
     }
 }
 
