@@ -39,6 +39,7 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 1)]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
+    gemgate::upstream::install_crypto_provider();
     let mut headers = reqwest::header::HeaderMap::new();
     for header in &args.header {
         let (name, value) = header.split_once(':').ok_or("headers are `name: value`")?;

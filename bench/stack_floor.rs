@@ -6,7 +6,7 @@
 //! `cargo run --release --example stack_floor -- 127.0.0.1:18103 http://127.0.0.1:18100`
 
 use poem::web::Data;
-use poem::{Body, EndpointExt, Request, Response, Route, Server, handler, listener::TcpListener};
+use poem::{Body, EndpointExt, Request, Response, Route, Server, handler};
 use std::sync::Arc;
 
 struct Relay {
@@ -40,5 +40,8 @@ async fn main() -> std::io::Result<()> {
         .build()
         .map_err(std::io::Error::other)?;
     let app = Route::new().at("/*path", relay).data(Arc::new(Relay { client, upstream }));
-    Server::new(TcpListener::bind(listen)).run(app).await
+    // TCP_NODELAY, as gemgate's own server sets it: a socket option, not logic.
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    let acceptor = gemgate::server::NoDelayAcceptor(poem::listener::TcpAcceptor::from_tokio(listener)?);
+    Server::new_with_acceptor(acceptor).run(app).await
 }

@@ -55,8 +55,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let keys_dir = loaded.keys_dir();
     let key_set = load_key_dir(&keys_dir, config.keys.allow_nonstandard)
         .with_context(|| format!("reading the keys folder {}", keys_dir.display()))?;
-    for warning in &key_set.warnings {
-        tracing::warn!("key file {warning}");
+    for summary in crate::keys::summarize_warnings(&key_set.warnings) {
+        tracing::warn!("key file {summary}");
     }
 
     let upstream = UpstreamClient::new(&config.upstream).context("building the upstream client")?;
@@ -86,7 +86,9 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         let (key, created) = load_or_generate(&data_dir, "client-key").context("keeping the generated client key")?;
         let path = data_dir.join("client-key");
         if created {
-            tracing::info!("no client key configured: generated one and saved it in {}: {key}", path.display());
+            // The key goes to the terminal once, never into the log stream.
+            eprintln!("gemgate: generated a client key (kept in {}): {key}", path.display());
+            tracing::info!("no client key configured: generated one into {}", path.display());
         } else {
             tracing::info!("no client key configured: using the generated one in {}", path.display());
         }
@@ -111,7 +113,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         let (key, created) = load_or_generate(&data_dir, "admin-key").context("keeping the generated admin key")?;
         let path = data_dir.join("admin-key");
         if created {
-            tracing::info!("no admin key configured: generated one and saved it in {}: {key}", path.display());
+            eprintln!("gemgate: generated an admin key (kept in {}): {key}", path.display());
+            tracing::info!("no admin key configured: generated one into {}", path.display());
         } else {
             tracing::info!("no admin key configured: the admin uses the generated one in {}", path.display());
         }
@@ -131,7 +134,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
-        metrics_auth: ClientAuth::new(&[metrics_token], false),
+        metrics_auth: arc_swap::ArcSwap::from_pointee(ClientAuth::new(&[metrics_token], false)),
         policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
@@ -153,8 +156,27 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         store_writer: store_writer.clone(),
         generated_client_key: generated_client_key.clone(),
         status: reloads.clone(),
+        on_config: std::sync::OnceLock::new(),
     });
     let admin = Arc::new(crate::admin::AdminContext::new(state.clone(), reloader.clone(), &admin_key));
+    // Secrets rotate live: a saved config's admin key and metrics token work at once.
+    let generated_admin_key = config.auth.admin_key.is_empty().then(|| admin_key.clone());
+    let _ = reloader.on_config.set(Box::new({
+        let (admin, state) = (admin.clone(), state.clone());
+        move |config: &crate::config::Config| {
+            let admin_key = match (&generated_admin_key, config.auth.admin_key.as_str()) {
+                (Some(generated), "") => generated.clone(),
+                (_, configured) => configured.to_string(),
+            };
+            if admin_key.is_empty() {
+                return;
+            }
+            admin.gate.set_key(&admin_key);
+            let metrics_token =
+                if config.auth.metrics_token.is_empty() { admin_key } else { config.auth.metrics_token.clone() };
+            state.metrics_auth.store(Arc::new(ClientAuth::new(&[metrics_token], false)));
+        }
+    }));
     let watch = if config.reload.watch {
         match watch::start(reloader.clone()) {
             Ok(watch) => Some(watch),

@@ -12,7 +12,7 @@ use crate::policy::{SharedPolicy, configured_policy};
 use crate::pool::PoolHandle;
 use crate::store::{Store, StoreHandle};
 use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, new_debouncer};
 use serde::Serialize;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
@@ -80,11 +80,19 @@ pub struct Reloader {
     pub generated_client_key: Option<String>,
     /// What happened.
     pub status: Arc<ReloadStatus>,
+    /// Told every accepted config, to apply what lives above this module
+    /// (the admin key and metrics token rotate through it).
+    pub on_config: std::sync::OnceLock<ConfigHook>,
 }
+
+/// A function told every accepted config.
+pub type ConfigHook = Box<dyn Fn(&config::Config) + Send + Sync>;
+
+type FolderWatcher = Debouncer<notify::RecommendedWatcher, RecommendedCache>;
 
 /// Keeps the watch alive; dropping it stops watching.
 pub struct Watch {
-    _debouncer: Mutex<Box<dyn std::any::Any + Send>>,
+    _debouncer: Arc<Mutex<FolderWatcher>>,
 }
 
 #[derive(Default)]
@@ -118,14 +126,18 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
     })?;
     let mut folders = BTreeSet::new();
     folders.insert(keys_dir.clone());
-    for file in [&config_file, &policy_file].into_iter().flatten() {
-        if let Some(parent) = file.parent() {
+    // The keys folder's parent too: when the folder is moved away and back,
+    // its own watch is gone, and the parent is where it reappears.
+    for file in [&config_file, &policy_file, &Some(keys_dir.clone())].into_iter().flatten() {
+        if let Some(parent) = file.parent().filter(|p| p.is_dir()) {
             folders.insert(parent.to_path_buf());
         }
     }
     for folder in &folders {
         debouncer.watch(folder, RecursiveMode::NonRecursive)?;
     }
+    let debouncer = Arc::new(Mutex::new(debouncer));
+    let rewatch = debouncer.clone();
     tokio::spawn(async move {
         while let Some(mut paths) = rx.recv().await {
             // Take everything already queued: one reload per burst.
@@ -137,6 +149,14 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
                 (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file())
             };
             let mut changes = Changes::default();
+            if paths.iter().any(|p| same_file(p, &keys_dir)) && keys_dir.is_dir() {
+                // The folder came back (or was replaced): watch the new one.
+                let mut watcher = rewatch.lock().unwrap_or_else(|e| e.into_inner());
+                let _ = watcher.unwatch(&keys_dir);
+                if let Err(err) = watcher.watch(&keys_dir, RecursiveMode::NonRecursive) {
+                    tracing::warn!("cannot watch {} again: {err}", keys_dir.display());
+                }
+            }
             for path in &paths {
                 changes.config |= config_file.as_deref().is_some_and(|f| same_file(path, f));
                 changes.policy |= policy_file.as_deref().is_some_and(|f| same_file(path, f));
@@ -145,7 +165,7 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
             reloader.apply(changes).await;
         }
     });
-    Ok(Watch { _debouncer: Mutex::new(Box::new(debouncer)) })
+    Ok(Watch { _debouncer: debouncer })
 }
 
 fn same_file(a: &Path, b: &Path) -> bool {
@@ -201,7 +221,7 @@ impl Reloader {
         let mut restart = Vec::new();
         let differs = |a: &dyn std::fmt::Debug, b: &dyn std::fmt::Debug| format!("{a:?}") != format!("{b:?}");
         for (name, changed) in [
-            ("server.listen", old.server.listen != new.server.listen),
+            ("server", differs(&old.server, &new.server)),
             ("store", differs(&old.store, &new.store)),
             ("upstream", differs(&old.upstream, &new.upstream)),
             ("keys.dir", old.keys.dir != new.keys.dir),
@@ -213,11 +233,17 @@ impl Reloader {
         }
         self.pool.reconfigure(new.pool.strategy, new.models.clone());
         self.state.retry_and_auth(new, self.generated_client_key.as_deref());
+        if let Some(on_config) = self.on_config.get() {
+            on_config(new);
+        }
         let policy_changed =
             differs(&old.cooldown, &new.cooldown) || differs(&old.retry, &new.retry) || old.policy != new.policy;
         let mut message = "applied".to_string();
         if !restart.is_empty() {
-            message = format!("applied; these settings need a restart to take effect: {}", restart.join(", "));
+            message = format!(
+                "partly applied: [{}] take effect only after a restart (the running values stay); everything else is in force",
+                restart.join(", ")
+            );
         }
         *current = fresh;
         drop(current);
@@ -239,11 +265,30 @@ impl Reloader {
     }
 
     /// Re-reads the keys folder and makes the pool match it.
+    /// Re-reads the keys folder after a file change. A missing folder, or
+    /// one with no key left, keeps the running pool and says so: a folder
+    /// moved away for a moment must not take every key with it.
     pub async fn reload_keys(&self) {
+        self.reload_keys_from(false).await;
+    }
+
+    /// Re-reads the keys folder after the admin edited it: there, removing
+    /// the last key is what the operator asked for.
+    pub async fn reload_keys_edited(&self) {
+        self.reload_keys_from(true).await;
+    }
+
+    async fn reload_keys_from(&self, may_empty: bool) {
         let (dir, allow) = {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             (loaded.keys_dir(), loaded.config.keys.allow_nonstandard)
         };
+        if !dir.is_dir() {
+            let message = format!("the keys folder {} is missing; the running pool stays", dir.display());
+            tracing::warn!("{message}");
+            self.status.record("keys", false, message);
+            return;
+        }
         let key_set = match load_key_dir(&dir, allow) {
             Ok(set) => set,
             Err(err) => {
@@ -251,8 +296,15 @@ impl Reloader {
                 return;
             }
         };
-        for warning in &key_set.warnings {
-            self.status.record("keys", false, format!("line skipped: {warning}"));
+        for summary in crate::keys::summarize_warnings(&key_set.warnings) {
+            self.status.record("keys", false, format!("lines skipped: {summary}"));
+        }
+        if key_set.records.is_empty() && !may_empty && !self.pool.slots().await.is_empty() {
+            let message =
+                format!("the keys folder {} holds no key now; the running pool stays until it does", dir.display());
+            tracing::warn!("{message}");
+            self.status.record("keys", false, message);
+            return;
         }
         // Keys that rejoin start from their stored state.
         self.store_writer.flush().await;

@@ -226,7 +226,7 @@ async function keysView(view) {
         h('td', { class: 'mono' }, k.masked, h('br'), h('span', { class: 'muted', text: k.fingerprint })),
         h('td', { text: k.group }),
         h('td', {}, h('span', { class: 'badge ' + k.state, text: t('state.' + k.state) }),
-          k.disabled_reason ? h('div', { class: 'muted', text: t('keys.disabledBy', { reason: k.disabled_reason }) }) : ''),
+          k.disabled_reason ? h('div', { class: 'muted', text: t('keys.disabledBy', { reason: k.disabled_reason }) + ' · ' + t('keys.until.' + k.disabled_until) }) : ''),
         h('td', {}, cooling),
         h('td', { text: fmt(k.requests) }),
         h('td', { text: fmt(k.failures) }),
@@ -434,7 +434,9 @@ async function settingsView(view) {
     if (c.text == null) { configCard.replaceChildren(h('h2', { text: t('set.config') }), h('p', { class: 'muted', text: t('set.noFile') }), h('h3', { text: t('set.effective') }), effective); return; }
     configText.value = c.text;
     configCard.replaceChildren(h('h2', {}, t('set.config'), ' ', h('span', { class: 'muted mono', text: c.file })),
-      h('p', { class: 'muted', text: t('set.secrets') }), configText, configMsg,
+      h('p', { class: 'muted', text: t('set.secrets') }),
+      ...(c.env_overrides || []).map(o => h('p', { class: 'warn-text', text: t('set.envOverride', { setting: o.setting, variable: o.variable }) })),
+      configText, configMsg,
       h('div', { class: 'row' },
         h('button', { type: 'button', id: 'config-validate', onclick: async () => {
           try { const v = await api('POST', 'config/validate', { text: configText.value }); (v.valid ? ok : bad)(configMsg, v.valid ? t('set.valid') : v.message); } catch (err) { bad(configMsg, err.message); }

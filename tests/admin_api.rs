@@ -5,25 +5,12 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use support::{ADMIN_KEY, CLIENT_KEY, Harness, PROMPT, fake_key, keys};
+use support::{ADMIN_KEY, CLIENT_KEY, Harness, PROMPT, admin_call as admin, fake_key, keys};
 
 const POLICY: &str = "fn on_error(ctx) { ctx.builtin }\n";
 
 async fn harness(keys: &[String]) -> Harness {
     Harness::start_with_files(keys, "", Some(POLICY)).await
-}
-
-/// Calls the admin API with the admin key; returns status and JSON body.
-async fn admin(h: &Harness, method: &str, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-    let mut request = h.http.request(method, h.url(&format!("/admin/api{path}"))).bearer_auth(ADMIN_KEY);
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    let response = request.send().await.unwrap();
-    let status = response.status();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
 }
 
 /// A generateContent call with `client_key` instead of the harness's key.

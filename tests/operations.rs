@@ -4,8 +4,7 @@
 mod support;
 
 use serde_json::Value;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 use support::*;
 
 #[tokio::test]
@@ -32,34 +31,6 @@ async fn readyz_is_unready_with_an_empty_pool() {
     let body: Value = h.http.get(h.url("/readyz")).send().await.unwrap().json().await.unwrap();
     assert_eq!((body["status"].as_str(), body["reason"].as_str()), (Some("unready"), Some("the key pool is empty")));
     h.stop().await;
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18999)
-}
-
-/// Starts the real binary in `dir` against `upstream` on `port`, with extra
-/// environment, and waits until it answers `/healthz`.
-async fn spawn_gemgate(dir: &std::path::Path, upstream: &str, port: u16, env: &[(&str, &str)]) -> std::process::Child {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_gemgate"));
-    command
-        .current_dir(dir)
-        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("GEMGATE_UPSTREAM__BASE_URL", upstream)
-        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::piped());
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let child = command.spawn().unwrap();
-    let http = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "gemgate did not start");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    child
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ FAKE_PORT=18200 GG_PORT=18202
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 cargo build --release --quiet --bin gemgate --example fake_upstream --example openloop
-GEMGATE=${GEMGATE:-./target/release/gemgate}
+GEMGATE=$(realpath "${GEMGATE:-./target/release/gemgate}")
 LOAD=./target/release/examples/openloop
 
 ./target/release/examples/fake_upstream --port "$FAKE_PORT" > "$WORK/fake.log" 2>&1 &
@@ -29,10 +29,11 @@ DIRECT_KEY=$(head -1 "$WORK/keys/bench.txt")
 CLIENT=bench-client-key-0123456789
 GEMGATE_SERVER__LISTEN=127.0.0.1:$GG_PORT GEMGATE_UPSTREAM__BASE_URL=http://127.0.0.1:$FAKE_PORT \
 GEMGATE_AUTH__CLIENT_KEYS=$CLIENT GEMGATE_KEYS__DIR="$WORK/keys" GEMGATE_STORE__DATA_DIR="$WORK/data" \
-GEMGATE_SCAN__INTERVAL_SECS=0 GEMGATE_SERVER__MAX_CONNECTIONS_PER_IP=100000 RUST_LOG=warn \
-  "$GEMGATE" > "$WORK/gg.log" 2>&1 &
+GEMGATE_SCAN__INTERVAL_SECS=0 RUST_LOG=warn \
+  bash -c 'cd "$1" && exec "$2"' _ "$WORK" "$GEMGATE" > "$WORK/gg.log" 2>&1 &  # no config.toml: defaults
 GG_PID=$!
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$GG_PORT/healthz" && break; sleep 0.1; done
+kill -0 "$GG_PID" 2>/dev/null || { echo "gemgate did not start:" >&2; cat "$WORK/gg.log" >&2; exit 1; }
 for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$FAKE_PORT/" && break; sleep 0.1; done
 
 NATIVE_BODY='{"contents":[{"role":"user","parts":[{"text":"hello there, benchmark"}]}]}'

@@ -90,7 +90,7 @@ wrk.headers["Authorization"] = "Bearer bench-client-key-0123456789"
 LUA
 PATH_=/v1beta/models/gemini-2.5-flash:generateContent
 
-GEMGATE=${GEMGATE:-./target/release/gemgate}
+GEMGATE=$(realpath "${GEMGATE:-./target/release/gemgate}")
 start_gemgate() { # $1 = number of keys, [$2 = upstream port, $3 = listen port, $4 = pid variable]
   local up=${2:-$UP} port=${3:-$GG} dir="$WORK/gg-${3:-$GG}"
   rm -rf "$dir" && mkdir -p "$dir/keys"
@@ -103,7 +103,7 @@ PY
   GEMGATE_SERVER__LISTEN=127.0.0.1:$port GEMGATE_UPSTREAM__BASE_URL=http://127.0.0.1:$up \
   GEMGATE_AUTH__CLIENT_KEYS=bench-client-key-0123456789 GEMGATE_KEYS__DIR="$dir/keys" \
   GEMGATE_STORE__DATA_DIR="$dir/data" GEMGATE_SCAN__INTERVAL_SECS=0 RUST_LOG=warn \
-    "$GEMGATE" > "$dir.log" 2>&1 &
+    bash -c 'cd "$1" && exec "$2"' _ "$dir" "$GEMGATE" > "$dir.log" 2>&1 &  # no config.toml: defaults
   eval "${4:-GG_PID}=$!"
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$port/healthz" && break; sleep 0.1; done
 }

@@ -7,9 +7,14 @@ use toml_edit::{DocumentMut, Item, Value};
 /// What replaces a secret in the text shown.
 pub const HIDDEN: &str = "<hidden>";
 
-/// (table, key) of each secret setting.
-const SECRETS: &[(&str, &str)] =
-    &[("auth", "admin_key"), ("auth", "metrics_token"), ("auth", "client_keys"), ("store", "database_url")];
+/// (table, key) of each secret setting (a proxy URL may carry credentials).
+const SECRETS: &[(&str, &str)] = &[
+    ("auth", "admin_key"),
+    ("auth", "metrics_token"),
+    ("auth", "client_keys"),
+    ("store", "database_url"),
+    ("upstream", "proxy"),
+];
 
 /// Calls `f` with the index in [`SECRETS`] and the value of each secret present.
 fn each_secret(
@@ -125,6 +130,15 @@ mod tests {
     use super::*;
 
     const FILE: &str = "# top\n[auth]\n# the admin\nadmin_key = \"very-secret-admin\" # inline\nclient_keys = [\"c-one\", \"c-two\"]\nopen = false\n[retry]\nmax_attempts = 3\n";
+
+    #[test]
+    fn proxy_credentials_are_hidden_in_text_and_effective_settings() {
+        let masked = mask("[upstream]\nproxy = \"socks5://user:pa55@127.0.0.1:1080\"\n");
+        assert!(!masked.contains("pa55"), "{masked}");
+        let mut config = crate::config::Config::default();
+        config.upstream.proxy = "http://user:pa55@proxy:3128".into();
+        assert!(!masked_json(&config).to_string().contains("pa55"));
+    }
 
     #[test]
     fn secrets_are_hidden_and_comments_kept() {

@@ -1,8 +1,10 @@
 //! What the admin writes to disk: keys pasted in (extracted, appended to a
 //! key file), keys deleted (their lines removed), and whole config or policy
-//! files. Every write goes to a hidden temporary file in the same folder and
-//! is renamed over the target, so the watcher and readers see the old file or
-//! the new one, never half of one.
+//! files. Every write goes to a hidden temporary file (mode 0600) in the same
+//! folder, is synced to disk, renamed over the target, and the folder synced:
+//! the watcher and readers see the old file or the new one, never half of
+//! one, and an acknowledged write survives a crash. Callers serialise their
+//! read-modify-writes (`AdminContext::file_writes`).
 
 use crate::keys::{Fingerprint, is_google_key_shape, is_key_file_name, is_nonstandard_key_shape};
 use std::collections::HashSet;
@@ -32,12 +34,14 @@ fn google_keys_in(line: &str) -> Vec<&str> {
     while let Some(pos) = line[from..].find("AIza").map(|p| p + from) {
         let starts_clean = pos == 0 || !is_key_byte(bytes[pos - 1]);
         let end = pos + 39;
-        let ends_clean = end <= bytes.len() && (end == bytes.len() || !is_key_byte(bytes[end]));
-        if starts_clean && ends_clean && is_google_key_shape(&line[pos..end]) {
-            found.push(&line[pos..end]);
-            from = end;
-        } else {
-            from = pos + 4;
+        let ends_clean = end == bytes.len() || bytes.get(end).is_some_and(|&b| !is_key_byte(b));
+        // `get`, not indexing: `end` may fall inside a multi-byte character.
+        match line.get(pos..end) {
+            Some(candidate) if starts_clean && ends_clean && is_google_key_shape(candidate) => {
+                found.push(candidate);
+                from = end;
+            }
+            _ => from = pos + 4,
         }
     }
     found
@@ -82,20 +86,30 @@ pub fn is_group_name(group: &str) -> bool {
     (1..=40).contains(&group.len()) && group.bytes().all(is_key_byte)
 }
 
-/// Writes `text` to `path` through a temporary file and a rename.
+/// Writes `text` to `path` atomically and durably, mode 0600: a temporary
+/// file, fsync, rename, fsync of the folder.
 pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let temp = dir.join(format!(".{name}.{:08x}.tmp", rand::random::<u32>()));
-    std::fs::write(&temp, text)?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        // Keep the file's mode (key files may be 0600).
-        let _ = std::fs::set_permissions(&temp, meta.permissions());
-    }
-    std::fs::rename(&temp, path).inspect_err(|_| {
+    let written = (|| {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&temp)?;
+        file.write_all(text.as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&temp, path)
+    })();
+    if written.is_err() {
         let _ = std::fs::remove_file(&temp);
-    })
+        return written;
+    }
+    // The rename itself is durable only once the folder is.
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// Appends `keys` to `dir/<group>.txt`; returns the file.
@@ -174,6 +188,36 @@ mod tests {
         assert!(google_keys_in(&format!("{A}x")).is_empty());
         assert!(google_keys_in(&format!("x{A}")).is_empty());
         assert_eq!(google_keys_in(&format!("{A} {B}")), vec![A, B]);
+    }
+
+    #[test]
+    fn a_multi_byte_character_after_a_key_like_run_does_not_panic() {
+        let text = format!("AIza{}é and {A}", "x".repeat(34));
+        assert_eq!(extract_keys(&text, false).keys, vec![A.to_string()]);
+    }
+
+    proptest::proptest! {
+        /// Any pasted text: no panic, and every key embedded between separators is found.
+        #[test]
+        fn pasted_text_never_panics_and_embedded_keys_are_found(
+            noise in proptest::collection::vec("\\PC{0,12}", 0..8),
+            picks in proptest::collection::vec(0usize..2, 0..6),
+        ) {
+            let keys = [A, B];
+            let mut text = String::new();
+            for (i, piece) in noise.iter().enumerate() {
+                // `#` at a line's start makes it a comment, which is skipped on purpose.
+                text.push_str(&piece.replace('#', ""));
+                if let Some(&pick) = picks.get(i) {
+                    text.push_str(&format!(" {} \n", keys[pick]));
+                }
+            }
+            let out = extract_keys(&text, false);
+            for &pick in &picks[..picks.len().min(noise.len())] {
+                proptest::prop_assert!(out.keys.iter().any(|k| k == keys[pick]), "{text:?}");
+            }
+            let _ = extract_keys(&text, true);
+        }
     }
 
     #[test]

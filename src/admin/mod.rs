@@ -33,12 +33,21 @@ pub struct AdminContext {
     pub gate: AdminGate,
     /// When gemgate started.
     pub started: SystemTime,
+    /// One admin file edit at a time (key files, config, policy): each is a
+    /// read-modify-write, and two at once would lose one.
+    pub file_writes: tokio::sync::Mutex<()>,
 }
 
 impl AdminContext {
     /// The admin context for `admin_key`.
     pub fn new(state: Arc<AppState>, reloader: Arc<Reloader>, admin_key: &str) -> Self {
-        Self { state, reloader, gate: AdminGate::new(admin_key), started: SystemTime::now() }
+        Self {
+            state,
+            reloader,
+            gate: AdminGate::new(admin_key),
+            started: SystemTime::now(),
+            file_writes: tokio::sync::Mutex::new(()),
+        }
     }
 
     fn pool(&self) -> &PoolHandle {

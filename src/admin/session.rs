@@ -27,7 +27,7 @@ struct Session {
 
 /// The admin key (hashed) and live sessions.
 pub struct AdminGate {
-    key_hash: [u8; 32],
+    key_hash: std::sync::RwLock<[u8; 32]>,
     sessions: Mutex<HashMap<[u8; 32], Session>>,
 }
 
@@ -51,12 +51,26 @@ fn hash(text: &str) -> [u8; 32] {
 impl AdminGate {
     /// A gate for `admin_key`.
     pub fn new(admin_key: &str) -> Self {
-        Self { key_hash: hash(admin_key), sessions: Mutex::default() }
+        Self { key_hash: std::sync::RwLock::new(hash(admin_key)), sessions: Mutex::default() }
+    }
+
+    /// Rotates the admin key: the new one works at once, the old one stops,
+    /// and every session (opened with the old key) ends.
+    pub fn set_key(&self, admin_key: &str) {
+        let new = hash(admin_key);
+        let mut current = self.key_hash.write().unwrap_or_else(|e| e.into_inner());
+        if *current != new {
+            *current = new;
+            drop(current);
+            lock(&self.sessions).clear();
+            tracing::info!("the admin key changed: it works at once, the old one no longer does, sessions ended");
+        }
     }
 
     /// Whether `presented` is the admin key (constant time).
     pub fn is_admin_key(&self, presented: &str) -> bool {
-        bool::from(hash(presented).ct_eq(&self.key_hash))
+        let key_hash = *self.key_hash.read().unwrap_or_else(|e| e.into_inner());
+        bool::from(hash(presented).ct_eq(&key_hash))
     }
 
     /// Checks the admin key, for the failed-auth limiter.

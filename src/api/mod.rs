@@ -30,7 +30,7 @@ pub struct AppState {
     /// The store, for readiness.
     pub store: crate::store::Store,
     /// The `/metrics` bearer token (the admin key unless configured).
-    pub metrics_auth: ClientAuth,
+    pub metrics_auth: arc_swap::ArcSwap<ClientAuth>,
     /// Script faults, for `/metrics`.
     pub policy_faults: Arc<std::sync::atomic::AtomicU64>,
     /// Reload events, for `/metrics`.
@@ -48,7 +48,7 @@ pub struct AppState {
 async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
     // The token only in a header: a URL's query ends up in access logs.
     let token = auth::bearer_token(request).map(String::from);
-    if let Err(err) = state.auth_limit.guard(request, || state.metrics_auth.check_presented(token)) {
+    if let Err(err) = state.auth_limit.guard(request, || state.metrics_auth.load().check_presented(token)) {
         let mut response = poem::Response::builder()
             .status(poem::http::StatusCode::from_u16(err.status()).unwrap_or(poem::http::StatusCode::UNAUTHORIZED));
         if let Some(secs) = err.retry_after_secs() {

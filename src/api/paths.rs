@@ -16,8 +16,10 @@ pub fn unsafe_path_reason(raw_path: &str) -> Option<&'static str> {
     if raw_path.contains('\\') {
         return Some("backslashes are not allowed in paths");
     }
-    let lower = raw_path.to_ascii_lowercase();
-    if ["%2e", "%2f", "%5c", "%00"].iter().any(|encoded| lower.contains(encoded)) {
+    let encoded_separator = raw_path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%' && matches!((w[1], w[2].to_ascii_lowercase()), (b'2', b'e' | b'f') | (b'5', b'c') | (b'0', b'0'))
+    });
+    if encoded_separator {
         return Some("percent-encoded `.`, `/`, `\\` or NUL are not allowed in paths");
     }
     let segments = raw_path[1..].split('/');

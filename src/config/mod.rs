@@ -45,6 +45,24 @@ impl LoadedConfig {
         if path.is_absolute() { path.to_path_buf() } else { self.base_dir.join(path) }
     }
 
+    /// Whether `path` (from the config) stays inside the config's folder,
+    /// judged on its components (`..` climbs), before any file is touched.
+    pub fn is_inside_base(&self, path: &Path) -> bool {
+        let mut inside = PathBuf::new();
+        for part in self.resolve(path).components() {
+            match part {
+                std::path::Component::ParentDir => {
+                    if !inside.pop() {
+                        return false;
+                    }
+                }
+                std::path::Component::CurDir => {}
+                other => inside.push(other),
+            }
+        }
+        inside.starts_with(&self.base_dir) && inside != self.base_dir
+    }
+
     /// The keys folder.
     pub fn keys_dir(&self) -> PathBuf {
         self.resolve(&self.config.keys.dir)
@@ -106,20 +124,53 @@ pub fn load_with_env(file: Option<&Path>, env: Env) -> Result<LoadedConfig, Conf
     Ok(LoadedConfig { config, file: file_path, base_dir })
 }
 
-/// Parses config text alone (no environment), for validation of an edit.
+/// Settings an environment variable overrides, as (`section.field`,
+/// `GEMGATE_SECTION__FIELD`): the file's value for them cannot take effect.
+pub fn env_overrides() -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = std::env::vars()
+        .filter_map(|(name, _)| {
+            let setting = name.strip_prefix("GEMGATE_")?;
+            (setting != "CONFIG" && setting.contains("__"))
+                .then(|| (setting.to_ascii_lowercase().replace("__", "."), name.clone()))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Parses config text alone (no environment), for validation of an edit;
+/// errors name the line and the setting.
 pub fn parse_str(text: &str) -> Result<Config, ConfigError> {
-    let config: Config =
-        Figment::from(Toml::string(text)).extract().map_err(|err| ConfigError::Parse(describe_figment_error(err)))?;
-    config.validate()?;
+    let config: Config = Figment::from(Toml::string(text)).extract().map_err(|err| {
+        let lines: Vec<String> = err
+            .clone()
+            .into_iter()
+            .filter_map(|e| key_line_in(text, &e.path).map(|line| format!("line {line}: `{}`", e.path.join("."))))
+            .collect();
+        let described = describe_figment_error(err);
+        ConfigError::Parse(if lines.is_empty() { described } else { format!("{} ({described})", lines.join(", ")) })
+    })?;
+    config.validate().map_err(|err| match err {
+        ConfigError::Invalid { field, message, .. } => {
+            let keys: Vec<String> = field.split('.').map(String::from).collect();
+            let at = key_line_in(text, &keys).map_or(String::new(), |line| format!(" (line {line})"));
+            ConfigError::Invalid { field, message, at }
+        }
+        err => err,
+    })?;
     Ok(config)
 }
 
 /// The 1-based line of `keys` (`["retry", "max_attempts"]`) in a TOML file:
 /// the line `max_attempts = …` under the `[retry]` header.
 fn key_line(path: &Path, keys: &[String]) -> Option<usize> {
+    key_line_in(&std::fs::read_to_string(path).ok()?, keys)
+}
+
+/// [`key_line`] over TOML text.
+fn key_line_in(text: &str, keys: &[String]) -> Option<usize> {
     let (key, table) = keys.split_last()?;
     let table = table.join(".");
-    let text = std::fs::read_to_string(path).ok()?;
     let mut current = String::new();
     for (index, line) in text.lines().enumerate() {
         let line = line.trim();

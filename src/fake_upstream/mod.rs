@@ -77,7 +77,7 @@ impl FakeUpstream {
         let state = Arc::new(FakeState::default());
         let app = Route::new().at("/*path", handler::serve).data(state.clone());
         let (shutdown, signal) = oneshot::channel::<()>();
-        let acceptor = TcpAcceptor::from_tokio(listener)?;
+        let acceptor = crate::server::NoDelayAcceptor(TcpAcceptor::from_tokio(listener)?);
         let server = tokio::spawn(async move {
             Server::new_with_acceptor(acceptor)
                 .run_with_graceful_shutdown(

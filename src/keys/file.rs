@@ -35,6 +35,25 @@ impl fmt::Display for KeyFileWarning {
     }
 }
 
+/// Skipped lines told per file, not line by line (a junk file of 100,000
+/// lines is one message): `junk.txt: 100000 lines skipped (first, line 1: …)`.
+pub fn summarize_warnings(warnings: &[KeyFileWarning]) -> Vec<String> {
+    let mut by_file: Vec<(&str, usize, &KeyFileWarning)> = Vec::new();
+    for warning in warnings {
+        match by_file.iter_mut().find(|(file, _, _)| *file == warning.file) {
+            Some((_, count, _)) => *count += 1,
+            None => by_file.push((&warning.file, 1, warning)),
+        }
+    }
+    by_file
+        .into_iter()
+        .map(|(file, count, first)| match count {
+            1 => first.to_string(),
+            _ => format!("{file}: {count} lines skipped (first, line {}: {})", first.line, first.reason),
+        })
+        .collect()
+}
+
 /// Every key from every file of the keys folder, deduplicated.
 #[derive(Clone, Debug, Default)]
 pub struct KeySet {
@@ -91,7 +110,8 @@ pub fn load_key_dir(dir: &Path, allow_nonstandard: bool) -> std::io::Result<KeyS
     };
     let mut files: Vec<_> = entries
         .filter_map(Result::ok)
-        .filter(|entry| entry.file_type().map(|t| t.is_file()).unwrap_or(false))
+        // Followed links count (Kubernetes mounts Secrets as symlinks).
+        .filter(|entry| std::fs::metadata(entry.path()).is_ok_and(|m| m.is_file()))
         .map(|entry| entry.file_name().to_string_lossy().into_owned())
         .filter(|name| is_key_file_name(name))
         .collect();

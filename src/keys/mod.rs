@@ -4,7 +4,7 @@
 mod file;
 
 pub(crate) use file::is_key_file_name;
-pub use file::{KeyFileWarning, KeyRecord, KeySet, load_key_dir, parse_key_file};
+pub use file::{KeyFileWarning, KeyRecord, KeySet, load_key_dir, parse_key_file, summarize_warnings};
 
 use sha2::{Digest, Sha256};
 use std::fmt;

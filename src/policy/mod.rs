@@ -110,6 +110,18 @@ impl DisableReason {
         }
     }
 
+    /// Whether a health scan that finds the key alive ends this disable.
+    /// Only Google's verdicts (invalid, refused) are overturned by a scan; an
+    /// operator's or a policy's disable lasts until an operator enables the key.
+    pub fn ends_on_scan(self) -> bool {
+        matches!(self, Self::Invalid | Self::PermissionDenied)
+    }
+
+    /// How the disable ends, for the admin: `scan` or `operator`.
+    pub fn ends(self) -> &'static str {
+        if self.ends_on_scan() { "scan" } else { "operator" }
+    }
+
     /// Parses the stored name.
     pub fn parse(text: &str) -> Option<Self> {
         Some(match text {

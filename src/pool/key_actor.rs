@@ -188,10 +188,14 @@ impl KeyActorState {
     fn publish(&mut self) {
         self.slot.store_counters(&self.current);
         let state_changed = std::mem::take(&mut self.state_changed);
-        if state_changed {
-            self.slot.store_state(self.current.state());
-        }
-        self.store.save_key(&self.slot, state_changed);
+        // The state becomes visible under the store's queue lock, as the key
+        // is queued: whoever sees the new state and then flushes has it written.
+        let (slot, current) = (&self.slot, &self.current);
+        self.store.save_key_while(slot, state_changed, || {
+            if state_changed {
+                slot.store_state(current.state());
+            }
+        });
     }
 }
 

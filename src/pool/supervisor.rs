@@ -306,8 +306,8 @@ impl SupervisorState {
         let disabled = slot.disabled();
         match verdict {
             ScanVerdict::Alive => {
-                // A key an operator disabled stays disabled.
-                if disabled.is_some_and(|d| d.reason != DisableReason::Manual) {
+                // Only Google's verdicts end on a scan; an operator's or a policy's disable stays.
+                if disabled.is_some_and(|d| d.reason.ends_on_scan()) {
                     tracing::info!(key = %slot.record.fingerprint, "health scan: key is alive again, re-enabled");
                     self.set_disabled(slot.index, None, now);
                 }

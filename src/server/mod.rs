@@ -111,3 +111,25 @@ where
     }
     Ok(())
 }
+
+/// poem's TCP acceptor with `TCP_NODELAY` on every connection, for servers
+/// that run on poem's own `Server` (the fake upstream, the benchmark's stack
+/// floor). Without it, a reply written in two pieces (a chunk, then the
+/// chunked terminator) waits for the peer's delayed ACK: up to 40 ms a reply.
+pub struct NoDelayAcceptor(pub poem::listener::TcpAcceptor);
+
+impl poem::listener::Acceptor for NoDelayAcceptor {
+    type Io = tokio::net::TcpStream;
+
+    fn local_addr(&self) -> Vec<poem::web::LocalAddr> {
+        self.0.local_addr()
+    }
+
+    async fn accept(
+        &mut self,
+    ) -> std::io::Result<(Self::Io, poem::web::LocalAddr, poem::web::RemoteAddr, poem::http::uri::Scheme)> {
+        let accepted = self.0.accept().await?;
+        let _ = accepted.0.set_nodelay(true);
+        Ok(accepted)
+    }
+}

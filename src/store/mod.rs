@@ -123,6 +123,9 @@ impl Store {
         let pool = options.connect(url).await?;
         if dialect == Dialect::Sqlite {
             sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+            if let Some(path) = sqlite_path(url) {
+                owner_only(path);
+            }
         }
         let store = Self { pool, dialect };
         store.migrate().await?;
@@ -183,6 +186,21 @@ fn sqlite_path(url: &str) -> Option<&str> {
     let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next().unwrap_or_default();
     (!path.is_empty() && path != ":memory:").then_some(path)
+}
+
+/// The SQLite file and its WAL companions readable by the owner only: they
+/// hold key state, client-key hashes and request logs.
+fn owner_only(database: &str) {
+    #[cfg(unix)]
+    for suffix in ["", "-wal", "-shm"] {
+        use std::os::unix::fs::PermissionsExt;
+        let path = format!("{database}{suffix}");
+        if std::path::Path::new(&path).exists()
+            && let Err(err) = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+        {
+            tracing::warn!("cannot make {path} private (0600): {err}");
+        }
+    }
 }
 
 #[cfg(test)]

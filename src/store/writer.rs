@@ -56,11 +56,18 @@ impl StoreHandle {
     /// Marks a key for saving; its state is read when written, so a busy key
     /// costs one map entry, not a copy per request. A state change is written
     /// at the next tick, moved counters within [`COUNTER_FLUSH`].
-    pub fn save_key(&self, slot: &Arc<KeySlot>, state_changed: bool) {
-        if let Some(shared) = &self.shared {
-            let mut pending = lock(&shared.pending);
-            let map = if state_changed { &mut pending.keys } else { &mut pending.counters };
-            map.insert(slot.record.fingerprint, slot.clone());
+    ///
+    /// `publish` (the actor making the new state visible) runs under the
+    /// queue's lock, so no flush can fall between the two.
+    pub fn save_key_while(&self, slot: &Arc<KeySlot>, state_changed: bool, publish: impl FnOnce()) {
+        match &self.shared {
+            Some(shared) => {
+                let mut pending = lock(&shared.pending);
+                publish();
+                let map = if state_changed { &mut pending.keys } else { &mut pending.counters };
+                map.insert(slot.record.fingerprint, slot.clone());
+            }
+            None => publish(),
         }
     }
 

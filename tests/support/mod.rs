@@ -220,3 +220,55 @@ pub fn rss_bytes() -> u64 {
         .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
 }
+
+/// Calls the admin API with the admin key; returns status and JSON body.
+pub async fn admin_call(
+    h: &Harness,
+    method: &str,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> (reqwest::StatusCode, serde_json::Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = h.http.request(method, h.url(&format!("/admin/api{path}"))).bearer_auth(ADMIN_KEY);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}")))
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(18999)
+}
+
+/// Starts the real binary in `dir` against `upstream` on `port`, with extra
+/// environment, and waits until it answers `/healthz`.
+pub async fn spawn_gemgate(
+    dir: &std::path::Path,
+    upstream: &str,
+    port: u16,
+    env: &[(&str, &str)],
+) -> std::process::Child {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_gemgate"));
+    command
+        .current_dir(dir)
+        .env("GEMGATE_SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("GEMGATE_UPSTREAM__BASE_URL", upstream)
+        .env("GEMGATE_AUTH__CLIENT_KEYS", CLIENT_KEY)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped());
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let child = command.spawn().unwrap();
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "gemgate did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    child
+}

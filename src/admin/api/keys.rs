@@ -60,6 +60,9 @@ struct KeyView {
     state: KeyStateName,
     /// Why it is disabled.
     disabled_reason: Option<String>,
+    /// How the disable ends: `scan` (when a health scan finds the key alive)
+    /// or `operator` (when an operator enables it).
+    disabled_until: Option<String>,
     /// Unix milliseconds since when.
     disabled_since_ms: Option<i64>,
     /// Rests still running.
@@ -316,6 +319,7 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
         group: slot.record.group.to_string(),
         state: snapshot.status(now).into(),
         disabled_reason: snapshot.disabled.map(|d| d.reason.as_str().to_string()),
+        disabled_until: snapshot.disabled.map(|d| d.reason.ends().to_string()),
         disabled_since_ms: snapshot.disabled.map(|d| ms(d.since)),
         cooling_until_ms: cooldowns.iter().map(|c| c.until_ms).max(),
         cooldowns,
@@ -350,11 +354,31 @@ impl KeysApi {
         self.ctx.pool().slots().await.into_iter().find(|s| s.record.fingerprint == wanted)
     }
 
+    /// Makes a disable or enable durable before it is acknowledged: waits
+    /// until each key's actor has taken it (it queues the key for the store
+    /// before it publishes), then flushes the store.
+    async fn persist_now(&self, wanted: &[Fingerprint], reason: Option<DisableReason>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        loop {
+            let slots = self.ctx.pool().slots().await;
+            let applied = slots
+                .iter()
+                .filter(|s| wanted.contains(&s.record.fingerprint))
+                .all(|s| s.disabled().map(|d| d.reason) == reason || (reason.is_some() && s.disabled().is_some()));
+            if applied || std::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        self.ctx.reloader.store_writer.flush().await;
+    }
+
     async fn set_disabled(&self, body: &Selection, reason: Option<DisableReason>) -> ApiResult<Json<BulkReport>> {
         let wanted = parse_fingerprints(&body.fingerprints)?;
         let count = wanted.len();
-        let missing = self.ctx.pool().set_disabled_many(wanted, reason).await;
+        let missing = self.ctx.pool().set_disabled_many(wanted.clone(), reason).await;
         let changed = (count - missing.len()) as u64;
+        self.persist_now(&wanted, reason).await;
         Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect() }))
     }
 }
@@ -435,6 +459,7 @@ impl KeysApi {
     /// `keys/<group>.txt` and loaded at once.
     #[oai(path = "/keys/import", method = "post")]
     async fn import(&self, _auth: AdminAuth, body: Json<ImportRequest>) -> ApiResult<Json<ImportReport>> {
+        let _writing = self.ctx.file_writes.lock().await;
         let loaded = self.ctx.reloader.current();
         let group = body.group.clone().unwrap_or_else(|| "added".into());
         if !files::is_group_name(&group) {
@@ -450,7 +475,7 @@ impl KeysApi {
             let path = files::append_keys(&loaded.keys_dir(), &group, &new)
                 .map_err(|e| ApiError::internal(format!("cannot write the key file: {e}")))?;
             file = path.display().to_string();
-            self.ctx.reloader.reload_keys().await;
+            self.ctx.reloader.reload_keys_edited().await;
             tracing::info!(added = new.len(), file = %file, "admin added keys");
         }
         Ok(Json(ImportReport {
@@ -474,11 +499,12 @@ impl KeysApi {
     #[oai(path = "/keys/delete", method = "post")]
     async fn delete(&self, _auth: AdminAuth, body: Json<Selection>) -> ApiResult<Json<BulkReport>> {
         let wanted: HashSet<Fingerprint> = parse_fingerprints(&body.fingerprints)?.into_iter().collect();
+        let _writing = self.ctx.file_writes.lock().await;
         let dir = self.ctx.reloader.current().keys_dir();
         let removed = files::remove_keys(&dir, &wanted)
             .map_err(|e| ApiError::internal(format!("cannot rewrite the key files: {e}")))?;
         if !removed.is_empty() {
-            self.ctx.reloader.reload_keys().await;
+            self.ctx.reloader.reload_keys_edited().await;
             tracing::info!(removed = removed.len(), "admin deleted keys");
         }
         let not_found = wanted.difference(&removed).map(|fp| fp.to_string()).collect();

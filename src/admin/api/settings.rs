@@ -28,6 +28,25 @@ struct ConfigView {
     text: Option<String>,
     /// The effective settings (file, environment and defaults), secrets hidden.
     effective: serde_json::Value,
+    /// Settings an environment variable overrides: the file's value for them
+    /// does not take effect, and a save that changes one is refused.
+    env_overrides: Vec<EnvOverride>,
+}
+
+/// A setting set by the environment.
+#[derive(Object)]
+struct EnvOverride {
+    /// `section.field`.
+    setting: String,
+    /// The variable that sets it.
+    variable: String,
+}
+
+/// The value at `section.field` in TOML text, as text (None when absent).
+fn toml_value(text: &str, setting: &str) -> Option<String> {
+    let doc = text.parse::<toml_edit::DocumentMut>().ok()?;
+    let (section, field) = setting.split_once('.')?;
+    doc.get(section)?.get(field).map(|item| item.to_string().trim().to_string())
 }
 
 /// A config file's new text.
@@ -125,7 +144,33 @@ impl SettingsApi {
         let file = self.config_file()?;
         let current = std::fs::read_to_string(&file).unwrap_or_default();
         let text = config_text::restore(edited, &current).map_err(ApiError::bad_request)?;
-        crate::config::parse_str(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let config = crate::config::parse_str(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for (setting, variable) in crate::config::env_overrides() {
+            if toml_value(&text, &setting) != toml_value(&current, &setting) {
+                return Err(ApiError::bad_request(format!(
+                    "{setting}: set by the environment variable {variable}, which wins over the file; \
+                     change or unset the variable for a new value to take effect"
+                )));
+            }
+        }
+        // What the admin can make gemgate read or write stays in the config's folder.
+        let base_dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+        let loaded = crate::config::LoadedConfig { config, file: Some(file.clone()), base_dir };
+        if !loaded.is_inside_base(&loaded.config.keys.dir) {
+            return Err(ApiError::bad_request("keys.dir: the keys folder must be inside the config file's folder"));
+        }
+        if let Some(policy) = loaded.policy_file() {
+            if !loaded.is_inside_base(&loaded.config.policy.file) {
+                return Err(ApiError::bad_request("policy.file: the script must be inside the config file's folder"));
+            }
+            let source = std::fs::read_to_string(&policy).map_err(|e| {
+                ApiError::bad_request(format!("policy.file: cannot read {}: {e}", loaded.config.policy.file.display()))
+            })?;
+            let fallback = crate::policy::DefaultPolicy::new(&loaded.config.cooldown, &loaded.config.retry);
+            let name = loaded.config.policy.file.display().to_string();
+            crate::policy::script::ScriptPolicy::compile(&name, &source, fallback, Arc::default())
+                .map_err(|e| ApiError::bad_request(format!("policy.file: the script does not compile: {e}")))?;
+        }
         Ok((file, text))
     }
 
@@ -155,6 +200,10 @@ impl SettingsApi {
             file: loaded.file.as_ref().map(|f| f.display().to_string()),
             text,
             effective: config_text::masked_json(&loaded.config),
+            env_overrides: crate::config::env_overrides()
+                .into_iter()
+                .map(|(setting, variable)| EnvOverride { setting, variable })
+                .collect(),
         }))
     }
 
@@ -172,6 +221,7 @@ impl SettingsApi {
     /// An invalid text is refused with what is wrong and nothing changes.
     #[oai(path = "/config", method = "put")]
     async fn save_config(&self, _auth: AdminAuth, body: Json<ConfigText>) -> ApiResult<Json<Saved>> {
+        let _writing = self.ctx.file_writes.lock().await;
         let (file, text) = self.checked_config(&body.text)?;
         let since = crate::store::now_ms();
         write_atomically(&file, &text)
@@ -212,6 +262,7 @@ impl SettingsApi {
     /// compile is refused with its line, and the running one stays.
     #[oai(path = "/policy", method = "put")]
     async fn save_policy(&self, _auth: AdminAuth, body: Json<PolicyText>) -> ApiResult<Json<Saved>> {
+        let _writing = self.ctx.file_writes.lock().await;
         let file = self.policy_file()?;
         let config = self.ctx.reloader.current().config;
         let fallback = crate::policy::DefaultPolicy::new(&config.cooldown, &config.retry);
