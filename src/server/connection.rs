@@ -19,7 +19,6 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 type HttpBody = BoxBody<Bytes, std::io::Error>;
@@ -50,8 +49,13 @@ pub(super) async fn serve(
                     poem::http::uri::Scheme::HTTP,
                 ));
                 let body: HttpBody = request.take_body().into();
-                let deadline = tokio::time::Instant::now() + body_read_timeout;
-                request.set_body(poem::Body::from(BoxBody::new(DeadlineBody { inner: body, deadline, sleep: None })));
+                if body.is_end_stream() {
+                    request.set_body(poem::Body::from(body));
+                } else {
+                    let deadline = tokio::time::Instant::now() + body_read_timeout;
+                    let body = DeadlineBody { inner: body, deadline, sleep: None };
+                    request.set_body(poem::Body::from(BoxBody::new(body)));
+                }
                 let response: poem::http::Response<HttpBody> = endpoint.get_response(request).await.into();
                 Ok::<_, Infallible>(response.map(|body| InFlightBody { inner: body, _guard: guard }))
             }
@@ -86,7 +90,6 @@ struct Activity {
     in_flight: AtomicU32,
     head_started_ms: AtomicU64,
     idle_since_ms: AtomicU64,
-    head_arrived: Notify,
 }
 
 impl Activity {
@@ -96,7 +99,6 @@ impl Activity {
             in_flight: AtomicU32::new(0),
             head_started_ms: AtomicU64::new(0),
             idle_since_ms: AtomicU64::new(1),
-            head_arrived: Notify::new(),
         }
     }
 
@@ -110,12 +112,13 @@ impl Activity {
         InFlightGuard(self.clone())
     }
 
-    /// Bytes arrived: with no request open they begin a head, whose clock starts now.
+    /// Bytes arrived: with no request open they begin a head, whose clock
+    /// starts now. (The watchdog is not woken: it looks again within one
+    /// header timeout anyway, and a wake-up per request would cost the hot
+    /// path a task switch and a timer.)
     fn bytes_read(&self) {
-        if self.in_flight.load(Ordering::Acquire) == 0
-            && self.head_started_ms.compare_exchange(0, self.now_ms(), Ordering::AcqRel, Ordering::Acquire).is_ok()
-        {
-            self.head_arrived.notify_one();
+        if self.in_flight.load(Ordering::Acquire) == 0 && self.head_started_ms.load(Ordering::Acquire) == 0 {
+            let _ = self.head_started_ms.compare_exchange(0, self.now_ms(), Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
@@ -132,7 +135,9 @@ impl Activity {
     }
 }
 
-/// Resolves when the connection has missed its header or idle deadline.
+/// Resolves when the connection has missed its header or idle deadline. It
+/// looks at least once per header timeout, so a head that starts while it
+/// sleeps is cut within twice that timeout.
 async fn watchdog(activity: &Activity, limits: &ServerLimits) {
     loop {
         let now = activity.now_ms();
@@ -141,10 +146,7 @@ async fn watchdog(activity: &Activity, limits: &ServerLimits) {
             Some(deadline) => Duration::from_millis(deadline - now),
             None => limits.idle_timeout,
         };
-        tokio::select! {
-            () = tokio::time::sleep(wait) => {}
-            () = activity.head_arrived.notified() => {}
-        }
+        tokio::time::sleep(wait.min(limits.header_read_timeout)).await;
     }
 }
 

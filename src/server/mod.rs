@@ -6,7 +6,8 @@
 //! What every connection gets (all from [`ServerLimits`]):
 //! - a place under the total and per-address caps, or an immediate close;
 //! - a header deadline: once the first byte of a request arrives, its head
-//!   must be complete within `header_read_timeout`;
+//!   must be complete within `header_read_timeout` (the watchdog looks once
+//!   per that timeout, so a slow head is cut within twice it);
 //! - an idle deadline: with no request open, the connection closes after
 //!   `idle_timeout` without a byte;
 //! - a body deadline: a request body must arrive whole within
