@@ -29,14 +29,7 @@ async fn keys_own_failures_do_not_spend_the_request_budget() {
         let response = h.generate("gemini-2.5-flash").await;
         assert_eq!(response.status(), 200, "round {round}: {}", response.text().await.unwrap());
     }
-    let chat = h
-        .http
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
-        .json(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+    let chat = h.chat(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})).await;
     assert_eq!(chat.status(), 200);
     h.stop().await;
 }
@@ -93,26 +86,12 @@ async fn empty_replies_are_retried_on_another_key_in_every_mode() {
         let array = h.post("/v1beta/models/gemini-2.5-flash:streamGenerateContent", PROMPT).await;
         let array: Value = array.json().await.unwrap();
         assert!(array.to_string().contains("Hello"), "{array}");
-        let chat = h
-            .http
-            .post(h.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
-            .json(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}))
-            .send()
-            .await
-            .unwrap();
+        let chat = h.chat(&json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]})).await;
         let chat: Value = chat.json().await.unwrap();
         assert!(chat["choices"][0]["message"]["content"].as_str().is_some_and(|c| !c.is_empty()), "{chat}");
-        let stream = h
-            .http
-            .post(h.url("/v1/chat/completions"))
-            .bearer_auth(CLIENT_KEY)
-            .json(
-                &json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "hi"}]}),
-            )
-            .send()
-            .await
-            .unwrap();
+        let stream =
+            json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+        let stream = h.chat(&stream).await;
         let stream = stream.text().await.unwrap();
         assert!(stream.contains("Hello") && stream.contains("[DONE]"), "{stream}");
     }
@@ -182,8 +161,7 @@ async fn a_foreign_tool_call_history_continues_on_gemini_3() {
         "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {
             "type": "object", "properties": {"city": {"type": "string"}}}}}]
     });
-    let response = h.http.post(h.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).json(&history).send().await;
-    let response = response.unwrap();
+    let response = h.chat(&history).await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
     assert_eq!(status, 200, "{body}");
@@ -200,13 +178,8 @@ async fn a_fake_stream_keeps_a_slow_reply_alive_with_comments() {
     .await;
     let started = Instant::now();
     let response = h
-        .http
-        .post(h.url("/v1/chat/completions"))
-        .bearer_auth(CLIENT_KEY)
-        .json(&json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
-        .send()
-        .await
-        .unwrap();
+        .chat(&json!({"model": "gemini-2.5-flash", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+        .await;
     assert!(started.elapsed() < Duration::from_millis(2000), "the head comes at once");
     assert_eq!(response.status(), 200);
     let text = response.text().await.unwrap();

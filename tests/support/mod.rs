@@ -131,6 +131,17 @@ impl Harness {
             .expect("request reaches gemgate")
     }
 
+    /// POSTs an OpenAI chat completion with the client key as a bearer token.
+    pub async fn chat(&self, body: &serde_json::Value) -> reqwest::Response {
+        self.http
+            .post(self.url("/v1/chat/completions"))
+            .bearer_auth(CLIENT_KEY)
+            .json(body)
+            .send()
+            .await
+            .expect("request reaches gemgate")
+    }
+
     /// generateContent on `model` with a short prompt.
     pub async fn generate(&self, model: &str) -> reqwest::Response {
         self.post(&format!("/v1beta/models/{model}:generateContent"), PROMPT).await
