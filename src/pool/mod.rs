@@ -99,6 +99,12 @@ impl PoolHandle {
         }
     }
 
+    /// Waits until the actors of these keys have handled every event and
+    /// change sent before this call: their published state is then current.
+    pub async fn settled(&self, fingerprints: Vec<Fingerprint>) {
+        let _ = self.supervisor.call(|reply| PoolMsg::Barrier { fingerprints, reply }, None).await;
+    }
+
     /// Disables (`Some`) or enables (`None`) a key; false when it is not in the pool.
     pub async fn set_disabled(&self, fingerprint: Fingerprint, reason: Option<DisableReason>) -> bool {
         self.set_disabled_many(vec![fingerprint], reason).await.is_empty()

@@ -81,6 +81,14 @@ pub enum PoolMsg {
         /// The count.
         reply: RpcReplyPort<u64>,
     },
+    /// Answers once the actors of these keys have handled everything sent
+    /// to them before (through the supervisor, which forwards in order).
+    Barrier {
+        /// The keys.
+        fingerprints: Vec<Fingerprint>,
+        /// Answered when they are all through.
+        reply: RpcReplyPort<()>,
+    },
     /// Every key currently in the pool.
     Slots {
         /// The slots.
@@ -210,6 +218,24 @@ impl Actor for PoolSupervisor {
             }
             PoolMsg::InFlight { reply } => {
                 let _ = reply.send(state.index.in_flight_total());
+            }
+            PoolMsg::Barrier { fingerprints, reply } => {
+                // Each actor answers its own barrier; a task waits for all of them.
+                let waits: Vec<_> = fingerprints
+                    .iter()
+                    .filter_map(|fp| state.by_fingerprint.get(fp).and_then(|&slot| state.actor(slot)))
+                    .map(|actor| {
+                        let (port, answered) = tokio::sync::oneshot::channel();
+                        let _ = actor.cast(KeyMsg::Barrier(port.into()));
+                        answered
+                    })
+                    .collect();
+                tokio::spawn(async move {
+                    for answered in waits {
+                        let _ = answered.await;
+                    }
+                    let _ = reply.send(());
+                });
             }
             PoolMsg::Slots { reply } => {
                 let _ = reply.send(state.slots.iter().flatten().cloned().collect());

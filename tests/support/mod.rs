@@ -149,8 +149,8 @@ impl Harness {
 
     /// The published state of `key`, once the key actor has caught up.
     pub async fn snapshot(&self, key: &str) -> KeySnapshot {
-        tokio::time::sleep(Duration::from_millis(30)).await;
         let fingerprint = Fingerprint::of(key);
+        self.app().pool.settled(vec![fingerprint]).await;
         let slots = self.app().pool.slots().await;
         let slot = slots.iter().find(|s| s.record.fingerprint == fingerprint).expect("key is in the pool");
         slot.snapshot()

@@ -355,21 +355,10 @@ impl KeysApi {
     }
 
     /// Makes a disable or enable durable before it is acknowledged: waits
-    /// until each key's actor has taken it (it queues the key for the store
-    /// before it publishes), then flushes the store.
-    async fn persist_now(&self, wanted: &[Fingerprint], reason: Option<DisableReason>) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            let slots = self.ctx.pool().slots().await;
-            let applied = slots
-                .iter()
-                .filter(|s| wanted.contains(&s.record.fingerprint))
-                .all(|s| s.disabled().map(|d| d.reason) == reason || (reason.is_some() && s.disabled().is_some()));
-            if applied || std::time::Instant::now() >= deadline {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        }
+    /// until each key's actor has taken it (and queued the key for the
+    /// store), then flushes the store.
+    async fn persist_now(&self, wanted: &[Fingerprint]) {
+        self.ctx.pool().settled(wanted.to_vec()).await;
         self.ctx.reloader.store_writer.flush().await;
     }
 
@@ -378,7 +367,7 @@ impl KeysApi {
         let count = wanted.len();
         let missing = self.ctx.pool().set_disabled_many(wanted.clone(), reason).await;
         let changed = (count - missing.len()) as u64;
-        self.persist_now(&wanted, reason).await;
+        self.persist_now(&wanted).await;
         Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect() }))
     }
 }
