@@ -125,6 +125,7 @@ async fn blocked_prompts_are_answers_and_a_lone_empty_key_still_answers() {
 async fn a_pacing_refusal_names_the_limit_and_when_it_frees() {
     let h = Harness::start_with(&keys("ok", 1), |config| {
         config.models.insert("gemini-2.5-flash".into(), gemgate::config::ModelLimits { rpm: 1, rpd: 0 });
+        config.auth.admin_key = ADMIN_KEY.into();
     })
     .await;
     assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200);
@@ -139,6 +140,10 @@ async fn a_pacing_refusal_names_the_limit_and_when_it_frees() {
     let delay = body["error"]["details"][0]["retryDelay"].as_str().unwrap();
     assert!(delay.trim_end_matches('s').parse::<u64>().unwrap() <= 60, "{delay}");
     assert_eq!(h.fake.total_calls(), 1, "the refusal is gemgate's own");
+    // The admin shows the wait among the key's rests.
+    let (_, list) = admin_call(&h, "GET", "/keys", None).await;
+    let rests = list["items"][0]["cooldowns"].to_string();
+    assert!(rests.contains("pacing_rpm") && rests.contains("gemini-2.5-flash"), "{list}");
     h.stop().await;
 }
 

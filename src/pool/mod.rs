@@ -9,7 +9,7 @@ mod slot;
 mod supervisor;
 
 pub use key_actor::KeyEvent;
-pub use ready_index::{LeaseError, ReadyIndex, Scope, SlotIndex};
+pub use ready_index::{LeaseError, PacingWait, ReadyIndex, Scope, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
 pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot, KeyState, KeyStatus, StatusCounts};
 pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
@@ -95,6 +95,14 @@ impl PoolHandle {
     pub async fn slots(&self) -> Vec<Arc<KeySlot>> {
         match self.supervisor.call(|reply| PoolMsg::Slots { reply }, None).await {
             Ok(CallResult::Success(slots)) => slots,
+            _ => Vec::new(),
+        }
+    }
+
+    /// Keys held back by a limit declared in config (`[models]`) right now.
+    pub async fn pacing(&self) -> Vec<(Fingerprint, PacingWait)> {
+        match self.supervisor.call(|reply| PoolMsg::Pacing { reply }, None).await {
+            Ok(CallResult::Success(waits)) => waits,
             _ => Vec::new(),
         }
     }

@@ -54,6 +54,17 @@ pub enum LeaseError {
     Unavailable,
 }
 
+/// A key held back for a model by a limit declared in config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PacingWait {
+    /// The model.
+    pub model: Arc<str>,
+    /// `rpm` or `rpd`.
+    pub limit: &'static str,
+    /// When the key may serve the model again.
+    pub until: SystemTime,
+}
+
 /// Which models a rest covers, inside the index.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -252,6 +263,23 @@ impl ReadyIndex {
             Some((limit, until)) if rest.is_none_or(|rest| rest < until) => LeaseError::AllPaced { soonest, limit },
             _ => cooling,
         }
+    }
+
+    /// Keys held back by a limit declared in config right now: gemgate's own
+    /// pacing, for the admin.
+    pub fn pacing_waits(&mut self, now: SystemTime) -> Vec<(SlotIndex, PacingWait)> {
+        let limits = &self.limits;
+        let mut waits = Vec::new();
+        for (slot, avail) in self.keys.iter_mut().enumerate() {
+            let Some(avail) = avail else { continue };
+            for (model, pace) in &mut avail.pacing {
+                let declared = limits.get(&**model).copied().unwrap_or_default();
+                if let Some((limit, until)) = pace.limit_hit(declared, now) {
+                    waits.push((slot as SlotIndex, PacingWait { model: model.clone(), limit, until }));
+                }
+            }
+        }
+        waits
     }
 
     /// Attempts in flight on every key.

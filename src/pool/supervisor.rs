@@ -4,7 +4,7 @@
 //! starts health scans.
 
 use super::key_actor::{KeyActor, KeyActorArgs, KeyEvent, KeyMsg};
-use super::ready_index::{LeaseError, ReadyIndex, Scope, SlotIndex};
+use super::ready_index::{LeaseError, PacingWait, ReadyIndex, Scope, SlotIndex};
 use super::scan::{ScanError, Scanner};
 use super::slot::{KeySlot, KeySnapshot};
 use crate::config::{ModelLimits, Strategy};
@@ -88,6 +88,11 @@ pub enum PoolMsg {
         fingerprints: Vec<Fingerprint>,
         /// Answered when they are all through.
         reply: RpcReplyPort<()>,
+    },
+    /// Keys held back by declared limits now: (key, model, `rpm`/`rpd`, until).
+    Pacing {
+        /// The waits.
+        reply: RpcReplyPort<Vec<(Fingerprint, PacingWait)>>,
     },
     /// Every key currently in the pool.
     Slots {
@@ -236,6 +241,14 @@ impl Actor for PoolSupervisor {
                     }
                     let _ = reply.send(());
                 });
+            }
+            PoolMsg::Pacing { reply } => {
+                let waits = state.index.pacing_waits(now);
+                let named = waits
+                    .into_iter()
+                    .filter_map(|(slot, wait)| state.slot(slot).map(|s| (s.record.fingerprint, wait)))
+                    .collect();
+                let _ = reply.send(named);
             }
             PoolMsg::Slots { reply } => {
                 let _ = reply.send(state.slots.iter().flatten().cloned().collect());

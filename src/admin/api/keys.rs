@@ -304,7 +304,17 @@ fn ms(time: SystemTime) -> i64 {
     crate::store::to_ms(time)
 }
 
-fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
+/// Pacing waits by key.
+type PacingWaits = std::collections::HashMap<Fingerprint, Vec<crate::pool::PacingWait>>;
+
+/// A key's view; waits from gemgate's own pacing (`[models]` limits) show
+/// among its rests with the reason `pacing_rpm` or `pacing_rpd`.
+fn view(slot: &KeySlot, snapshot: &KeySnapshot, pacing: &PacingWaits, now: SystemTime) -> KeyView {
+    let paced = pacing.get(&slot.record.fingerprint).into_iter().flatten().map(|wait| CooldownView {
+        model: Some(wait.model.to_string()),
+        until_ms: ms(wait.until),
+        reason: format!("pacing_{}", wait.limit),
+    });
     let cooldowns: Vec<CooldownView> = snapshot
         .active_cooldowns(now)
         .map(|c| CooldownView {
@@ -312,6 +322,7 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, now: SystemTime) -> KeyView {
             until_ms: ms(c.until),
             reason: c.reason.clone(),
         })
+        .chain(paced)
         .collect();
     KeyView {
         fingerprint: slot.record.fingerprint.to_string(),
@@ -434,11 +445,15 @@ impl KeysApi {
         }
         let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
         let total = rows.len() as u64;
+        let mut pacing = PacingWaits::new();
+        for (fingerprint, wait) in self.ctx.pool().pacing().await {
+            pacing.entry(fingerprint).or_default().push(wait);
+        }
         let items = rows
             .iter()
             .skip((page as usize - 1).saturating_mul(per_page as usize))
             .take(per_page as usize)
-            .map(|(slot, snapshot, _)| view(slot, snapshot, now))
+            .map(|(slot, snapshot, _)| view(slot, snapshot, &pacing, now))
             .collect();
         let groups = groups.into_iter().map(|(name, keys)| GroupCount { name, keys }).collect();
         Ok(Json(KeyPage { total, page, per_page, items, counts: counts.into(), groups }))
