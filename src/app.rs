@@ -124,8 +124,6 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     };
     let stored_clients = store.client_keys().await.context("loading client keys")?;
     let limits = config.server.limits()?;
-    let metrics_token =
-        if config.auth.metrics_token.is_empty() { admin_key.clone() } else { config.auth.metrics_token.clone() };
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
         auth: arc_swap::ArcSwap::from_pointee(
@@ -134,7 +132,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
-        metrics_auth: arc_swap::ArcSwap::from_pointee(ClientAuth::new(&[metrics_token], false)),
+        metrics_auth: arc_swap::ArcSwap::from_pointee(metrics_auth(config, &admin_key)),
         policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
@@ -172,9 +170,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
                 return;
             }
             admin.gate.set_key(&admin_key);
-            let metrics_token =
-                if config.auth.metrics_token.is_empty() { admin_key } else { config.auth.metrics_token.clone() };
-            state.metrics_auth.store(Arc::new(ClientAuth::new(&[metrics_token], false)));
+            state.metrics_auth.store(Arc::new(metrics_auth(config, &admin_key)));
         }
     }));
     let watch = if config.reload.watch {
@@ -239,6 +235,12 @@ impl RunningApp {
         self.store_writer.flush().await;
         self.store.close().await;
     }
+}
+
+/// Who may read `/metrics`: `auth.metrics_token`, or the admin key without one.
+fn metrics_auth(config: &crate::config::Config, admin_key: &str) -> ClientAuth {
+    let token = if config.auth.metrics_token.is_empty() { admin_key } else { &config.auth.metrics_token };
+    ClientAuth::new(&[token.to_string()], false)
 }
 
 fn group_counts(records: &[crate::keys::KeyRecord]) -> BTreeMap<String, usize> {

@@ -264,7 +264,6 @@ impl Reloader {
         }
     }
 
-    /// Re-reads the keys folder and makes the pool match it.
     /// Re-reads the keys folder after a file change. A missing folder, or
     /// one with no key left, keeps the running pool and says so: a folder
     /// moved away for a moment must not take every key with it.
@@ -278,16 +277,19 @@ impl Reloader {
         self.reload_keys_from(true).await;
     }
 
+    /// A keys reload refused: the running pool stays, and the operator is told why.
+    fn keep_pool(&self, message: String) {
+        tracing::warn!("{message}");
+        self.status.record("keys", false, message);
+    }
+
     async fn reload_keys_from(&self, may_empty: bool) {
         let (dir, allow) = {
             let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
             (loaded.keys_dir(), loaded.config.keys.allow_nonstandard)
         };
         if !dir.is_dir() {
-            let message = format!("the keys folder {} is missing; the running pool stays", dir.display());
-            tracing::warn!("{message}");
-            self.status.record("keys", false, message);
-            return;
+            return self.keep_pool(format!("the keys folder {} is missing; the running pool stays", dir.display()));
         }
         let key_set = match load_key_dir(&dir, allow) {
             Ok(set) => set,
@@ -302,9 +304,7 @@ impl Reloader {
         if key_set.records.is_empty() && !may_empty && !self.pool.slots().await.is_empty() {
             let message =
                 format!("the keys folder {} holds no key now; the running pool stays until it does", dir.display());
-            tracing::warn!("{message}");
-            self.status.record("keys", false, message);
-            return;
+            return self.keep_pool(message);
         }
         // Keys that rejoin start from their stored state.
         self.store_writer.flush().await;

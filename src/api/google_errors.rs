@@ -45,12 +45,7 @@ pub fn error_response(code: u16, message: &str, details: Vec<Value>, mode: Strea
 /// A refused client key: 401, or 429 with `RetryInfo` and `Retry-After`
 /// while the address is locked out.
 pub fn auth_error_response(error: super::auth::AuthError, mode: StreamMode) -> Response {
-    let details = match error.retry_after_secs() {
-        Some(secs) => {
-            vec![json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")})]
-        }
-        None => Vec::new(),
-    };
+    let details = error.retry_after_secs().map(retry_info_secs).into_iter().collect();
     let mut response = error_response(error.status(), &error.message(), details, mode);
     if let Some(secs) = error.retry_after_secs() {
         response.headers_mut().insert("retry-after", secs.into());
@@ -141,12 +136,15 @@ pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
 
 /// Google's `RetryInfo` detail, so SDKs wait the right time.
 fn retry_info(soonest: SystemTime) -> Value {
-    let wait = secs_until(soonest);
-    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{wait}s")})
+    retry_info_secs(secs_until(soonest))
+}
+
+fn retry_info_secs(secs: u64) -> Value {
+    json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")})
 }
 
 /// Whole seconds until `time`, rounded up (at least 1).
-fn secs_until(time: SystemTime) -> u64 {
+pub(super) fn secs_until(time: SystemTime) -> u64 {
     let millis = time.duration_since(SystemTime::now()).unwrap_or_default().as_millis() as u64;
     millis.div_ceil(1000).max(1)
 }

@@ -88,8 +88,7 @@ pub fn dispatch_error(error: &DispatchError) -> Response {
         ..
     } = error
     {
-        let wait = soonest.duration_since(std::time::SystemTime::now()).unwrap_or_default();
-        response.headers_mut().insert("retry-after", wait.as_secs().max(1).into());
+        response.headers_mut().insert("retry-after", super::google_errors::secs_until(*soonest).into());
     }
     response
 }

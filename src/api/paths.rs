@@ -22,14 +22,13 @@ pub fn unsafe_path_reason(raw_path: &str) -> Option<&'static str> {
     if encoded_separator {
         return Some("percent-encoded `.`, `/`, `\\` or NUL are not allowed in paths");
     }
-    let segments = raw_path[1..].split('/');
-    let count = raw_path[1..].split('/').count();
-    for (i, segment) in segments.enumerate() {
+    let mut segments = raw_path[1..].split('/').peekable();
+    while let Some(segment) = segments.next() {
         if segment == "." || segment == ".." {
             return Some("`.` and `..` segments are not allowed in paths");
         }
         // A trailing slash is harmless; an empty segment inside is not.
-        if segment.is_empty() && i + 1 < count {
+        if segment.is_empty() && segments.peek().is_some() {
             return Some("empty segments (`//`) are not allowed in paths");
         }
     }

@@ -88,9 +88,15 @@ fn surely_has_content(bytes: &[u8]) -> bool {
             .any(|needle| memchr::memmem::find(bytes, needle).is_some())
 }
 
+/// [`surely_has_content`] in bytes that block nothing: the fast yes both
+/// judges take before parsing.
+fn surely_content(bytes: &[u8]) -> bool {
+    surely_has_content(bytes) && memchr::memmem::find(bytes, b"\"blockReason\"").is_none()
+}
+
 /// Judges a whole `generateContent` reply.
 pub fn judge_whole(body: &[u8]) -> Verdict {
-    if surely_has_content(body) && memchr::memmem::find(body, b"\"blockReason\"").is_none() {
+    if surely_content(body) {
         return Verdict::Content;
     }
     match serde_json::from_slice::<Value>(body) {
@@ -124,8 +130,7 @@ impl StreamJudge {
 
     /// Adds a chunk; the verdict so far.
     pub fn push(&mut self, chunk: &[u8]) -> Verdict {
-        if self.buffer.is_empty() && surely_has_content(chunk) && memchr::memmem::find(chunk, b"blockReason").is_none()
-        {
+        if self.buffer.is_empty() && surely_content(chunk) {
             return Verdict::Content;
         }
         self.buffer.extend_from_slice(chunk);

@@ -89,7 +89,7 @@ pub enum PoolMsg {
         /// Answered when they are all through.
         reply: RpcReplyPort<()>,
     },
-    /// Keys held back by declared limits now: (key, model, `rpm`/`rpd`, until).
+    /// Keys held back by declared limits now, with how and until when.
     Pacing {
         /// The waits.
         reply: RpcReplyPort<Vec<(Fingerprint, PacingWait)>>,

@@ -159,18 +159,13 @@ impl SettingsApi {
         if !loaded.is_inside_base(&loaded.config.keys.dir) {
             return Err(ApiError::bad_request("keys.dir: the keys folder must be inside the config file's folder"));
         }
-        if let Some(policy) = loaded.policy_file() {
-            if !loaded.is_inside_base(&loaded.config.policy.file) {
-                return Err(ApiError::bad_request("policy.file: the script must be inside the config file's folder"));
-            }
-            let source = std::fs::read_to_string(&policy).map_err(|e| {
-                ApiError::bad_request(format!("policy.file: cannot read {}: {e}", loaded.config.policy.file.display()))
-            })?;
-            let fallback = crate::policy::DefaultPolicy::new(&loaded.config.cooldown, &loaded.config.retry);
-            let name = loaded.config.policy.file.display().to_string();
-            crate::policy::script::ScriptPolicy::compile(&name, &source, fallback, Arc::default())
-                .map_err(|e| ApiError::bad_request(format!("policy.file: the script does not compile: {e}")))?;
+        if loaded.policy_file().is_some() && !loaded.is_inside_base(&loaded.config.policy.file) {
+            return Err(ApiError::bad_request("policy.file: the script must be inside the config file's folder"));
         }
+        // Built as a reload would build it: a script that cannot be read or compiled is refused.
+        crate::policy::configured_policy(&loaded, Arc::default()).map_err(|e| {
+            ApiError::bad_request(format!("policy.file: the script cannot be read or does not compile: {e}"))
+        })?;
         Ok((file, text))
     }
 
