@@ -196,3 +196,27 @@ async fn a_fake_stream_keeps_a_slow_reply_alive_with_comments() {
     assert!(h.fake.requests_seen().iter().all(|r| r.contains(":generateContent")), "one non-streamed call");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_daily_quota_outlives_a_short_rest_on_every_model() {
+    // The daily quota (flash, until midnight Pacific) comes first; then a
+    // one-second rest on every model, ordered by the script for pro.
+    let script = "fn on_error(ctx) { if ctx.model == \"gemini-2.5-pro\" { #{ cooldown_secs: 1, cooldown_model: \"all\" } } else { ctx.builtin } }";
+    let daily = fake_key("rpd", 1);
+    let h = Harness::start_with_files(std::slice::from_ref(&daily), "", Some(script)).await;
+    assert_eq!(h.generate("gemini-2.5-flash").await.status(), 429);
+    assert_eq!(h.generate("gemini-2.5-pro").await.status(), 429);
+    let rests = h.snapshot(&daily).await.cooldowns;
+    assert!(rests.iter().any(|c| c.model.is_none()) && rests.len() == 2, "{rests:?}");
+    h.eventually("the rest on every model ended", async || {
+        h.snapshot(&daily).await.cooldowns.iter().all(|c| c.model.is_some())
+    })
+    .await;
+    let calls = h.fake.calls(&daily);
+    let flash = h.generate("gemini-2.5-flash").await;
+    assert_eq!(flash.status(), 429);
+    assert_eq!(h.fake.calls(&daily), calls, "the key still rests on flash: nothing was sent");
+    assert_eq!(h.generate("gemini-2.5-pro").await.status(), 429);
+    assert_eq!(h.fake.calls(&daily), calls + 1, "pro is served again (and fails again)");
+    h.stop().await;
+}

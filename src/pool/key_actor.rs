@@ -1,7 +1,8 @@
-//! KeyActor: one per upstream key. Owns that key's truth (disabled or not,
-//! rests per model, counters), its cooldown timers, and its persistence. It
-//! hears every outcome through the supervisor, which has already updated its
-//! ready index, so ordering with leases is kept.
+//! KeyActor: one per upstream key, and the only writer of that key's truth
+//! (disabled or not, rests per model, counters), its rest timers and its
+//! persistence. It hears every outcome through the supervisor; whenever the
+//! key's disable or rests change, it sends the new state back, and the
+//! supervisor's ready index copies it (holding the key meanwhile).
 
 use super::slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot};
 use super::supervisor::PoolMsg;
@@ -76,6 +77,9 @@ pub struct KeyActorState {
     recent: VecDeque<SystemTime>,
     /// Disabled, cooldowns or last error changed since the last publish.
     state_changed: bool,
+    /// The supervisor's index must hear the key's state (it changed, or the
+    /// supervisor holds the key until told).
+    tell_index: bool,
 }
 
 /// The KeyActor behaviour (stateless; state is in [`KeyActorState`]).
@@ -105,6 +109,7 @@ impl Actor for KeyActor {
             current,
             recent: VecDeque::new(),
             state_changed: false,
+            tell_index: false,
         })
     }
 
@@ -124,7 +129,7 @@ impl Actor for KeyActor {
                     return Ok(());
                 }
                 state.state_changed = true;
-                let _ = state.supervisor.cast(PoolMsg::CooldownEnded { slot: state.slot.index, model });
+                state.tell_index = true;
             }
             KeyMsg::Barrier(reply) => {
                 let _ = reply.send(());
@@ -136,6 +141,7 @@ impl Actor for KeyActor {
                     state.current.consecutive_failures = 0;
                 }
                 state.state_changed = true;
+                state.tell_index = true;
             }
         }
         state.publish();
@@ -156,6 +162,8 @@ impl KeyActorState {
                 snap.last_used = Some(now);
             }
             KeyEvent::Failed { latency, charge, error, cooldown, disable } => {
+                // The supervisor held the key for these; it waits for the answer.
+                self.tell_index |= cooldown.is_some() || disable.is_some();
                 snap.requests += 1;
                 snap.latency_ms_total += latency.as_millis() as u64;
                 snap.last_used = Some(now);
@@ -202,6 +210,9 @@ impl KeyActorState {
                 slot.store_state(current.state());
             }
         });
+        if std::mem::take(&mut self.tell_index) {
+            let _ = self.supervisor.cast(PoolMsg::KeyChanged { slot: self.slot.index, state: self.current.state() });
+        }
     }
 }
 

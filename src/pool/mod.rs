@@ -9,7 +9,7 @@ mod slot;
 mod supervisor;
 
 pub use key_actor::KeyEvent;
-pub use ready_index::{LeaseError, PacingWait, ReadyIndex, Scope, SlotIndex};
+pub use ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
 pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot, KeyState, KeyStatus, StatusCounts};
 pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};

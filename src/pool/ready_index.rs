@@ -2,11 +2,19 @@
 //! the lease strategies over it. Pure data: no actors, no I/O, no clock of its
 //! own (callers pass `now`), so it is unit-tested directly.
 //!
+//! The index owns no key state: disables and rests are copied from the
+//! KeyActor's [`KeyState`] by [`ReadyIndex::sync`], which replaces the whole
+//! copy, so the index cannot drift from the truth. Between an outcome that
+//! will change a key and the actor's answer, [`ReadyIndex::hold`] keeps the
+//! key out of leases. What the index does own is its own work: pacing
+//! counters for declared limits and attempts in flight.
+//!
 //! Every model seen gets a [`ModelReady`]: an `IndexSet` of usable key slots
 //! (O(1) pick by position, O(1) removal) and a `BTreeSet` of cooling keys
 //! ordered by when they free up (O(log n) expiry, O(1) "soonest"). A lease
 //! never scans all keys, so its cost stays flat as the pool grows.
 
+use super::slot::KeyState;
 use crate::config::{ModelLimits, Strategy};
 use crate::policy::next_pacific_midnight;
 use indexmap::IndexSet;
@@ -65,15 +73,6 @@ pub struct PacingWait {
     pub until: SystemTime,
 }
 
-/// Which models a rest covers, inside the index.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub enum Scope {
-    /// One model.
-    Model(Arc<str>),
-    /// All models.
-    All,
-}
-
 #[derive(Default)]
 struct Pace {
     minute: VecDeque<SystemTime>,
@@ -119,12 +118,21 @@ impl Pace {
 
 #[derive(Default)]
 struct KeyAvail {
+    /// Copied from the key's state by `sync`.
     disabled: bool,
+    /// Copied from the key's state by `sync`.
     all_until: Option<SystemTime>,
+    /// Copied from the key's state by `sync`.
     model_until: HashMap<Arc<str>, SystemTime>,
+    /// Out of leases until the key's actor sends its new state (or this passes).
+    held_until: Option<SystemTime>,
     pacing: HashMap<Arc<str>, Pace>,
     in_flight: u32,
 }
+
+/// How long a held key waits for its actor's answer at most; the answer
+/// normally arrives within microseconds, this only bounds a lost one.
+const HOLD_LIMIT: Duration = Duration::from_secs(1);
 
 struct ModelReady {
     limits: ModelLimits,
@@ -173,8 +181,8 @@ impl ReadyIndex {
         }
     }
 
-    /// Adds a key at `slot` with its persisted state.
-    pub fn insert(&mut self, slot: SlotIndex, disabled: bool, cooldowns: &[(Scope, SystemTime)], now: SystemTime) {
+    /// Adds a key at `slot` with its state (persisted, or new).
+    pub fn insert(&mut self, slot: SlotIndex, state: &KeyState, now: SystemTime) {
         let position = slot as usize;
         if self.keys.len() <= position {
             self.keys.resize_with(position + 1, || None);
@@ -182,20 +190,39 @@ impl ReadyIndex {
         if self.keys[position].is_none() {
             self.live += 1;
         }
-        let mut avail = KeyAvail { disabled, ..KeyAvail::default() };
-        for (scope, until) in cooldowns.iter().filter(|(_, until)| *until > now) {
-            match scope {
-                Scope::All => avail.all_until = avail.all_until.max(Some(*until)),
-                Scope::Model(model) => {
-                    avail.model_until.insert(model.clone(), *until);
+        self.keys[position] = Some(KeyAvail::default());
+        self.sync(slot, state, now);
+    }
+
+    /// Replaces the index's copy of a key's disable and rests with `state`,
+    /// the key's truth as its actor published it, and ends any hold.
+    pub fn sync(&mut self, slot: SlotIndex, state: &KeyState, now: SystemTime) {
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        avail.disabled = state.disabled.is_some();
+        avail.held_until = None;
+        avail.all_until = None;
+        avail.model_until.clear();
+        for rest in state.cooldowns.iter().filter(|rest| rest.until > now) {
+            match &rest.model {
+                None => avail.all_until = avail.all_until.max(Some(rest.until)),
+                Some(model) => {
+                    let until = avail.model_until.entry(model.clone()).or_insert(rest.until);
+                    *until = (*until).max(rest.until);
                 }
             }
         }
         let models: Vec<Arc<str>> = avail.model_until.keys().cloned().collect();
-        self.keys[position] = Some(avail);
         for model in models {
             self.model_entry(&model, now);
         }
+        self.place_everywhere(slot, now);
+    }
+
+    /// Keeps a key out of leases until its actor sends the state an outcome
+    /// is changing (a rest or a disable), so no lease races that change.
+    pub fn hold(&mut self, slot: SlotIndex, now: SystemTime) {
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        avail.held_until = Some(now + HOLD_LIMIT);
         self.place_everywhere(slot, now);
     }
 
@@ -294,48 +321,6 @@ impl ReadyIndex {
         }
     }
 
-    /// Rests a key until `until` for `scope`.
-    pub fn cool(&mut self, slot: SlotIndex, scope: &Scope, until: SystemTime, now: SystemTime) {
-        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
-        match scope {
-            Scope::All => {
-                avail.all_until = avail.all_until.max(Some(until));
-                self.place_everywhere(slot, now);
-            }
-            Scope::Model(model) => {
-                let entry = avail.model_until.entry(model.clone()).or_insert(until);
-                *entry = (*entry).max(until);
-                self.model_entry(model, now);
-                self.place(slot, model, now);
-            }
-        }
-    }
-
-    /// Ends a rest (its timer fired) for `scope` only: the end of an
-    /// all-models rest leaves a rest on one model (a daily quota until
-    /// midnight Pacific) in place.
-    pub fn clear_cooldown(&mut self, slot: SlotIndex, scope: &Scope, now: SystemTime) {
-        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
-        match scope {
-            Scope::All => {
-                avail.all_until = None;
-                avail.model_until.retain(|_, until| *until > now);
-            }
-            Scope::Model(model) => {
-                avail.model_until.remove(model);
-            }
-        }
-        self.place_everywhere(slot, now);
-    }
-
-    /// Disables or re-enables a key.
-    pub fn set_disabled(&mut self, slot: SlotIndex, disabled: bool, now: SystemTime) {
-        if let Some(Some(avail)) = self.keys.get_mut(slot as usize) {
-            avail.disabled = disabled;
-            self.place_everywhere(slot, now);
-        }
-    }
-
     fn model_entry(&mut self, model: &Arc<str>, now: SystemTime) {
         if self.models.contains_key(model) {
             return;
@@ -379,7 +364,7 @@ impl ReadyIndex {
             return;
         }
         let paced = avail.pacing.get_mut(model).and_then(|p| p.blocked_until(entry.limits, now));
-        let until = avail.all_until.max(avail.model_until.get(model).copied()).max(paced);
+        let until = avail.all_until.max(avail.model_until.get(model).copied()).max(paced).max(avail.held_until);
         match until {
             Some(until) if until > now => {
                 entry.cooling.insert((until, slot));
@@ -404,6 +389,9 @@ impl ReadyIndex {
                 }
                 if avail.model_until.get(model).is_some_and(|&t| t <= now) {
                     avail.model_until.remove(model);
+                }
+                if avail.held_until.is_some_and(|t| t <= now) {
+                    avail.held_until = None;
                 }
             }
             self.place(slot, model, now);
@@ -463,6 +451,7 @@ impl ModelReady {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pool::slot::{CooldownEntry, Disabled};
 
     fn model(name: &str) -> Arc<str> {
         Arc::from(name)
@@ -472,9 +461,23 @@ mod tests {
         let now = SystemTime::now();
         let mut index = ReadyIndex::new(strategy, HashMap::new());
         for slot in 0..keys {
-            index.insert(slot, false, &[], now);
+            index.insert(slot, &KeyState::default(), now);
         }
         (index, now)
+    }
+
+    /// A key state resting on `rests` ((None: every model, until)).
+    fn resting(rests: &[(Option<&Arc<str>>, SystemTime)]) -> KeyState {
+        let cooldowns = rests
+            .iter()
+            .map(|(model, until)| CooldownEntry { model: model.cloned(), until: *until, reason: "test".into() })
+            .collect();
+        KeyState { cooldowns, ..KeyState::default() }
+    }
+
+    fn disabled() -> KeyState {
+        let reason = crate::policy::DisableReason::Manual;
+        KeyState { disabled: Some(Disabled { reason, since: SystemTime::now() }), ..KeyState::default() }
     }
 
     #[test]
@@ -509,7 +512,7 @@ mod tests {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let (pro, flash) = (model("pro"), model("flash"));
         let until = now + Duration::from_secs(30);
-        idx.cool(0, &Scope::Model(pro.clone()), until, now);
+        idx.sync(0, &resting(&[(Some(&pro), until)]), now);
         assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllCooling { soonest: until }));
         assert_eq!(idx.lease(&flash, &[], now), Ok(0));
         assert_eq!(idx.lease(&pro, &[], until), Ok(0));
@@ -519,8 +522,8 @@ mod tests {
     fn cooldown_for_all_models_and_soonest_of_several() {
         let (mut idx, now) = index(2, Strategy::RoundRobin);
         let m = model("m");
-        idx.cool(0, &Scope::All, now + Duration::from_secs(50), now);
-        idx.cool(1, &Scope::Model(m.clone()), now + Duration::from_secs(20), now);
+        idx.sync(0, &resting(&[(None, now + Duration::from_secs(50))]), now);
+        idx.sync(1, &resting(&[(Some(&m), now + Duration::from_secs(20))]), now);
         assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) }));
         // A model first seen after the all-models rest still respects it.
         assert_eq!(idx.lease(&model("other"), &[], now), Ok(1));
@@ -532,10 +535,15 @@ mod tests {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let (pro, flash) = (model("pro"), model("flash"));
         let midnight = now + Duration::from_secs(9 * 3600);
-        idx.cool(0, &Scope::Model(pro.clone()), midnight, now);
-        idx.cool(0, &Scope::All, now + Duration::from_secs(60), now);
+        let all_end = now + Duration::from_secs(60);
+        idx.sync(0, &resting(&[(Some(&pro), midnight), (None, all_end)]), now);
+        assert_eq!(idx.lease(&flash, &[], now), Err(LeaseError::AllCooling { soonest: all_end }));
+        // Lazily, at lease time, before the key's actor says the rest ended...
         let later = now + Duration::from_secs(61);
-        idx.clear_cooldown(0, &Scope::All, later);
+        assert_eq!(idx.lease(&flash, &[], later), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], later), Err(LeaseError::AllCooling { soonest: midnight }));
+        // ...and after it has.
+        idx.sync(0, &resting(&[(Some(&pro), midnight)]), later);
         assert_eq!(idx.lease(&flash, &[], later), Ok(0));
         assert_eq!(idx.lease(&pro, &[], later), Err(LeaseError::AllCooling { soonest: midnight }));
     }
@@ -544,9 +552,9 @@ mod tests {
     fn disabled_keys_never_lease_and_come_back_when_enabled() {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let m = model("m");
-        idx.set_disabled(0, true, now);
+        idx.sync(0, &disabled(), now);
         assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllDisabled { total: 1 }));
-        idx.set_disabled(0, false, now);
+        idx.sync(0, &KeyState::default(), now);
         assert_eq!(idx.lease(&m, &[], now), Ok(0));
     }
 
@@ -555,7 +563,7 @@ mod tests {
         let now = SystemTime::now();
         let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 2, rpd: 0 })]);
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
-        idx.insert(0, false, &[], now);
+        idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
         assert_eq!(idx.lease(&pro, &[], now), Ok(0));
         assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(1)), Ok(0));
@@ -570,13 +578,13 @@ mod tests {
         let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 1, rpd: 0 })]);
         let now = SystemTime::now();
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
-        idx.insert(0, false, &[], now);
+        idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
         assert_eq!(idx.lease(&pro, &[], now), Ok(0));
         let refused = idx.lease(&pro, &[], now);
         assert_eq!(refused, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
         // A rest Google asked for that outlasts the pacing is a rest.
-        idx.cool(0, &Scope::Model(pro.clone()), now + Duration::from_secs(600), now);
+        idx.sync(0, &resting(&[(Some(&pro), now + Duration::from_secs(600))]), now);
         let rested = idx.lease(&pro, &[], now);
         assert_eq!(rested, Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(600) }));
     }
@@ -586,12 +594,24 @@ mod tests {
         let now = SystemTime::now();
         let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 0, rpd: 1 })]);
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
-        idx.insert(0, false, &[], now);
+        idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
         assert_eq!(idx.lease(&pro, &[], now), Ok(0));
         let midnight = next_pacific_midnight(now);
         assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllPaced { soonest: midnight, limit: "rpd" }));
         assert_eq!(idx.lease(&pro, &[], midnight), Ok(0));
+    }
+
+    #[test]
+    fn a_held_key_waits_for_its_state_and_a_lost_answer_ends_the_hold() {
+        let (mut idx, now) = index(1, Strategy::RoundRobin);
+        let m = model("m");
+        idx.hold(0, now);
+        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllCooling { soonest: now + HOLD_LIMIT }));
+        idx.sync(0, &KeyState::default(), now);
+        assert_eq!(idx.lease(&m, &[], now), Ok(0));
+        idx.hold(0, now);
+        assert_eq!(idx.lease(&m, &[], now + HOLD_LIMIT), Ok(0));
     }
 
     #[test]
@@ -623,8 +643,8 @@ mod tests {
         let now = SystemTime::now();
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, HashMap::new());
         let m = model("m");
-        idx.insert(0, false, &[(Scope::Model(m.clone()), now + Duration::from_secs(9))], now);
-        idx.insert(1, false, &[(Scope::All, now - Duration::from_secs(9))], now);
+        idx.insert(0, &resting(&[(Some(&m), now + Duration::from_secs(9))]), now);
+        idx.insert(1, &resting(&[(None, now - Duration::from_secs(9))]), now);
         assert_eq!(idx.lease(&m, &[], now), Ok(1));
         assert_eq!(idx.lease(&m, &[1], now), Err(LeaseError::AllTried));
     }

@@ -1,12 +1,13 @@
 //! PoolSupervisor: the one actor that hands out leases. It keeps the ready
-//! index, spawns one KeyActor per key (restarting any that panics), applies
-//! outcomes to the index before forwarding them to the key's actor, and
+//! index, spawns one KeyActor per key (restarting any that panics), forwards
+//! outcomes to the key's actor (holding the key out of leases when the
+//! outcome changes its state, until the actor sends that state back), and
 //! starts health scans.
 
 use super::key_actor::{KeyActor, KeyActorArgs, KeyEvent, KeyMsg};
-use super::ready_index::{LeaseError, PacingWait, ReadyIndex, Scope, SlotIndex};
+use super::ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 use super::scan::{ScanError, Scanner};
-use super::slot::{KeySlot, KeySnapshot};
+use super::slot::{KeySlot, KeySnapshot, KeyState};
 use crate::config::{ModelLimits, Strategy};
 use crate::keys::{Fingerprint, KeyRecord};
 use crate::policy::{DisableReason, ScanVerdict};
@@ -36,12 +37,13 @@ pub enum PoolMsg {
         /// Whether the lease ends (false: the same key is retried).
         release: bool,
     },
-    /// A KeyActor's cooldown timer fired.
-    CooldownEnded {
+    /// A KeyActor's state after its disable or rests changed (or after an
+    /// outcome the supervisor held the key for).
+    KeyChanged {
         /// The key.
         slot: SlotIndex,
-        /// Which rest.
-        model: Option<Arc<str>>,
+        /// Its state now.
+        state: KeyState,
     },
     /// A health scan's verdict for one key.
     ScanVerdict {
@@ -192,10 +194,7 @@ impl Actor for PoolSupervisor {
                 let _ = reply.send(leased);
             }
             PoolMsg::Settle { slot, event, release } => state.settle(slot, event, release, now),
-            PoolMsg::CooldownEnded { slot, model } => {
-                let scope = model.map_or(Scope::All, Scope::Model);
-                state.index.clear_cooldown(slot, &scope, now);
-            }
+            PoolMsg::KeyChanged { slot, state: key_state } => state.index.sync(slot, &key_state, now),
             PoolMsg::ScanVerdict { slot, verdict } => state.apply_scan(&slot, verdict, now),
             PoolMsg::SetDisabled { fingerprints, reason, reply } => {
                 let mut missing = Vec::new();
@@ -287,12 +286,7 @@ impl SupervisorState {
     async fn add_key(&mut self, myself: &ActorRef<PoolMsg>, record: KeyRecord) -> Result<(), ActorProcessingErr> {
         let index = self.slots.len() as SlotIndex;
         let snapshot = self.persisted.remove(&record.fingerprint).unwrap_or_default();
-        let now = SystemTime::now();
-        let cooldowns: Vec<(Scope, SystemTime)> = snapshot
-            .active_cooldowns(now)
-            .map(|c| (c.model.clone().map_or(Scope::All, Scope::Model), c.until))
-            .collect();
-        self.index.insert(index, snapshot.disabled.is_some(), &cooldowns, now);
+        self.index.insert(index, &snapshot.state(), SystemTime::now());
         self.by_fingerprint.insert(record.fingerprint, index);
         let slot = Arc::new(KeySlot::new(index, record, &snapshot));
         self.slots.push(Some(slot.clone()));
@@ -317,14 +311,10 @@ impl SupervisorState {
         if release {
             self.index.release(index);
         }
-        if let KeyEvent::Failed { cooldown, disable, .. } = &event {
-            if let Some(cooldown) = cooldown {
-                let scope = cooldown.model.clone().map_or(Scope::All, Scope::Model);
-                self.index.cool(index, &scope, cooldown.until, now);
-            }
-            if disable.is_some() {
-                self.index.set_disabled(index, true, now);
-            }
+        if let KeyEvent::Failed { cooldown, disable, .. } = &event
+            && (cooldown.is_some() || disable.is_some())
+        {
+            self.index.hold(index, now);
         }
         if let Some(actor) = self.actor(index) {
             let _ = actor.cast(KeyMsg::Event(event));
@@ -332,7 +322,10 @@ impl SupervisorState {
     }
 
     fn set_disabled(&mut self, slot: SlotIndex, reason: Option<DisableReason>, now: SystemTime) {
-        self.index.set_disabled(slot, reason.is_some(), now);
+        // An enable shows when the actor answers; a disable holds the key at once.
+        if reason.is_some() {
+            self.index.hold(slot, now);
+        }
         if let Some(actor) = self.actor(slot) {
             let _ = actor.cast(KeyMsg::SetDisabled(reason));
         }
