@@ -123,7 +123,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         config.auth.admin_key.clone()
     };
     let stored_clients = store.client_keys().await.context("loading client keys")?;
-    let limits = config.server.limits()?;
+    let limits = crate::server::ServerLimits::from_config(&config.server)?;
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
         auth: arc_swap::ArcSwap::from_pointee(
@@ -137,6 +137,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
         openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
+        generated_client_key: generated_client_key.clone(),
         auth_limit: crate::api::auth_limit::AuthLimiter::new(
             config.server.auth_failures_per_minute,
             limits.trusted_proxies.clone(),
@@ -149,10 +150,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         pool: pool.clone(),
         policy: policy.clone(),
         policy_faults: policy_faults.clone(),
-        state: state.clone(),
         store: store.clone(),
         store_writer: store_writer.clone(),
-        generated_client_key: generated_client_key.clone(),
         status: reloads.clone(),
         on_config: std::sync::OnceLock::new(),
     });
@@ -162,6 +161,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let _ = reloader.on_config.set(Box::new({
         let (admin, state) = (admin.clone(), state.clone());
         move |config: &crate::config::Config| {
+            state.apply_config(config);
             let admin_key = match (&generated_admin_key, config.auth.admin_key.as_str()) {
                 (Some(generated), "") => generated.clone(),
                 (_, configured) => configured.to_string(),
@@ -195,7 +195,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         let stop = async {
             let _ = signal.await;
         };
-        crate::server::serve(listener, api::routes(state, admin), limits, stop, grace).await
+        crate::server::serve(listener, routes(state, admin), limits, stop, grace).await
     });
 
     tracing::info!("gemgate {} listening on http://{addr}", env!("CARGO_PKG_VERSION"));
@@ -257,4 +257,23 @@ fn redact_url(url: &str) -> String {
         (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
         _ => url.to_string(),
     }
+}
+
+/// The full route table: the client dialects, the admin, probes and metrics,
+/// behind the path check and the request id.
+fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl poem::Endpoint {
+    use poem::EndpointExt;
+    poem::Route::new()
+        .nest("/admin", crate::admin::routes(admin))
+        .at("/v1beta/openai/*path", api::google_openai::passthrough)
+        .at("/v1beta/*path", api::gemini::native)
+        .at("/v1/*path", api::v1)
+        .at("/openai/v1/*path", api::openai_only)
+        .at("/healthz", api::healthz)
+        .at("/readyz", api::readyz)
+        .at("/metrics", api::metrics)
+        .at("/*path", api::not_found)
+        .data(state)
+        .around(api::refuse_unsafe_paths)
+        .around(api::with_request_id)
 }

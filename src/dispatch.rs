@@ -14,9 +14,10 @@ pub use relay::{RelayStream, StreamCut};
 pub use usage::{Usage, parse_usage};
 
 use crate::config::RetryConfig;
+use crate::key_state::CooldownEntry;
 use crate::keys::Fingerprint;
 use crate::policy::{CooldownScope, Decision, NextStep, Outcome, SharedPolicy};
-use crate::pool::{CooldownEntry, KeyEvent, Lease, LeaseError, PoolHandle};
+use crate::pool::{KeyEvent, Lease, LeaseError, PoolHandle};
 use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
 use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
 use bytes::Bytes;

@@ -28,6 +28,7 @@ pub mod config;
 pub mod demo;
 pub mod dispatch;
 pub mod fake_upstream;
+pub mod key_state;
 pub mod keys;
 pub mod metrics;
 pub mod policy;

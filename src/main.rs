@@ -169,7 +169,7 @@ async fn verify_keys(
     concurrency: usize,
 ) -> i32 {
     use futures_util::StreamExt;
-    use gemgate::policy::ScanVerdict;
+    use gemgate::key_state::ScanVerdict;
     let allow = loaded.config.keys.allow_nonstandard;
     let set = match file {
         Some(file) => {

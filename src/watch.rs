@@ -5,7 +5,6 @@
 //! makes editors' save-by-rename work. Requests in flight finish on what they
 //! started with: leases hold their key, and the policy is swapped atomically.
 
-use crate::api::AppState;
 use crate::config::{self, LoadedConfig};
 use crate::keys::load_key_dir;
 use crate::policy::{SharedPolicy, configured_policy};
@@ -70,18 +69,14 @@ pub struct Reloader {
     pub policy: SharedPolicy,
     /// Script faults counter, shared by every compiled script.
     pub policy_faults: Arc<AtomicU64>,
-    /// Client auth and retry budget live here.
-    pub state: Arc<AppState>,
     /// The store, for the stored state of keys that rejoin.
     pub store: Store,
     /// The writer, flushed before reading stored state.
     pub store_writer: StoreHandle,
-    /// The generated client key, kept when config names none.
-    pub generated_client_key: Option<String>,
     /// What happened.
     pub status: Arc<ReloadStatus>,
     /// Told every accepted config, to apply what lives above this module
-    /// (the admin key and metrics token rotate through it).
+    /// (client keys, the retry budget, the admin key and metrics token).
     pub on_config: std::sync::OnceLock<ConfigHook>,
 }
 
@@ -182,12 +177,6 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 impl Reloader {
-    /// Rebuilds client auth (config keys, generated key, admin-made keys).
-    pub fn refresh_auth(&self) {
-        let loaded = self.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        self.state.retry_and_auth(&loaded.config, self.generated_client_key.as_deref());
-    }
-
     /// The config in force now.
     pub fn current(&self) -> LoadedConfig {
         self.loaded.lock().unwrap_or_else(|e| e.into_inner()).clone()
@@ -232,7 +221,6 @@ impl Reloader {
             }
         }
         self.pool.reconfigure(new.pool.strategy, new.models.clone());
-        self.state.retry_and_auth(new, self.generated_client_key.as_deref());
         if let Some(on_config) = self.on_config.get() {
             on_config(new);
         }

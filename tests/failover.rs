@@ -3,7 +3,7 @@
 
 mod support;
 
-use gemgate::policy::DisableReason;
+use gemgate::key_state::DisableReason;
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
 use support::*;

@@ -3,7 +3,7 @@
 
 mod support;
 
-use gemgate::policy::DisableReason;
+use gemgate::key_state::DisableReason;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;

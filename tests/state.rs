@@ -2,7 +2,7 @@
 
 mod support;
 
-use gemgate::policy::DisableReason;
+use gemgate::key_state::DisableReason;
 use std::time::{Duration, SystemTime};
 use support::*;
 

@@ -3,8 +3,8 @@
 //! Skipped with a message when the database is not reachable, except under
 //! `CI=true`, where a missing server is a failure (CI has them all).
 
+use gemgate::key_state::KeySnapshot;
 use gemgate::keys::{ApiKey, Fingerprint, KeyRecord};
-use gemgate::pool::KeySnapshot;
 use gemgate::store::{ClientLimits, ErrorRecord, LogFilter, RequestRecord, Store};
 use std::borrow::Cow;
 use std::sync::Arc;

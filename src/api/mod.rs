@@ -14,7 +14,7 @@ pub mod paths;
 use crate::dispatch::{Dispatcher, StreamMode};
 use auth::ClientAuth;
 use poem::web::Data;
-use poem::{Endpoint, EndpointExt, Route, handler};
+use poem::{Endpoint, handler};
 use std::sync::Arc;
 
 /// What every route needs.
@@ -41,11 +41,13 @@ pub struct AppState {
     pub auth_limit: auth_limit::AuthLimiter,
     /// OpenAI API options (swapped when config.toml changes).
     pub openai: arc_swap::ArcSwap<crate::config::OpenAiConfig>,
+    /// The client key gemgate generated when config names none.
+    pub generated_client_key: Option<String>,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
 #[handler]
-async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
+pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
     // The token only in a header: a URL's query ends up in access logs.
     let token = auth::bearer_token(request).map(String::from);
     if let Err(err) = state.auth_limit.guard(request, || state.metrics_auth.load().check_presented(token)) {
@@ -61,7 +63,8 @@ async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::
     }
     let m = &state.dispatcher.metrics;
     let now = std::time::SystemTime::now();
-    let counts = crate::pool::StatusCounts::of(&state.dispatcher.pool.slots().await, now);
+    let counts =
+        crate::key_state::StatusCounts::of(state.dispatcher.pool.slots().await.iter().map(|s| s.snapshot()), now);
     for (name, count) in [
         ("active", counts.active),
         ("partial", counts.partial),
@@ -96,15 +99,16 @@ impl AppState {
         self.auth_limit.guard(request, || self.auth.load().check(request))
     }
 
-    /// Applies a reloaded config's retry budget and client keys.
-    pub fn retry_and_auth(&self, config: &crate::config::Config, generated_client_key: Option<&str>) {
+    /// Applies a config's retry budget, OpenAI options and client keys (with
+    /// the generated one and those made in the admin).
+    pub fn apply_config(&self, config: &crate::config::Config) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
         self.openai.store(Arc::new(config.openai.clone()));
         let mut keys = config.auth.client_keys.clone();
         if keys.is_empty()
-            && let Some(generated) = generated_client_key
+            && let Some(generated) = &self.generated_client_key
         {
-            keys.push(generated.to_string());
+            keys.push(generated.clone());
         }
         let auth = ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored_clients.load());
         self.auth.store(Arc::new(auth));
@@ -135,13 +139,13 @@ pub fn relay_response(
 
 /// `GET /healthz`: the process is up. No client auth.
 #[handler]
-fn healthz() -> poem::Response {
+pub fn healthz() -> poem::Response {
     poem::Response::builder().content_type("application/json").body(r#"{"status":"ok"}"#)
 }
 
 /// `GET /readyz`: the store answers and at least one key is usable. No client auth.
 #[handler]
-async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
+pub async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
     let slots = state.dispatcher.pool.slots().await;
     let usable = slots.iter().filter(|slot| slot.disabled().is_none()).count();
     let store_ok = state.store.ping().await;
@@ -168,7 +172,7 @@ async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
 
 /// Anything that matches no route: a 404 in Google's format.
 #[handler]
-fn not_found(request: &poem::Request) -> poem::Response {
+pub fn not_found(request: &poem::Request) -> poem::Response {
     let message = format!("gemgate: no route for {} {}", request.method(), request.uri().path());
     google_errors::error_response(404, &message, Vec::new(), StreamMode::Whole)
 }
@@ -177,7 +181,7 @@ fn not_found(request: &poem::Request) -> poem::Response {
 /// embeddings are OpenAI's; `models` is OpenAI's unless the caller speaks
 /// Google (an `x-goog-api-key` header or `key=` query); the rest is Google's.
 #[handler]
-async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
+pub async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
     let tail = request.uri().path().strip_prefix("/v1/").unwrap_or_default();
     let speaks_google = request.headers().contains_key("x-goog-api-key")
         || request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
@@ -192,7 +196,7 @@ async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState
 
 /// `/openai/v1/…`: OpenAI's API only.
 #[handler]
-async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
+pub async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
     let tail = request.uri().path().strip_prefix("/openai/v1/").unwrap_or_default();
     match openai::parse_openai_path(request.method(), tail) {
         Some(call) => openai::serve(call, request, body, &state).await,
@@ -205,7 +209,10 @@ async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc
 
 /// Refuses a path with dot segments, empty segments or encoded separators
 /// before any route sees it, in the dialect its prefix speaks.
-async fn refuse_unsafe_paths<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+pub async fn refuse_unsafe_paths<E: Endpoint>(
+    endpoint: Arc<E>,
+    request: poem::Request,
+) -> poem::Result<poem::Response> {
     let path = request.uri().path();
     let Some(reason) = paths::unsafe_path_reason(path) else {
         return Ok(endpoint.get_response(request).await);
@@ -227,7 +234,7 @@ async fn refuse_unsafe_paths<E: Endpoint>(endpoint: Arc<E>, request: poem::Reque
 /// Gives every request an id (the client's `x-request-id` when it is sane, a
 /// new one otherwise): in a tracing span around the handler, so every log
 /// line of the request carries it, and in the response header.
-async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+pub async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
     use tracing::Instrument;
     let id = request
         .headers()
@@ -245,21 +252,4 @@ async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) 
         response.headers_mut().insert("x-request-id", value);
     }
     Ok(response)
-}
-
-/// The full route table.
-pub fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl Endpoint {
-    Route::new()
-        .nest("/admin", crate::admin::routes(admin))
-        .at("/v1beta/openai/*path", google_openai::passthrough)
-        .at("/v1beta/*path", gemini::native)
-        .at("/v1/*path", v1)
-        .at("/openai/v1/*path", openai_only)
-        .at("/healthz", healthz)
-        .at("/readyz", readyz)
-        .at("/metrics", metrics)
-        .at("/*path", not_found)
-        .data(state)
-        .around(refuse_unsafe_paths)
-        .around(with_request_id)
 }

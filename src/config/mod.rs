@@ -253,6 +253,11 @@ mod tests {
         assert!(err.to_string().contains("retry.max_attempts"), "{err}");
         let err = parse_str("[server]\nlisten = \"nowhere\"\n").unwrap_err();
         assert!(err.to_string().contains("server.listen"), "{err}");
+        let err = parse_str("[server]\ntrusted_proxies = [\"10.0.0.0/8\", \"not-an-ip\"]\n").unwrap_err();
+        assert!(err.to_string().contains("server.trusted_proxies") && err.to_string().contains("not-an-ip"), "{err}");
+        let nets =
+            parse_str("[server]\ntrusted_proxies = [\"::1\", \"10.0.0.0/8\"]\n").unwrap().server.trusted_networks();
+        assert_eq!(nets.map(|n| n.len()).ok(), Some(2));
     }
 
     #[test]

@@ -105,19 +105,21 @@ impl Default for ServerConfig {
 }
 
 impl ServerConfig {
-    /// The deadlines and caps of the HTTP server.
-    pub fn limits(&self) -> Result<crate::server::ServerLimits, ConfigError> {
-        let trusted_proxies = crate::server::TrustedProxies::parse(&self.trusted_proxies)
-            .map_err(|message| ConfigError::Invalid { field: "server.trusted_proxies", message, at: String::new() })?;
-        Ok(crate::server::ServerLimits {
-            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
-            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
-            body_read_timeout: Duration::from_secs(self.body_read_timeout_secs),
-            max_connections: self.max_connections,
-            max_connections_per_ip: self.max_connections_per_ip,
-            trusted_proxies,
-            http2_max_streams: 256,
-        })
+    /// `trusted_proxies` parsed: entries such as `127.0.0.1`, `10.0.0.0/8` or `::1`.
+    pub fn trusted_networks(&self) -> Result<Vec<ipnet::IpNet>, ConfigError> {
+        self.trusted_proxies
+            .iter()
+            .map(|entry| {
+                let entry = entry.trim();
+                entry.parse::<ipnet::IpNet>().or_else(|_| entry.parse::<std::net::IpAddr>().map(Into::into)).map_err(
+                    |_| ConfigError::Invalid {
+                        field: "server.trusted_proxies",
+                        message: format!("`{entry}` is not an IP address or network (like 10.0.0.0/8)"),
+                        at: String::new(),
+                    },
+                )
+            })
+            .collect()
     }
 }
 
@@ -403,7 +405,7 @@ impl Config {
         if server.auth_failures_per_minute == 0 {
             return invalid("server.auth_failures_per_minute", "must be at least 1");
         }
-        self.server.limits()?;
+        self.server.trusted_networks()?;
         if self.openai.keepalive_secs == 0 {
             return invalid("openai.keepalive_secs", "must be at least 1");
         }

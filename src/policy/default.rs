@@ -1,8 +1,9 @@
 //! The built-in policy: the behaviour gemgate has without any script, and the
 //! fallback when a script fails.
 
-use super::{Cooldown, CooldownScope, Decision, DisableReason, NextStep, Outcome, Policy, next_pacific_midnight};
+use super::{Cooldown, CooldownScope, Decision, NextStep, Outcome, Policy, next_pacific_midnight};
 use crate::config::{CooldownConfig, RetryConfig};
+use crate::key_state::DisableReason;
 use crate::upstream::FailureKind;
 use std::time::{Duration, SystemTime};
 

@@ -11,6 +11,7 @@ pub mod script;
 pub use default::DefaultPolicy;
 pub use pacific::next_pacific_midnight;
 
+use crate::key_state::{DisableReason, ScanVerdict};
 use crate::keys::Fingerprint;
 use crate::upstream::FailureKind;
 use std::sync::Arc;
@@ -86,54 +87,6 @@ pub struct Cooldown {
     pub duration: Duration,
 }
 
-/// Why a key is disabled.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DisableReason {
-    /// Google said the key is not valid.
-    Invalid,
-    /// Google refused the key (suspended, leaked, API not enabled).
-    PermissionDenied,
-    /// An operator disabled it; only an operator re-enables it.
-    Manual,
-    /// A policy script disabled it for its own reason.
-    Policy,
-}
-
-impl DisableReason {
-    /// Stable name for the store and the admin.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Invalid => "invalid",
-            Self::PermissionDenied => "permission_denied",
-            Self::Manual => "manual",
-            Self::Policy => "policy",
-        }
-    }
-
-    /// Whether a health scan that finds the key alive ends this disable.
-    /// Only Google's verdicts (invalid, refused) are overturned by a scan; an
-    /// operator's or a policy's disable lasts until an operator enables the key.
-    pub fn ends_on_scan(self) -> bool {
-        matches!(self, Self::Invalid | Self::PermissionDenied)
-    }
-
-    /// How the disable ends, for the admin: `scan` or `operator`.
-    pub fn ends(self) -> &'static str {
-        if self.ends_on_scan() { "scan" } else { "operator" }
-    }
-
-    /// Parses the stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        Some(match text {
-            "invalid" => Self::Invalid,
-            "permission_denied" => Self::PermissionDenied,
-            "manual" => Self::Manual,
-            "policy" => Self::Policy,
-            _ => return None,
-        })
-    }
-}
-
 /// What a policy decided about one failed attempt.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Decision {
@@ -145,17 +98,6 @@ pub struct Decision {
     pub disable: Option<DisableReason>,
     /// Count the attempt as the key's failure (a client's bad request is not).
     pub charge_key: bool,
-}
-
-/// What a health scan found about one key.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum ScanVerdict {
-    /// The key answered a cheap call.
-    Alive,
-    /// The key failed in a way that says it is dead.
-    Dead(DisableReason),
-    /// Inconclusive (rate limited, network trouble): leave the key as it is.
-    Unknown,
 }
 
 /// The seam through which every failover decision goes.

@@ -10,9 +10,8 @@
 //! runs, and runs outside the async workers' way (`block_in_place`), so a
 //! slow script delays neither other requests nor `/healthz` and the admin.
 
-use super::{
-    Cooldown, CooldownScope, Decision, DefaultPolicy, DisableReason, EmptyReply, NextStep, Outcome, Policy, ScanVerdict,
-};
+use super::{Cooldown, CooldownScope, Decision, DefaultPolicy, EmptyReply, NextStep, Outcome, Policy};
+use crate::key_state::{DisableReason, ScanVerdict};
 use crate::keys::Fingerprint;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 use std::path::Path;

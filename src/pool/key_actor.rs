@@ -4,9 +4,9 @@
 //! key's disable or rests change, it sends the new state back, and the
 //! supervisor's ready index copies it (holding the key meanwhile).
 
-use super::slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot};
+use super::slot::KeySlot;
 use super::supervisor::PoolMsg;
-use crate::policy::DisableReason;
+use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot};
 use crate::store::StoreHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::VecDeque;
@@ -205,7 +205,7 @@ impl KeyActorState {
         // The state becomes visible under the store's queue lock, as the key
         // is queued: whoever sees the new state and then flushes has it written.
         let (slot, current) = (&self.slot, &self.current);
-        self.store.save_key_while(slot, state_changed, || {
+        self.store.save_key_while(slot.clone(), state_changed, || {
             if state_changed {
                 slot.store_state(current.state());
             }

@@ -11,12 +11,12 @@ mod supervisor;
 pub use key_actor::KeyEvent;
 pub use ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
-pub use slot::{CooldownEntry, Disabled, KeySlot, KeySnapshot, KeyState, KeyStatus, StatusCounts};
+pub use slot::KeySlot;
 pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
 
 use crate::config::{ModelLimits, Strategy};
+use crate::key_state::{DisableReason, KeySnapshot, ScanVerdict};
 use crate::keys::{Fingerprint, KeyRecord};
-use crate::policy::DisableReason;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use std::collections::HashMap;
@@ -142,7 +142,7 @@ impl PoolHandle {
 
     /// Checks the keys with these fingerprints now and applies the verdicts;
     /// fingerprints not in the pool are left out of the answer.
-    pub async fn verify(&self, fingerprints: &[Fingerprint]) -> Vec<(Arc<KeySlot>, crate::policy::ScanVerdict)> {
+    pub async fn verify(&self, fingerprints: &[Fingerprint]) -> Vec<(Arc<KeySlot>, ScanVerdict)> {
         let wanted: std::collections::HashSet<&Fingerprint> = fingerprints.iter().collect();
         let slots: Vec<Arc<KeySlot>> =
             self.slots().await.into_iter().filter(|slot| wanted.contains(&slot.record.fingerprint)).collect();

@@ -14,8 +14,8 @@
 //! ordered by when they free up (O(log n) expiry, O(1) "soonest"). A lease
 //! never scans all keys, so its cost stays flat as the pool grows.
 
-use super::slot::KeyState;
 use crate::config::{ModelLimits, Strategy};
+use crate::key_state::KeyState;
 use crate::policy::next_pacific_midnight;
 use indexmap::IndexSet;
 use rand::rngs::SmallRng;
@@ -451,7 +451,7 @@ impl ModelReady {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pool::slot::{CooldownEntry, Disabled};
+    use crate::key_state::{CooldownEntry, Disabled};
 
     fn model(name: &str) -> Arc<str> {
         Arc::from(name)
@@ -476,7 +476,7 @@ mod tests {
     }
 
     fn disabled() -> KeyState {
-        let reason = crate::policy::DisableReason::Manual;
+        let reason = crate::key_state::DisableReason::Manual;
         KeyState { disabled: Some(Disabled { reason, since: SystemTime::now() }), ..KeyState::default() }
     }
 

@@ -99,7 +99,7 @@ impl Scanner {
         &self,
         slots: Vec<Arc<KeySlot>>,
         supervisor: &ActorRef<PoolMsg>,
-    ) -> Vec<(Arc<KeySlot>, crate::policy::ScanVerdict)> {
+    ) -> Vec<(Arc<KeySlot>, crate::key_state::ScanVerdict)> {
         let verdicts: Vec<_> = futures_util::stream::iter(slots)
             .map(|slot| async move {
                 let raw = self.upstream.check_key(&slot.record.key).await;
@@ -142,9 +142,9 @@ impl Scanner {
                 .for_each(|(slot, raw)| {
                     let verdict = policy.load().on_scan(raw, slot.record.fingerprint);
                     let counter = match verdict {
-                        crate::policy::ScanVerdict::Alive => &progress.alive,
-                        crate::policy::ScanVerdict::Dead(_) => &progress.dead,
-                        crate::policy::ScanVerdict::Unknown => &progress.unknown,
+                        crate::key_state::ScanVerdict::Alive => &progress.alive,
+                        crate::key_state::ScanVerdict::Dead(_) => &progress.dead,
+                        crate::key_state::ScanVerdict::Unknown => &progress.unknown,
                     };
                     counter.fetch_add(1, Ordering::Relaxed);
                     progress.done.fetch_add(1, Ordering::Relaxed);

@@ -2,8 +2,8 @@
 //! and state. Only the key's KeyActor writes them: counters as atomics (no
 //! allocation per request), state through an `ArcSwap` when it changes.
 
+use crate::key_state::{Disabled, KeySnapshot, KeyState};
 use crate::keys::KeyRecord;
-use crate::policy::DisableReason;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -23,17 +23,6 @@ pub struct KeySlot {
     counters: KeyCounters,
 }
 
-/// The parts of a key's state that change rarely.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeyState {
-    /// Set while the key is disabled.
-    pub disabled: Option<Disabled>,
-    /// Rests still running (or ended but not yet cleared by the timer).
-    pub cooldowns: Vec<CooldownEntry>,
-    /// The last failure, in words (never with the key).
-    pub last_error: Option<String>,
-}
-
 #[derive(Debug, Default)]
 struct KeyCounters {
     requests: AtomicU64,
@@ -46,133 +35,18 @@ struct KeyCounters {
     tokens: AtomicU64,
 }
 
-/// A rest of one key, for one model or all.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CooldownEntry {
-    /// The model, or `None` for every model.
-    pub model: Option<Arc<str>>,
-    /// When it ends.
-    pub until: SystemTime,
-    /// Why (the failure kind that caused it).
-    pub reason: String,
-}
-
-/// Disabled: why and since when.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Disabled {
-    /// Why.
-    pub reason: DisableReason,
-    /// Since when.
-    pub since: SystemTime,
-}
-
-/// A key's state and counters at one moment.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct KeySnapshot {
-    /// Set while the key is disabled.
-    pub disabled: Option<Disabled>,
-    /// Rests still running (or ended but not yet cleared by the timer).
-    pub cooldowns: Vec<CooldownEntry>,
-    /// Attempts made with the key.
-    pub requests: u64,
-    /// Attempts that succeeded.
-    pub successes: u64,
-    /// Attempts charged to the key as failures.
-    pub failures: u64,
-    /// Failures in a row, reset by a success.
-    pub consecutive_failures: u32,
-    /// Failures in the last ten minutes.
-    pub recent_failures: u32,
-    /// When the key last finished an attempt.
-    pub last_used: Option<SystemTime>,
-    /// The last failure, in words (never with the key).
-    pub last_error: Option<String>,
-    /// Sum of attempt latencies, for the mean.
-    pub latency_ms_total: u64,
-    /// Tokens served (`usageMetadata.totalTokenCount`).
-    pub tokens: u64,
-}
-
-/// What a key can do at one moment.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum KeyStatus {
-    /// Serving.
-    Active,
-    /// Resting on some models (a quota for one model); serves the others.
-    Partial,
-    /// Resting on every model; frees up by itself.
-    Cooling,
-    /// Taken out of service.
-    Disabled,
-}
-
-/// Keys in each status.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatusCounts {
-    /// Serving.
-    pub active: u64,
-    /// Resting on some models, serving the others.
-    pub partial: u64,
-    /// Resting on every model.
-    pub cooling: u64,
-    /// Out of service.
-    pub disabled: u64,
-}
-
-impl StatusCounts {
-    /// Counts one key.
-    pub fn add(&mut self, status: KeyStatus) {
-        match status {
-            KeyStatus::Active => self.active += 1,
-            KeyStatus::Partial => self.partial += 1,
-            KeyStatus::Cooling => self.cooling += 1,
-            KeyStatus::Disabled => self.disabled += 1,
-        }
-    }
-
-    /// The statuses of `slots` at `now`.
-    pub fn of(slots: &[Arc<KeySlot>], now: SystemTime) -> Self {
-        let mut counts = Self::default();
-        for slot in slots {
-            counts.add(slot.snapshot().status(now));
-        }
-        counts
-    }
-}
-
-impl KeySnapshot {
-    /// The key's status at `now`: disabled wins over a rest on every model,
-    /// which wins over a rest on some.
-    pub fn status(&self, now: SystemTime) -> KeyStatus {
-        if self.disabled.is_some() {
-            KeyStatus::Disabled
-        } else if self.active_cooldowns(now).any(|c| c.model.is_none()) {
-            KeyStatus::Cooling
-        } else if self.active_cooldowns(now).next().is_some() {
-            KeyStatus::Partial
-        } else {
-            KeyStatus::Active
-        }
-    }
-
-    /// The rests that have not ended at `now`.
-    pub fn active_cooldowns(&self, now: SystemTime) -> impl Iterator<Item = &CooldownEntry> {
-        self.cooldowns.iter().filter(move |c| c.until > now)
-    }
-
-    /// Whether the key is cooling for `model` (or all models) at `now`.
-    pub fn is_cooling_for(&self, model: &str, now: SystemTime) -> bool {
-        self.active_cooldowns(now).any(|c| c.model.as_deref().is_none_or(|m| m == model))
-    }
-
-    /// The rarely changing part.
-    pub fn state(&self) -> KeyState {
-        KeyState { disabled: self.disabled, cooldowns: self.cooldowns.clone(), last_error: self.last_error.clone() }
-    }
-}
-
 fn to_ms(time: Option<SystemTime>) -> u64 {
     time.and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map_or(0, |d| d.as_millis() as u64)
+}
+
+impl crate::store::SavedKey for KeySlot {
+    fn fingerprint(&self) -> crate::keys::Fingerprint {
+        self.record.fingerprint
+    }
+
+    fn snapshot(&self) -> KeySnapshot {
+        KeySlot::snapshot(self)
+    }
 }
 
 impl KeySlot {

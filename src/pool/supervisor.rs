@@ -7,10 +7,10 @@
 use super::key_actor::{KeyActor, KeyActorArgs, KeyEvent, KeyMsg};
 use super::ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 use super::scan::{ScanError, Scanner};
-use super::slot::{KeySlot, KeySnapshot, KeyState};
+use super::slot::KeySlot;
 use crate::config::{ModelLimits, Strategy};
+use crate::key_state::{DisableReason, KeySnapshot, KeyState, ScanVerdict};
 use crate::keys::{Fingerprint, KeyRecord};
-use crate::policy::{DisableReason, ScanVerdict};
 use crate::store::StoreHandle;
 use ractor::{Actor, ActorId, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
 use std::collections::HashMap;

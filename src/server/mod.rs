@@ -49,6 +49,21 @@ pub struct ServerLimits {
     pub http2_max_streams: u32,
 }
 
+impl ServerLimits {
+    /// The limits `[server]` sets.
+    pub fn from_config(config: &crate::config::ServerConfig) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self {
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(config.idle_timeout_secs),
+            body_read_timeout: Duration::from_secs(config.body_read_timeout_secs),
+            max_connections: config.max_connections,
+            max_connections_per_ip: config.max_connections_per_ip,
+            trusted_proxies: TrustedProxies::new(config.trusted_networks()?),
+            http2_max_streams: 256,
+        })
+    }
+}
+
 /// The type-erased endpoint every connection serves.
 pub(crate) type SharedEndpoint = Arc<dyn poem::endpoint::DynEndpoint<Output = poem::Response>>;
 

@@ -12,10 +12,10 @@ mod writer;
 pub use client_keys::{ClientLimits, StoredClientKey};
 pub use log_query::{ErrorRecord, LogFilter, Page, StatRow};
 pub use rows::{RequestRecord, now_ms, to_ms};
-pub use writer::StoreHandle;
+pub use writer::{SavedKey, StoreHandle};
 
+use crate::key_state::KeySnapshot;
 use crate::keys::Fingerprint;
-use crate::pool::KeySnapshot;
 use sqlx::AnyPool;
 use sqlx::any::AnyPoolOptions;
 use std::collections::HashMap;

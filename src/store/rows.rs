@@ -2,9 +2,8 @@
 //! PostgreSQL and MySQL all accept (placeholders rewritten per dialect).
 
 use super::{Store, StoreError};
+use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot};
 use crate::keys::Fingerprint;
-use crate::policy::DisableReason;
-use crate::pool::{CooldownEntry, Disabled, KeySnapshot};
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
 use std::borrow::Cow;

@@ -7,21 +7,30 @@
 use super::Store;
 use super::log_query::{self, ErrorRecord};
 use super::rows::{self, RequestRecord};
+use crate::key_state::KeySnapshot;
 use crate::keys::Fingerprint;
-use crate::pool::KeySlot;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Notify, mpsc, oneshot};
 
+/// A key whose state the writer reads when it writes (the pool's slots):
+/// the store knows what a key's state is, not where it lives.
+pub trait SavedKey: Send + Sync {
+    /// The key's fingerprint (the row's id).
+    fn fingerprint(&self) -> Fingerprint;
+    /// Its state and counters now.
+    fn snapshot(&self) -> KeySnapshot;
+}
+
 #[derive(Default)]
 struct Pending {
     /// Keys whose state (disabled, cooldowns) changed: written at the next tick.
-    keys: HashMap<Fingerprint, Arc<KeySlot>>,
+    keys: HashMap<Fingerprint, Arc<dyn SavedKey>>,
     /// Keys whose counters moved: written every [`COUNTER_FLUSH`], so a busy
     /// pool of 10,000 keys does not rewrite every key every second.
-    counters: HashMap<Fingerprint, Arc<KeySlot>>,
+    counters: HashMap<Fingerprint, Arc<dyn SavedKey>>,
     requests: Vec<RequestRecord>,
     errors: Vec<ErrorRecord>,
 }
@@ -59,13 +68,13 @@ impl StoreHandle {
     ///
     /// `publish` (the actor making the new state visible) runs under the
     /// queue's lock, so no flush can fall between the two.
-    pub fn save_key_while(&self, slot: &Arc<KeySlot>, state_changed: bool, publish: impl FnOnce()) {
+    pub fn save_key_while(&self, key: Arc<dyn SavedKey>, state_changed: bool, publish: impl FnOnce()) {
         match &self.shared {
             Some(shared) => {
                 let mut pending = lock(&shared.pending);
                 publish();
                 let map = if state_changed { &mut pending.keys } else { &mut pending.counters };
-                map.insert(slot.record.fingerprint, slot.clone());
+                map.insert(key.fingerprint(), key);
             }
             None => publish(),
         }

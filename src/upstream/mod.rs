@@ -6,8 +6,8 @@ mod google_error;
 pub use google_error::{FailureKind, GoogleError, classify_google_error, is_daily_quota, parse_proto_duration};
 
 use crate::config::UpstreamConfig;
+use crate::key_state::{DisableReason, ScanVerdict};
 use crate::keys::ApiKey;
-use crate::policy::{DisableReason, ScanVerdict};
 use bytes::Bytes;
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, HeaderValue};

@@ -6,8 +6,8 @@ use gemgate::app::{self, RunningApp};
 use gemgate::config::{Config, LoadedConfig};
 use gemgate::fake_upstream::FakeUpstream;
 pub use gemgate::fake_upstream::{Behaviour, fake_key};
+use gemgate::key_state::KeySnapshot;
 use gemgate::keys::Fingerprint;
-use gemgate::pool::KeySnapshot;
 use std::time::{Duration, Instant};
 
 /// The client key every test presents.

@@ -117,7 +117,7 @@ impl ClientsApi {
     async fn refresh(&self) -> ApiResult<()> {
         let stored = self.ctx.store().client_keys().await?;
         self.ctx.state.stored_clients.store(Arc::new(stored));
-        self.ctx.reloader.refresh_auth();
+        self.ctx.state.apply_config(&self.ctx.reloader.current().config);
         Ok(())
     }
 

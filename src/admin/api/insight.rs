@@ -5,7 +5,7 @@ use crate::admin::AdminContext;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::security::AdminAuth;
 use crate::admin::stats::{Figures, summarize};
-use crate::pool::StatusCounts;
+use crate::key_state::StatusCounts;
 use crate::store::{ErrorRecord, LogFilter, RequestRecord};
 use poem_openapi::param::Query;
 use poem_openapi::payload::Json;
@@ -289,7 +289,7 @@ impl InsightApi {
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
         let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
-        let counts = StatusCounts::of(&slots, SystemTime::now());
+        let counts = StatusCounts::of(slots.iter().map(|slot| slot.snapshot()), SystemTime::now());
         let named = |list: Vec<(String, Figures)>| {
             list.into_iter().map(|(name, f)| NamedFigures { name, figures: f.into() }).collect()
         };
