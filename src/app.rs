@@ -5,7 +5,7 @@ use crate::api::{self, AppState, auth::ClientAuth};
 use crate::config::LoadedConfig;
 use crate::dispatch::Dispatcher;
 use crate::keys::load_key_dir;
-use crate::policy::{SharedPolicy, configured_policy};
+use crate::policy::SharedPolicy;
 use crate::pool::{PoolHandle, Scanner, SupervisorArgs};
 use crate::secrets::load_or_generate;
 use crate::store::{Store, StoreHandle};
@@ -60,10 +60,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     }
 
     let upstream = UpstreamClient::new(&config.upstream).context("building the upstream client")?;
-    let policy_faults = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let policy: SharedPolicy = Arc::new(arc_swap::ArcSwap::from_pointee(
-        configured_policy(&loaded, policy_faults.clone()).context("loading the policy script")?,
-    ));
+    let policy = SharedPolicy::configured(&loaded).context("loading the policy script")?;
     let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
     let key_count = key_set.records.len();
     let groups = group_counts(&key_set.records);
@@ -133,7 +130,6 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         models: Default::default(),
         store: store.clone(),
         metrics_auth: arc_swap::ArcSwap::from_pointee(metrics_auth(config, &admin_key)),
-        policy_faults: policy_faults.clone(),
         reloads: reloads.clone(),
         stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
         openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
@@ -149,7 +145,6 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         loaded: std::sync::Mutex::new(loaded.clone()),
         pool: pool.clone(),
         policy: policy.clone(),
-        policy_faults: policy_faults.clone(),
         store: store.clone(),
         store_writer: store_writer.clone(),
         status: reloads.clone(),

@@ -7,7 +7,7 @@
 
 use crate::config::{self, LoadedConfig};
 use crate::keys::load_key_dir;
-use crate::policy::{SharedPolicy, configured_policy};
+use crate::policy::SharedPolicy;
 use crate::pool::PoolHandle;
 use crate::store::{Store, StoreHandle};
 use notify::RecursiveMode;
@@ -15,7 +15,6 @@ use notify_debouncer_full::{DebounceEventResult, Debouncer, RecommendedCache, ne
 use serde::Serialize;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -67,8 +66,6 @@ pub struct Reloader {
     pub pool: PoolHandle,
     /// The policy in force.
     pub policy: SharedPolicy,
-    /// Script faults counter, shared by every compiled script.
-    pub policy_faults: Arc<AtomicU64>,
     /// The store, for the stored state of keys that rejoin.
     pub store: Store,
     /// The writer, flushed before reading stored state.
@@ -242,9 +239,8 @@ impl Reloader {
     /// Rebuilds the policy from the configured script.
     pub fn reload_policy(&self) {
         let loaded = self.current();
-        match configured_policy(&loaded, self.policy_faults.clone()) {
-            Ok(policy) => {
-                self.policy.store(Arc::new(policy));
+        match self.policy.reload(&loaded) {
+            Ok(()) => {
                 let name = loaded.policy_file().map_or("the built-in policy".into(), |f| f.display().to_string());
                 self.status.record("policy", true, format!("now using {name}"));
             }

@@ -29,7 +29,7 @@ async fn exercise(url: &str) {
     let record = KeyRecord { fingerprint: key.fingerprint(), key, group: Arc::from("backend") };
     let snapshot = KeySnapshot { requests: 7, successes: 5, failures: 2, tokens: 99, ..KeySnapshot::default() };
     let slot = Arc::new(gemgate::pool::KeySlot::new(0, record.clone(), &snapshot));
-    writer.save_key_while(&slot, true, || {});
+    writer.save_key_while(slot.clone(), true, || {});
     let client: Arc<str> = Arc::from(format!("client-{unique}"));
     for status in [200, 429] {
         writer.log_request(RequestRecord {

@@ -31,8 +31,6 @@ pub struct AppState {
     pub store: crate::store::Store,
     /// The `/metrics` bearer token (the admin key unless configured).
     pub metrics_auth: arc_swap::ArcSwap<ClientAuth>,
-    /// Script faults, for `/metrics`.
-    pub policy_faults: Arc<std::sync::atomic::AtomicU64>,
     /// Reload events, for `/metrics`.
     pub reloads: Arc<crate::watch::ReloadStatus>,
     /// Client keys made in the admin (hashes), part of `auth`.
@@ -79,7 +77,7 @@ pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> po
     m.scan_total.set(scan.total as i64);
     m.scan_running.set(i64::from(scan.running));
     m.store_dropped.set(state.dispatcher.store.dropped() as i64);
-    m.policy_faults.set(state.policy_faults.load(std::sync::atomic::Ordering::Relaxed) as i64);
+    m.policy_faults.set(state.dispatcher.policy.faults() as i64);
     let mut reloads = std::collections::HashMap::new();
     for event in state.reloads.events() {
         *reloads.entry((event.what, event.accepted)).or_insert(0i64) += 1;

@@ -143,11 +143,43 @@ pub struct EmptyReply {
 }
 
 /// The active policy, swapped whole when a script changes.
-pub type SharedPolicy = Arc<arc_swap::ArcSwap<Box<dyn Policy>>>;
+/// The policy in force, swapped whole when its script or config changes,
+/// with one count of script faults over every script it has run.
+#[derive(Clone)]
+pub struct SharedPolicy {
+    current: Arc<arc_swap::ArcSwap<Box<dyn Policy>>>,
+    faults: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SharedPolicy {
+    /// The policy `loaded` configures.
+    pub fn configured(loaded: &crate::config::LoadedConfig) -> Result<Self, script::ScriptError> {
+        let faults = Arc::default();
+        let policy = configured_policy(loaded, Arc::clone(&faults))?;
+        Ok(Self { current: Arc::new(arc_swap::ArcSwap::from_pointee(policy)), faults })
+    }
+
+    /// The policy in force now.
+    pub fn load(&self) -> arc_swap::Guard<Arc<Box<dyn Policy>>> {
+        self.current.load()
+    }
+
+    /// Rebuilds the policy from `loaded`; on error the running one stays.
+    pub fn reload(&self, loaded: &crate::config::LoadedConfig) -> Result<(), script::ScriptError> {
+        let policy = configured_policy(loaded, Arc::clone(&self.faults))?;
+        self.current.store(Arc::new(policy));
+        Ok(())
+    }
+
+    /// Script calls that failed and fell back to the built-in policy.
+    pub fn faults(&self) -> u64 {
+        self.faults.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Wraps a policy for sharing.
 pub fn shared(policy: impl Policy) -> SharedPolicy {
-    Arc::new(arc_swap::ArcSwap::from_pointee(Box::new(policy)))
+    SharedPolicy { current: Arc::new(arc_swap::ArcSwap::from_pointee(Box::new(policy))), faults: Arc::default() }
 }
 
 /// The policy `loaded` configures: its script (compiled, with the built-in

@@ -315,7 +315,7 @@ impl InsightApi {
                 disabled: counts.disabled,
                 in_flight: self.ctx.pool().in_flight().await,
                 scan_running: self.ctx.pool().scan_report().running,
-                policy_faults: self.ctx.state.policy_faults.load(std::sync::atomic::Ordering::Relaxed),
+                policy_faults: self.ctx.state.dispatcher.policy.faults(),
                 store_dropped: self.ctx.state.dispatcher.store.dropped(),
             },
         }))

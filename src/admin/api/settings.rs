@@ -249,7 +249,7 @@ impl SettingsApi {
         Ok(Json(PolicyView {
             file: file.map(|f| f.display().to_string()),
             text,
-            faults: self.ctx.state.policy_faults.load(std::sync::atomic::Ordering::Relaxed),
+            faults: self.ctx.state.dispatcher.policy.faults(),
         }))
     }
 
