@@ -261,7 +261,7 @@ fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl 
     poem::Route::new()
         .nest("/admin", crate::admin::routes(admin))
         .at("/v1beta/openai/*path", api::google_openai::passthrough)
-        .at("/v1beta/*path", api::gemini::native)
+        .at("/v1beta/*path", api::native::native)
         .at("/v1/*path", api::v1)
         .at("/openai/v1/*path", api::openai_only)
         .at("/healthz", api::healthz)

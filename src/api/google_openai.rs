@@ -4,7 +4,7 @@
 //! `http://gemgate/v1beta/openai/` instead of Google's.
 
 use super::AppState;
-use super::openai_errors::{dispatch_error, openai_error};
+use super::intake::{Admitted, ClientError, Dialect, parse_json};
 use crate::dispatch::{DispatchError, ProxyRequest, StreamMode};
 use crate::translate::model_id;
 use crate::upstream::UpstreamRequest;
@@ -29,63 +29,77 @@ fn is_served(method: &Method, tail: &str) -> bool {
 /// Serves every `/v1beta/openai/…` path.
 #[handler]
 pub async fn passthrough(request: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
-    let tail = request.uri().path().strip_prefix("/v1beta/openai/").unwrap_or_default();
-    if !is_served(request.method(), tail) {
-        let message = format!("gemgate does not pass {} /v1beta/openai/{tail} through", request.method());
-        return openai_error(404, &message, None, Some("unknown_url"));
+    super::intake::serve(&GoogleOpenAi, request, body, &state).await
+}
+
+/// Google's OpenAI layer, passed through: OpenAI's error shape, except that
+/// Google's own error body passes as it is.
+pub struct GoogleOpenAi;
+
+impl Dialect for GoogleOpenAi {
+    /// The path after `/v1beta/openai/`.
+    type Call = String;
+
+    fn route(&self, request: &Request) -> Result<String, ClientError> {
+        let tail = request.uri().path().strip_prefix("/v1beta/openai/").unwrap_or_default();
+        if !is_served(request.method(), tail) {
+            let message = format!("gemgate does not pass {} /v1beta/openai/{tail} through", request.method());
+            return Err(ClientError::Route { status: 404, message });
+        }
+        Ok(tail.trim_end_matches('/').to_string())
     }
-    let client = match state.authenticate(request) {
-        Ok(client) => client.0,
-        Err(err) => return super::openai_errors::auth_error(err),
-    };
-    let body = match super::body::read_body(body, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(err) => return super::openai_errors::body_error(&err),
-    };
-    let json: Option<Value> = if body.is_empty() { None } else { serde_json::from_slice(&body).ok() };
-    if !body.is_empty() && json.is_none() {
-        return openai_error(
-            400,
-            "We could not parse the JSON body of your request. It must be valid JSON.",
-            None,
-            Some("invalid_json"),
-        );
-    }
-    let model = json.as_ref().and_then(|j| j.get("model")).and_then(Value::as_str).map(model_id).unwrap_or_default();
-    let streaming = json.as_ref().and_then(|j| j.get("stream")).and_then(Value::as_bool) == Some(true);
-    // No query parameter of the client's is forwarded: this layer documents none.
-    let path_and_query = format!("/v1beta/openai/{}", tail.trim_end_matches('/'));
-    let proxied = ProxyRequest {
-        upstream: UpstreamRequest {
-            method: request.method().clone(),
-            path_and_query,
-            body,
-            content_type: request.headers().get("content-type").cloned(),
-            bearer: true,
-        },
-        model: Arc::from(model),
-        mode: if streaming { StreamMode::Sse } else { StreamMode::Whole },
-        route: "google-openai",
-        client,
-    };
-    match state.dispatcher.dispatch(proxied).await {
-        Ok(reply) => super::relay_response(reply, move |cut| {
+
+    async fn serve(
+        &self,
+        tail: &String,
+        admitted: Admitted,
+        request: &Request,
+        state: &Arc<AppState>,
+    ) -> Result<Response, ClientError> {
+        let Admitted { client, body } = admitted;
+        let json: Option<Value> = if body.is_empty() { None } else { Some(parse_json(&body)?) };
+        let field = |name: &str| json.as_ref().and_then(|j| j.get(name));
+        let model = field("model").and_then(Value::as_str).map(model_id).unwrap_or_default();
+        let streaming = field("stream").and_then(Value::as_bool) == Some(true);
+        // No query parameter of the client's is forwarded: this layer documents none.
+        let proxied = ProxyRequest {
+            upstream: UpstreamRequest {
+                method: request.method().clone(),
+                path_and_query: format!("/v1beta/openai/{tail}"),
+                body,
+                content_type: request.headers().get("content-type").cloned(),
+                bearer: true,
+            },
+            model: Arc::from(model),
+            mode: if streaming { StreamMode::Sse } else { StreamMode::Whole },
+            route: "google-openai",
+            client,
+        };
+        let reply = state.dispatcher.dispatch(proxied).await?;
+        Ok(super::relay_response(reply, move |cut| {
             let message = format!("the upstream reply was cut: {}", cut.message);
             if streaming {
                 Ok(crate::translate::stream::error_frame(&message, 502).into())
             } else {
                 Err(std::io::Error::other(message))
             }
-        }),
+        }))
+    }
+
+    fn render(&self, _tail: Option<&String>, error: ClientError) -> Response {
         // Google's own error body when it answered; OpenAI's format for gemgate's errors.
-        Err(DispatchError::Upstream(failure)) if failure.google.http_status != 0 && !failure.body.is_empty() => {
+        if let ClientError::Dispatch(dispatch) = &error
+            && let DispatchError::Upstream(failure) = &**dispatch
+            && failure.google.http_status != 0
+            && !failure.body.is_empty()
+        {
             let text = String::from_utf8_lossy(&failure.body);
-            Response::builder()
+            return Response::builder()
                 .status(StatusCode::from_u16(failure.google.http_status).unwrap_or(StatusCode::BAD_GATEWAY))
                 .content_type("application/json")
-                .body(crate::keys::redact_keys(&text).into_owned())
+                .body(crate::keys::redact_keys(&text).into_owned());
         }
-        Err(err) => dispatch_error(&err),
+        super::openai::errors::render(error)
     }
 }
 

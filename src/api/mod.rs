@@ -4,11 +4,10 @@
 pub mod auth;
 pub mod auth_limit;
 pub mod body;
-pub mod gemini;
-pub mod google_errors;
 pub mod google_openai;
+pub mod intake;
+pub mod native;
 pub mod openai;
-pub mod openai_errors;
 pub mod paths;
 
 use crate::dispatch::{Dispatcher, StreamMode};
@@ -172,7 +171,7 @@ pub async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
 #[handler]
 pub fn not_found(request: &poem::Request) -> poem::Response {
     let message = format!("gemgate: no route for {} {}", request.method(), request.uri().path());
-    google_errors::error_response(404, &message, Vec::new(), StreamMode::Whole)
+    native::errors::render(intake::ClientError::Route { status: 404, message }, StreamMode::Whole)
 }
 
 /// `/v1/…` is both Google's stable API and OpenAI's. Chat completions and
@@ -184,25 +183,18 @@ pub async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppS
     let speaks_google = request.headers().contains_key("x-goog-api-key")
         || request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
     match openai::parse_openai_path(request.method(), tail) {
-        Some(call @ (openai::OpenAiCall::ChatCompletions | openai::OpenAiCall::Embeddings)) => {
-            openai::serve(call, request, body, &state).await
+        Some(openai::OpenAiCall::ChatCompletions | openai::OpenAiCall::Embeddings) => {
+            intake::serve(&openai::OpenAi, request, body, &state).await
         }
-        Some(call) if !speaks_google => openai::serve(call, request, body, &state).await,
-        _ => gemini::serve(request, body, &state).await,
+        Some(_) if !speaks_google => intake::serve(&openai::OpenAi, request, body, &state).await,
+        _ => intake::serve(&native::Native, request, body, &state).await,
     }
 }
 
 /// `/openai/v1/…`: OpenAI's API only.
 #[handler]
 pub async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
-    let tail = request.uri().path().strip_prefix("/openai/v1/").unwrap_or_default();
-    match openai::parse_openai_path(request.method(), tail) {
-        Some(call) => openai::serve(call, request, body, &state).await,
-        None => {
-            let message = format!("no such endpoint: {} /openai/v1/{tail}", request.method());
-            openai_errors::openai_error(404, &message, None, None)
-        }
-    }
+    intake::serve(&openai::OpenAi, request, body, &state).await
 }
 
 /// Refuses a path with dot segments, empty segments or encoded separators
@@ -223,9 +215,9 @@ pub async fn refuse_unsafe_paths<E: Endpoint>(
             .content_type("application/json")
             .body(serde_json::json!({"error": {"code": 400, "message": message}}).to_string())
     } else if openai {
-        openai_errors::openai_error(400, &message, None, Some("invalid_path"))
+        openai::errors::openai_error(400, &message, None, Some("invalid_path"))
     } else {
-        google_errors::error_response(400, &message, Vec::new(), StreamMode::Whole)
+        native::errors::error_response(400, &message, Vec::new(), StreamMode::Whole)
     })
 }
 

@@ -3,14 +3,15 @@
 //! untouched; replies stream back chunk by chunk.
 
 use super::AppState;
-use super::google_errors::{cut_frame, dispatch_error_response, error_response};
+use super::intake::{Admitted, ClientError, Dialect, check_json};
 use crate::dispatch::{ProxyRequest, StreamMode};
 use crate::upstream::UpstreamRequest;
 use poem::http::Method;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
-use serde::de::IgnoredAny;
 use std::sync::Arc;
+
+pub mod errors;
 
 /// What a native path asks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,18 +29,9 @@ pub enum NativeCall {
     },
 }
 
-/// A path gemgate refuses, with the status and words for the client.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PathError {
-    /// HTTP status.
-    pub code: u16,
-    /// Message.
-    pub message: String,
-}
-
 /// Parses the part of the path after `/v1beta/` (or `/v1/`).
-pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, PathError> {
-    let error = |code, message: String| Err(PathError { code, message });
+pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, ClientError> {
+    let error = |status, message: String| Err(ClientError::Route { status, message });
     let Some(rest) = tail.strip_prefix("models") else {
         let first = tail.split('/').next().unwrap_or_default();
         if ["files", "cachedContents", "tunedModels", "corpora", "batches"].contains(&first) {
@@ -62,12 +54,7 @@ pub fn parse_native_path(method: &Method, tail: &str) -> Result<NativeCall, Path
         Some((model, action)) => (model, Some(action)),
         None => (name, None),
     };
-    if !super::paths::is_valid_model_name(model) {
-        return error(
-            400,
-            format!("gemgate: `{}` is not a valid model name", model.chars().take(80).collect::<String>()),
-        );
-    }
+    super::intake::check_model(model)?;
     match action {
         None if method == Method::GET => Ok(NativeCall::GetModel(model.to_string())),
         None => error(405, "use GET to read a model".into()),
@@ -111,76 +98,87 @@ fn route_name(action: &str) -> &'static str {
     }
 }
 
+/// Google's native dialect: paths as Google's, bodies passed through.
+pub struct Native;
+
+/// A native call and the framing of its reply.
+pub struct Routed {
+    /// `v1beta` or `v1`.
+    version: &'static str,
+    call: NativeCall,
+    mode: StreamMode,
+}
+
 /// Serves every native path.
 #[handler]
 pub async fn native(request: &Request, body: Body, state: Data<&Arc<AppState>>) -> Response {
-    serve(request, body, &state).await
+    super::intake::serve(&Native, request, body, &state).await
 }
 
-/// Serves a native call (also reached from the `/v1` router).
-pub async fn serve(request: &Request, body: Body, state: &Arc<AppState>) -> Response {
-    let path = request.uri().path();
-    let (version, tail) = match path.strip_prefix("/v1beta/") {
-        Some(tail) => ("v1beta", tail),
-        None => ("v1", path.strip_prefix("/v1/").unwrap_or_default()),
-    };
-    let query = request.uri().query().unwrap_or_default();
-    let (call, mode) = match parse_native_path(request.method(), tail) {
-        Ok(call) => {
-            let mode = match &call {
-                NativeCall::Action { action, .. } => stream_mode(action, query),
-                _ => StreamMode::Whole,
-            };
-            (call, mode)
-        }
-        Err(err) => return error_response(err.code, &err.message, Vec::new(), StreamMode::Whole),
-    };
-    let client = match state.authenticate(request) {
-        Ok(client) => client,
-        Err(err) => return super::google_errors::auth_error_response(err, mode),
-    };
-    let body = match super::body::read_body(body, state.max_body_bytes).await {
-        Ok(body) => body,
-        Err(err) => return error_response(err.status(), &format!("gemgate: {err}"), Vec::new(), mode),
-    };
-    let (model, route) = match &call {
-        NativeCall::ListModels => (String::new(), "listModels"),
-        NativeCall::GetModel(model) => (model.clone(), "getModel"),
-        NativeCall::Action { model, action } => (model.clone(), route_name(action)),
-    };
-    // serde skips strings it ignores without checking their UTF-8: check it first.
-    let is_json = std::str::from_utf8(&body).is_ok() && serde_json::from_slice::<IgnoredAny>(&body).is_ok();
-    if matches!(call, NativeCall::Action { .. }) && !is_json {
-        let message = "Invalid JSON payload received. The request body is not valid JSON.";
-        return error_response(400, message, Vec::new(), mode);
+impl Dialect for Native {
+    type Call = Routed;
+
+    fn route(&self, request: &Request) -> Result<Routed, ClientError> {
+        let path = request.uri().path();
+        let (version, tail) = match path.strip_prefix("/v1beta/") {
+            Some(tail) => ("v1beta", tail),
+            None => ("v1", path.strip_prefix("/v1/").unwrap_or_default()),
+        };
+        let call = parse_native_path(request.method(), tail)?;
+        let mode = match &call {
+            NativeCall::Action { action, .. } => stream_mode(action, request.uri().query().unwrap_or_default()),
+            _ => StreamMode::Whole,
+        };
+        Ok(Routed { version, call, mode })
     }
-    let query = super::paths::native_upstream_query(query);
-    // The path as gemgate understood it, not as the client spelled it.
-    let tail = match &call {
-        NativeCall::ListModels => "models".to_string(),
-        NativeCall::GetModel(model) => format!("models/{model}"),
-        NativeCall::Action { model, action } => format!("models/{model}:{action}"),
-    };
-    let path_and_query =
-        if query.is_empty() { format!("/{version}/{tail}") } else { format!("/{version}/{tail}?{query}") };
-    let proxy_request = ProxyRequest {
-        upstream: UpstreamRequest {
-            method: request.method().clone(),
-            path_and_query,
-            body,
-            content_type: request.headers().get("content-type").cloned(),
-            bearer: false,
-        },
-        model: Arc::from(model),
-        mode,
-        route,
-        client: client.0,
-    };
-    match state.dispatcher.dispatch(proxy_request).await {
-        Ok(reply) => super::relay_response(reply, move |cut| {
-            cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message))
-        }),
-        Err(error) => dispatch_error_response(&error, mode),
+
+    async fn serve(
+        &self,
+        routed: &Routed,
+        admitted: Admitted,
+        request: &Request,
+        state: &Arc<AppState>,
+    ) -> Result<Response, ClientError> {
+        let Routed { version, call, mode } = routed;
+        let (model, route) = match call {
+            NativeCall::ListModels => ("", "listModels"),
+            NativeCall::GetModel(model) => (model.as_str(), "getModel"),
+            NativeCall::Action { model, action } => {
+                check_json(&admitted.body)?;
+                (model.as_str(), route_name(action))
+            }
+        };
+        let query = super::paths::native_upstream_query(request.uri().query().unwrap_or_default());
+        // The path as gemgate understood it, not as the client spelled it.
+        let tail = match call {
+            NativeCall::ListModels => "models".to_string(),
+            NativeCall::GetModel(model) => format!("models/{model}"),
+            NativeCall::Action { model, action } => format!("models/{model}:{action}"),
+        };
+        let path_and_query =
+            if query.is_empty() { format!("/{version}/{tail}") } else { format!("/{version}/{tail}?{query}") };
+        let proxy_request = ProxyRequest {
+            upstream: UpstreamRequest {
+                method: request.method().clone(),
+                path_and_query,
+                body: admitted.body,
+                content_type: request.headers().get("content-type").cloned(),
+                bearer: false,
+            },
+            model: Arc::from(model),
+            mode: *mode,
+            route,
+            client: admitted.client,
+        };
+        let reply = state.dispatcher.dispatch(proxy_request).await?;
+        let mode = *mode;
+        Ok(super::relay_response(reply, move |cut| {
+            errors::cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message))
+        }))
+    }
+
+    fn render(&self, routed: Option<&Routed>, error: ClientError) -> Response {
+        errors::render(error, routed.map_or(StreamMode::Whole, |r| r.mode))
     }
 }
 
@@ -189,7 +187,11 @@ mod tests {
     use super::*;
 
     fn parse(method: Method, tail: &str) -> Result<NativeCall, u16> {
-        parse_native_path(&method, tail).map_err(|e| e.code)
+        parse_native_path(&method, tail).map_err(|e| match e {
+            ClientError::Route { status, .. } => status,
+            ClientError::InvalidModel(_) => 400,
+            _ => 500,
+        })
     }
 
     #[test]

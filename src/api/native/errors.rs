@@ -1,6 +1,7 @@
 //! Errors in Google's dialect: `{"error":{"code","message","status","details"}}`,
 //! wrapped in an array where Google would (the JSON-array stream).
 
+use crate::api::intake::{ClientError, no_key_explanation, secs_until};
 use crate::dispatch::{DispatchError, StreamMode, failure_status, no_key_status};
 use crate::pool::LeaseError;
 use poem::Response;
@@ -35,6 +36,22 @@ pub fn error_body(code: u16, message: &str, details: Vec<Value>) -> Value {
     json!({ "error": error })
 }
 
+/// Any client error in Google's shape, framed for `mode`.
+pub fn render(error: ClientError, mode: StreamMode) -> Response {
+    let plain = |code: u16, message: &str| error_response(code, message, Vec::new(), mode);
+    match error {
+        ClientError::Route { status, message } => plain(status, &message),
+        ClientError::Auth(error) => auth_error_response(error, mode),
+        ClientError::Body(error) => plain(error.status(), &format!("gemgate: {error}")),
+        ClientError::NotJson => plain(400, "Invalid JSON payload received. The request body is not valid JSON."),
+        ClientError::InvalidModel(model) => plain(400, &format!("gemgate: `{model}` is not a valid model name")),
+        ClientError::UnknownModel(model) => plain(404, &format!("models/{model} is not found")),
+        ClientError::Translate(error) => plain(400, &error.message),
+        ClientError::Dispatch(error) => dispatch_error_response(&error, mode),
+        ClientError::BadReply(message) => plain(502, &format!("gemgate: {message}")),
+    }
+}
+
 /// A complete error response in Google's format for `mode`.
 pub fn error_response(code: u16, message: &str, details: Vec<Value>, mode: StreamMode) -> Response {
     let body = error_body(code, message, details);
@@ -44,7 +61,7 @@ pub fn error_response(code: u16, message: &str, details: Vec<Value>, mode: Strea
 
 /// A refused client key: 401, or 429 with `RetryInfo` and `Retry-After`
 /// while the address is locked out.
-pub fn auth_error_response(error: super::auth::AuthError, mode: StreamMode) -> Response {
+fn auth_error_response(error: crate::api::auth::AuthError, mode: StreamMode) -> Response {
     let details = error.retry_after_secs().map(retry_info_secs).into_iter().collect();
     let mut response = error_response(error.status(), &error.message(), details, mode);
     if let Some(secs) = error.retry_after_secs() {
@@ -62,7 +79,7 @@ fn json_response(code: u16, body: Vec<u8>) -> Response {
 
 /// Renders a dispatch failure: Google's own body when it answered, else a
 /// gemgate error that says what happened and what to do.
-pub fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Response {
+fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Response {
     match error {
         DispatchError::Upstream(failure) if failure.google.http_status != 0 && !failure.body.is_empty() => {
             let text = String::from_utf8_lossy(&failure.body);
@@ -85,55 +102,6 @@ pub fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Respo
     }
 }
 
-/// The whole explanation when no key could serve: why the pool said no, what
-/// the keys this request tried said about themselves, or else the last
-/// upstream error.
-pub fn no_key_explanation(
-    reason: &LeaseError,
-    model: &str,
-    last: Option<&crate::dispatch::AttemptFailure>,
-    tried: &crate::dispatch::KeyFailures,
-) -> String {
-    let mut message = no_key_message(reason, model);
-    if tried.total() > 0 {
-        message.push_str(&format!(" Keys tried for this request: {}.", tried.describe()));
-    } else if let Some(last) = last {
-        let upstream: String = last.google.message.chars().take(300).collect();
-        message.push_str(&format!(" Last upstream error: {} {}", last.google.http_status, upstream));
-    }
-    message
-}
-
-/// Words for a client when no key could be leased.
-pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
-    let model = if model.is_empty() { "this request".to_string() } else { format!("model {model}") };
-    match reason {
-        LeaseError::EmptyPool => {
-            "gemgate: the key pool is empty. Add Gemini API keys, one per line, to a file in the keys folder.".into()
-        }
-        LeaseError::AllDisabled { total } => {
-            format!(
-                "gemgate: all {total} keys are disabled (invalid or refused by Google). Add working keys or run a health scan."
-            )
-        }
-        LeaseError::AllCooling { soonest } => {
-            let wait = secs_until(*soonest);
-            let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
-            format!("gemgate: every key is cooling down for {model}; the soonest is free again in {wait}s (at {at}).")
-        }
-        LeaseError::AllPaced { soonest, limit } => {
-            let wait = secs_until(*soonest);
-            let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
-            format!(
-                "gemgate: every key has used the {limit} declared for {model} in config ([models]: gemgate paces \
-                 itself, Google did not refuse); the soonest is free again in {wait}s (at {at})."
-            )
-        }
-        LeaseError::AllTried => format!("gemgate: no key can serve {model} now: every usable key was tried."),
-        LeaseError::Unavailable => "gemgate: the key pool is shutting down; retry shortly.".into(),
-    }
-}
-
 /// Google's `RetryInfo` detail, so SDKs wait the right time.
 fn retry_info(soonest: SystemTime) -> Value {
     retry_info_secs(secs_until(soonest))
@@ -141,12 +109,6 @@ fn retry_info(soonest: SystemTime) -> Value {
 
 fn retry_info_secs(secs: u64) -> Value {
     json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{secs}s")})
-}
-
-/// Whole seconds until `time`, rounded up (at least 1).
-pub(super) fn secs_until(time: SystemTime) -> u64 {
-    let millis = time.duration_since(SystemTime::now()).unwrap_or_default().as_millis() as u64;
-    millis.div_ceil(1000).max(1)
 }
 
 /// The event that ends a stream cut mid-reply, in the stream's own framing.
@@ -167,7 +129,7 @@ mod tests {
     #[test]
     fn cooling_errors_carry_retry_info_and_the_soonest_time() {
         let soonest = SystemTime::now() + Duration::from_secs(30);
-        let message = no_key_message(&LeaseError::AllCooling { soonest }, "gemini-2.5-pro");
+        let message = crate::api::intake::no_key_message(&LeaseError::AllCooling { soonest }, "gemini-2.5-pro");
         assert!(message.contains("gemini-2.5-pro") && message.contains("30s"), "{message}");
         assert_eq!(retry_info(soonest)["retryDelay"], "30s");
     }

@@ -1,10 +1,9 @@
 //! Errors in OpenAI's dialect: `{"error":{"message","type","param","code"}}`,
 //! with the status codes the OpenAI SDKs map to their exception classes.
 
-use super::google_errors::no_key_explanation;
+use crate::api::intake::{ClientError, no_key_explanation, secs_until};
 use crate::dispatch::{DispatchError, failure_status, no_key_status};
 use crate::pool::LeaseError;
-use crate::translate::TranslateError;
 use poem::Response;
 use poem::http::StatusCode;
 use serde_json::{Value, json};
@@ -18,6 +17,30 @@ pub fn error_type(status: u16) -> &'static str {
         429 => "rate_limit_error",
         400..=499 => "invalid_request_error",
         _ => "api_error",
+    }
+}
+
+/// Any client error in OpenAI's shape.
+pub fn render(error: ClientError) -> Response {
+    match error {
+        ClientError::Route { status, message } => openai_error(status, &message, None, Some("unknown_url")),
+        ClientError::Auth(error) => auth_error(error),
+        ClientError::Body(error) => body_error(&error),
+        ClientError::NotJson => openai_error(
+            400,
+            "We could not parse the JSON body of your request. It must be valid JSON.",
+            None,
+            Some("invalid_json"),
+        ),
+        ClientError::InvalidModel(model) => {
+            openai_error(400, &format!("`{model}` is not a valid model name"), Some("model"), None)
+        }
+        ClientError::UnknownModel(model) => {
+            openai_error(404, &format!("The model `{model}` does not exist"), Some("model"), Some("model_not_found"))
+        }
+        ClientError::Translate(error) => openai_error(400, &error.message, error.param.as_deref(), error.code),
+        ClientError::Dispatch(error) => dispatch_error(&error),
+        ClientError::BadReply(message) => openai_error(502, &message, None, None),
     }
 }
 
@@ -37,7 +60,7 @@ pub fn openai_error(status: u16, message: &str, param: Option<&str>, code: Optio
 
 /// A refused client key: 401 `invalid_api_key`, or 429 with `Retry-After`
 /// while the address is locked out.
-pub fn auth_error(error: super::auth::AuthError) -> Response {
+fn auth_error(error: crate::api::auth::AuthError) -> Response {
     let code = if error.status() == 429 { "rate_limit_exceeded" } else { "invalid_api_key" };
     let mut response = openai_error(error.status(), &error.message(), None, Some(code));
     if let Some(secs) = error.retry_after_secs() {
@@ -47,18 +70,13 @@ pub fn auth_error(error: super::auth::AuthError) -> Response {
 }
 
 /// A body that could not be read: 413, 408 or 400.
-pub fn body_error(error: &super::body::BodyError) -> Response {
+fn body_error(error: &crate::api::body::BodyError) -> Response {
     let code = match error {
-        super::body::BodyError::TooLarge(_) => Some("request_too_large"),
-        super::body::BodyError::TimedOut => Some("request_timeout"),
-        super::body::BodyError::Broken(_) => None,
+        crate::api::body::BodyError::TooLarge(_) => Some("request_too_large"),
+        crate::api::body::BodyError::TimedOut => Some("request_timeout"),
+        crate::api::body::BodyError::Broken(_) => None,
     };
     openai_error(error.status(), &error.to_string(), None, code)
-}
-
-/// A request that could not be translated: 400 with the parameter at fault.
-pub fn translate_error(error: &TranslateError) -> Response {
-    openai_error(400, &error.message, error.param.as_deref(), error.code)
 }
 
 /// A dispatch failure as (status, message, code): Google's status and
@@ -80,7 +98,7 @@ pub fn dispatch_error_parts(error: &DispatchError) -> (u16, String, Option<&'sta
 }
 
 /// A dispatch failure as a response, with `Retry-After` when keys are resting.
-pub fn dispatch_error(error: &DispatchError) -> Response {
+fn dispatch_error(error: &DispatchError) -> Response {
     let (status, message, code) = dispatch_error_parts(error);
     let mut response = openai_error(status, &message, None, code);
     if let DispatchError::NoKey {
@@ -88,7 +106,7 @@ pub fn dispatch_error(error: &DispatchError) -> Response {
         ..
     } = error
     {
-        response.headers_mut().insert("retry-after", super::google_errors::secs_until(*soonest).into());
+        response.headers_mut().insert("retry-after", secs_until(*soonest).into());
     }
     response
 }

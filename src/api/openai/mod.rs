@@ -2,12 +2,8 @@
 //! `/v1/embeddings` (also under `/openai/v1`), served through the same pool
 //! by translating to and from Gemini.
 
-// Helpers here fail with the finished error response itself; it is built once,
-// on the error path, so its size does not matter.
-#![allow(clippy::result_large_err)]
-
 use super::AppState;
-use super::openai_errors::{dispatch_error, openai_error, translate_error};
+use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json};
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
 use crate::translate::request::chat_request;
@@ -18,6 +14,8 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use poem::http::{Method, StatusCode};
 use poem::{Body, Request, Response};
+
+pub mod errors;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,44 +56,43 @@ pub struct ModelsCache {
 /// How long the model list is reused.
 const MODELS_TTL: Duration = Duration::from_secs(600);
 
-/// Serves one OpenAI call.
-pub async fn serve(call: OpenAiCall, request: &Request, body: Body, state: &Arc<AppState>) -> Response {
-    let client = match state.authenticate(request) {
-        Ok(client) => client.0,
-        Err(err) => return super::openai_errors::auth_error(err),
-    };
-    match call {
-        OpenAiCall::ChatCompletions | OpenAiCall::Embeddings => {
-            let bytes = match super::body::read_body(body, state.max_body_bytes).await {
-                Ok(bytes) => bytes,
-                Err(err) => return super::openai_errors::body_error(&err),
-            };
-            let Ok(json) = serde_json::from_slice::<Value>(&bytes) else {
-                let message = "We could not parse the JSON body of your request. It must be valid JSON.";
-                return openai_error(400, message, None, Some("invalid_json"));
-            };
-            if call == OpenAiCall::ChatCompletions {
-                chat(json, client, state).await
-            } else {
-                embeddings(json, client, state).await
+/// OpenAI's dialect, translated to and from Gemini.
+pub struct OpenAi;
+
+impl Dialect for OpenAi {
+    type Call = OpenAiCall;
+
+    fn route(&self, request: &Request) -> Result<OpenAiCall, ClientError> {
+        let path = request.uri().path();
+        let tail = path.strip_prefix("/openai/v1/").or_else(|| path.strip_prefix("/v1/")).unwrap_or_default();
+        parse_openai_path(request.method(), tail).ok_or_else(|| ClientError::Route {
+            status: 404,
+            message: format!("no such endpoint: {} {path}", request.method()),
+        })
+    }
+
+    async fn serve(
+        &self,
+        call: &OpenAiCall,
+        admitted: Admitted,
+        _request: &Request,
+        state: &Arc<AppState>,
+    ) -> Result<Response, ClientError> {
+        let Admitted { client, body } = admitted;
+        match call {
+            OpenAiCall::ChatCompletions => chat(parse_json(&body)?, client, state).await,
+            OpenAiCall::Embeddings => embeddings(parse_json(&body)?, client, state).await,
+            OpenAiCall::ListModels => Ok(json_response(&models_list(&models(client, state).await?))),
+            OpenAiCall::GetModel(id) => {
+                let list = models(client, state).await?;
+                let found = list.iter().filter_map(model_object).find(|m| m["id"] == id.as_str());
+                found.map(|model| json_response(&model)).ok_or_else(|| ClientError::UnknownModel(id.clone()))
             }
         }
-        OpenAiCall::ListModels => match models(client, state).await {
-            Ok(list) => json_response(&models_list(&list)),
-            Err(response) => response,
-        },
-        OpenAiCall::GetModel(id) => match models(client, state).await {
-            Ok(list) => match list.iter().filter_map(model_object).find(|m| m["id"] == id.as_str()) {
-                Some(model) => json_response(&model),
-                None => openai_error(
-                    404,
-                    &format!("The model `{id}` does not exist"),
-                    Some("model"),
-                    Some("model_not_found"),
-                ),
-            },
-            Err(response) => response,
-        },
+    }
+
+    fn render(&self, _call: Option<&OpenAiCall>, error: ClientError) -> Response {
+        errors::render(error)
     }
 }
 
@@ -128,7 +125,7 @@ fn proxy_request(
 }
 
 /// Reads a whole reply; a cut reply is an error.
-async fn collect(body: ReplyBody) -> Result<Bytes, Response> {
+async fn collect(body: ReplyBody) -> Result<Bytes, ClientError> {
     match body {
         ReplyBody::Complete(bytes) => Ok(bytes),
         ReplyBody::Streaming(mut stream) => {
@@ -137,12 +134,7 @@ async fn collect(body: ReplyBody) -> Result<Bytes, Response> {
                 match item {
                     Ok(chunk) => buffer.extend_from_slice(&chunk),
                     Err(cut) => {
-                        return Err(openai_error(
-                            502,
-                            &format!("the upstream reply was cut: {}", cut.message),
-                            None,
-                            None,
-                        ));
+                        return Err(ClientError::BadReply(format!("the upstream reply was cut: {}", cut.message)));
                     }
                 }
             }
@@ -151,41 +143,23 @@ async fn collect(body: ReplyBody) -> Result<Bytes, Response> {
     }
 }
 
-fn parse_reply(bytes: &[u8]) -> Result<Value, Response> {
-    serde_json::from_slice(bytes).map_err(|_| openai_error(502, "the upstream reply was not JSON", None, None))
+fn parse_reply(bytes: &[u8]) -> Result<Value, ClientError> {
+    serde_json::from_slice(bytes).map_err(|_| ClientError::BadReply("the upstream reply was not JSON".into()))
 }
 
-async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response {
-    let chat = match chat_request(&json) {
-        Ok(chat) => chat,
-        Err(err) => return translate_error(&err),
-    };
-    if !super::paths::is_valid_model_name(&chat.model) {
-        return openai_error(400, &format!("`{}` is not a valid model name", chat.model), Some("model"), None);
-    }
+async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Result<Response, ClientError> {
+    let chat = chat_request(&json)?;
+    check_model(&chat.model)?;
     if chat.stream && state.openai.load().fake_stream {
-        return fake_stream(chat, client, state);
+        return Ok(fake_stream(chat, client, state));
     }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", StreamMode::Sse) } else { ("generateContent", StreamMode::Whole) };
     let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", client);
-    let reply = match state.dispatcher.dispatch(request).await {
-        Ok(reply) => reply,
-        Err(err) => return dispatch_error(&err),
-    };
+    let reply = state.dispatcher.dispatch(request).await?;
     if !chat.stream {
-        let bytes = match collect(reply.body).await {
-            Ok(bytes) => bytes,
-            Err(response) => return response,
-        };
-        let value = match parse_reply(&bytes) {
-            Ok(value) => value,
-            Err(response) => return response,
-        };
-        return match chat_completion(&value, &chat.model) {
-            Ok(completion) => json_response(&completion),
-            Err(err) => translate_error(&err),
-        };
+        let value = parse_reply(&collect(reply.body).await?)?;
+        return Ok(json_response(&chat_completion(&value, &chat.model)?));
     }
     let translator = ChatStream::new(&chat.model, chat.include_usage);
     let frames =
@@ -210,11 +184,11 @@ async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response 
             Some((Ok::<_, std::io::Error>(Bytes::from(frames.concat())), (body, translator, done)))
         })
         .filter(|item| futures_util::future::ready(!matches!(item, Ok(bytes) if bytes.is_empty())));
-    Response::builder()
+    Ok(Response::builder()
         .status(StatusCode::OK)
         .content_type("text/event-stream")
         .header("cache-control", "no-cache")
-        .body(Body::from_bytes_stream(frames))
+        .body(Body::from_bytes_stream(frames)))
 }
 
 /// A `stream: true` chat answered from one non-streamed upstream call: the
@@ -228,7 +202,7 @@ fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, s
     let state = state.clone();
     let reply = Box::pin(async move {
         let reply = state.dispatcher.dispatch(request).await.map_err(|err| {
-            let (status, message, _) = super::openai_errors::dispatch_error_parts(&err);
+            let (status, message, _) = errors::dispatch_error_parts(&err);
             error_frame(&message, status)
         })?;
         collect(reply.body).await.map_err(|_| error_frame("the upstream reply was cut", 502))
@@ -263,28 +237,18 @@ fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, s
         .body(Body::from_bytes_stream(frames))
 }
 
-async fn embeddings(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Response {
-    let request = match embeddings_request(&json) {
-        Ok(request) => request,
-        Err(err) => return translate_error(&err),
-    };
-    if !super::paths::is_valid_model_name(&request.model) {
-        return openai_error(400, &format!("`{}` is not a valid model name", request.model), Some("model"), None);
-    }
+async fn embeddings(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Result<Response, ClientError> {
+    let request = embeddings_request(&json)?;
+    check_model(&request.model)?;
     let proxied =
         proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", client);
-    let reply = match state.dispatcher.dispatch(proxied).await {
-        Ok(reply) => reply,
-        Err(err) => return dispatch_error(&err),
-    };
-    match collect(reply.body).await.and_then(|bytes| parse_reply(&bytes)) {
-        Ok(value) => json_response(&embeddings_response(&value, &request)),
-        Err(response) => response,
-    }
+    let reply = state.dispatcher.dispatch(proxied).await?;
+    let value = parse_reply(&collect(reply.body).await?)?;
+    Ok(json_response(&embeddings_response(&value, &request)))
 }
 
 /// Google's models (every page), from the cache when fresh.
-async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value>>, Response> {
+async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value>>, ClientError> {
     if let Some((at, list)) = state.models.cached.lock().unwrap_or_else(|e| e.into_inner()).clone()
         && at.elapsed() < MODELS_TTL
     {
@@ -311,7 +275,7 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
             route: "models",
             client: client.clone(),
         };
-        let reply = state.dispatcher.dispatch(request).await.map_err(|err| dispatch_error(&err))?;
+        let reply = state.dispatcher.dispatch(request).await?;
         let page = parse_reply(&collect(reply.body).await?)?;
         all.extend(page.get("models").and_then(Value::as_array).cloned().unwrap_or_default());
         match page.get("nextPageToken").and_then(Value::as_str) {
