@@ -5,20 +5,23 @@
 
 mod empty_reply;
 mod key_failures;
+mod ledger;
 mod relay;
 mod usage;
+mod verdict;
 
 use empty_reply::{Framing, StreamJudge, Verdict, judge_whole};
 pub use key_failures::{KeyFailures, is_keys_own};
+use ledger::Ledger;
 pub use relay::{RelayStream, StreamCut};
 pub use usage::{Usage, parse_usage};
+use verdict::{decide, failed_event};
 
 use crate::config::RetryConfig;
-use crate::key_state::CooldownEntry;
 use crate::keys::Fingerprint;
-use crate::policy::{CooldownScope, Decision, NextStep, Outcome, SharedPolicy};
+use crate::policy::{NextStep, SharedPolicy};
 use crate::pool::{KeyEvent, Lease, LeaseError, PoolHandle};
-use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
+use crate::store::StoreHandle;
 use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
@@ -117,18 +120,15 @@ pub struct Dispatcher {
     pub metrics: Arc<crate::metrics::Metrics>,
 }
 
-/// Per-request bookkeeping shared by the loop and the relay.
-pub(crate) struct RequestContext {
-    pub request: ProxyRequest,
-    pub received_at: SystemTime,
-    pub started: Instant,
-    pub attempts: u32,
+/// The attempt loop's budgets for one request (its record is the [`Ledger`]).
+#[derive(Default)]
+struct Budgets {
     /// Failures that spend the request's own budget (5xx, timeouts, cuts, overload).
-    pub request_failures: u32,
+    request_failures: u32,
     /// Failures that belong to the keys tried (they do not spend the budget).
-    pub key_failures: KeyFailures,
+    key_failures: KeyFailures,
     /// Empty replies retried on another key so far.
-    pub empty_retries: u32,
+    empty_retries: u32,
 }
 
 /// A reply committed to by an attempt: its head, the bytes read so far, the
@@ -154,15 +154,8 @@ fn is_generate(path_and_query: &str) -> bool {
 impl Dispatcher {
     /// Serves `request`, failing over between keys as the policy says.
     pub async fn dispatch(self: &Arc<Self>, request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
-        let mut ctx = RequestContext {
-            request,
-            received_at: SystemTime::now(),
-            started: Instant::now(),
-            attempts: 0,
-            request_failures: 0,
-            key_failures: KeyFailures::default(),
-            empty_retries: 0,
-        };
+        let mut ledger = Ledger::open(self.metrics.clone(), self.store.clone(), &request);
+        let mut budgets = Budgets::default();
         let mut tried = Vec::new();
         let mut kept: Option<Lease> = None;
         let mut last: Option<AttemptFailure> = None;
@@ -170,7 +163,7 @@ impl Dispatcher {
         loop {
             let lease = match kept.take() {
                 Some(lease) => lease,
-                None => match self.pool.lease(&ctx.request.model, &tried).await {
+                None => match self.pool.lease(&request.model, &tried).await {
                     Ok(lease) => lease,
                     Err(reason) => {
                         if let Some((reply, key_fp)) = kept_empty {
@@ -178,24 +171,24 @@ impl Dispatcher {
                                 ReplyBody::Complete(body) => parse_usage(body),
                                 ReplyBody::Streaming(_) => Usage::default(),
                             };
-                            self.log(ctx.record(200, Some(key_fp), usage, Some("empty reply".into())));
+                            ledger.served_empty(key_fp, usage);
                             return Ok(reply);
                         }
-                        let error = out_of_keys(&ctx, reason, last);
-                        return Err(self.fail(&ctx, None, error));
+                        let error = out_of_keys(&request, &budgets, reason, last);
+                        return Err(ledger.failed(None, error));
                     }
                 },
             };
-            ctx.attempts += 1;
+            ledger.attempt_begins();
             tried.push(lease.slot().index);
             let attempt_started = Instant::now();
-            let failure = match self.attempt(&ctx.request, &lease).await {
+            let failure = match self.attempt(&request, &lease).await {
                 Ok(answer) => {
                     let Answer { status, headers, first, mut rest, ended, empty } = answer;
                     if let Some(finish_reason) = empty
-                        && self.retry_empty_reply(&ctx, &lease, finish_reason)
+                        && self.retry_empty_reply(&ledger, &budgets, &lease, finish_reason)
                     {
-                        self.metrics.attempt("empty_reply", ctx.attempts > 1);
+                        ledger.attempt_answered("empty_reply");
                         let key_fp = lease.slot().record.fingerprint;
                         lease.settle(KeyEvent::Failed {
                             latency: attempt_started.elapsed(),
@@ -204,48 +197,47 @@ impl Dispatcher {
                             cooldown: None,
                             disable: None,
                         });
-                        ctx.empty_retries += 1;
-                        ctx.request_failures += 1;
+                        budgets.empty_retries += 1;
+                        budgets.request_failures += 1;
                         // Kept: if no other key can serve, the empty reply is still the answer.
                         kept_empty =
                             Some((ProxyResponse { status, headers, body: ReplyBody::Complete(first) }, key_fp));
                         last = None;
                         continue;
                     }
-                    self.metrics.attempt("success", ctx.attempts > 1);
+                    ledger.attempt_answered("success");
                     // The common small reply: everything came in the first read(s).
                     let peeked = if ended { Some(None) } else { rest.next().now_or_never() };
                     let body = match peeked {
                         Some(None) => {
-                            self.succeeded(&ctx, lease, attempt_started, &first);
+                            ledger.served(lease, attempt_started, &first);
                             ReplyBody::Complete(first)
                         }
                         peeked => {
                             if let Some(Some(item)) = peeked {
                                 rest = Box::pin(futures_util::stream::once(async { item }).chain(rest));
                             }
-                            ReplyBody::Streaming(RelayStream::new(
-                                self.clone(),
-                                ctx,
+                            let relay = relay::Relay {
+                                policy: self.policy.clone(),
+                                idle_timeout: self.stream_idle_timeout,
+                                ledger,
                                 lease,
                                 attempt_started,
-                                first,
-                                rest,
-                            ))
+                            };
+                            ReplyBody::Streaming(RelayStream::new(relay, first, rest))
                         }
                     };
                     return Ok(ProxyResponse { status, headers, body });
                 }
                 Err(failure) => failure,
             };
-            self.metrics.attempt(failure.kind.as_str(), ctx.attempts > 1);
-            self.log_attempt_error(&ctx, &lease, &failure);
-            let decision = self.decide(&ctx, &lease, &failure, 0);
+            ledger.attempt_failed(&lease, &failure);
+            let decision = decide(&self.policy, &ledger, &lease, &failure, 0);
             let event = failed_event(&failure, &decision, attempt_started.elapsed());
             tracing::info!(
                 key = %lease.slot().record.fingerprint,
-                model = %ctx.request.model,
-                attempt = ctx.attempts,
+                model = %request.model,
+                attempt = ledger.attempts,
                 status = failure.google.http_status,
                 kind = failure.kind.as_str(),
                 next = ?decision.next,
@@ -257,30 +249,30 @@ impl Dispatcher {
             let keys_own = is_keys_own(&failure.kind);
             if keys_own {
                 let rest_until = decision.cooldown.as_ref().map(|c| SystemTime::now() + c.duration);
-                ctx.key_failures.record(&failure.kind, rest_until);
+                budgets.key_failures.record(&failure.kind, rest_until);
             } else {
-                ctx.request_failures += 1;
+                budgets.request_failures += 1;
             }
             let retry = self.retry.load();
-            let out_of_time = ctx.started.elapsed() >= Duration::from_secs(retry.max_elapsed_secs);
+            let out_of_time = ledger.elapsed() >= Duration::from_secs(retry.max_elapsed_secs);
             let out_of_budget = out_of_time
-                || ctx.request_failures >= retry.max_attempts
-                || ctx.key_failures.total() >= retry.max_key_failures;
+                || budgets.request_failures >= retry.max_attempts
+                || budgets.key_failures.total() >= retry.max_key_failures;
             match decision.next {
                 NextStep::Fail => {
                     let key_fp = lease.slot().record.fingerprint;
                     lease.settle(event);
-                    return Err(self.fail(&ctx, Some(key_fp), DispatchError::Upstream(failure)));
+                    return Err(ledger.failed(Some(key_fp), DispatchError::Upstream(failure)));
                 }
                 _ if out_of_budget => {
                     let key_fp = lease.slot().record.fingerprint;
                     lease.settle(event);
                     let error = if keys_own {
-                        out_of_keys(&ctx, LeaseError::AllTried, Some(failure))
+                        out_of_keys(&request, &budgets, LeaseError::AllTried, Some(failure))
                     } else {
                         DispatchError::Upstream(failure)
                     };
-                    return Err(self.fail(&ctx, Some(key_fp), error));
+                    return Err(ledger.failed(Some(key_fp), error));
                 }
                 NextStep::RetryOtherKey { after } => {
                     lease.settle(event);
@@ -364,139 +356,49 @@ impl Dispatcher {
     /// Whether an empty reply should be retried on another key: the policy's
     /// call (the built-in one retries `retry.empty_reply_retries` times),
     /// while the request's budget lasts.
-    fn retry_empty_reply(&self, ctx: &RequestContext, lease: &Lease, finish_reason: Option<String>) -> bool {
+    fn retry_empty_reply(
+        &self,
+        ledger: &Ledger,
+        budgets: &Budgets,
+        lease: &Lease,
+        finish_reason: Option<String>,
+    ) -> bool {
         let retry = self.retry.load();
-        if ctx.request_failures + 1 >= retry.max_attempts {
+        if budgets.request_failures + 1 >= retry.max_attempts {
             return false;
         }
         let slot = lease.slot();
         let reply = crate::policy::EmptyReply {
-            model: ctx.request.model.clone(),
-            attempt: ctx.attempts,
-            empty_retries: ctx.empty_retries,
+            model: ledger.model.clone(),
+            attempt: ledger.attempts,
+            empty_retries: budgets.empty_retries,
             finish_reason,
             key_group: slot.record.group.clone(),
             key_fingerprint: slot.record.fingerprint,
         };
         self.policy.load().on_empty_reply(&reply)
     }
-
-    /// Asks the policy about a failed attempt (the default policy if a script fails).
-    pub(crate) fn decide(
-        &self,
-        ctx: &RequestContext,
-        lease: &Lease,
-        failure: &AttemptFailure,
-        bytes_sent: u64,
-    ) -> Decision {
-        let slot = lease.slot();
-        let (consecutive_failures, recent_failures) = slot.failure_counts();
-        let outcome = Outcome {
-            kind: failure.kind.clone(),
-            http_status: failure.google.http_status,
-            google_status: failure.google.status.clone(),
-            reason: failure.google.reason.clone(),
-            quota_id: failure.google.quota_id().map(String::from),
-            retry_delay: failure.google.retry_delay,
-            model: ctx.request.model.clone(),
-            attempt: ctx.attempts,
-            elapsed: ctx.started.elapsed(),
-            bytes_sent,
-            streaming: ctx.request.mode != StreamMode::Whole,
-            key_group: slot.record.group.clone(),
-            key_fingerprint: slot.record.fingerprint,
-            recent_failures: recent_failures + 1,
-            consecutive_failures: consecutive_failures + 1,
-        };
-        self.policy.load().decide(&outcome)
-    }
-
-    /// Counts a finished request and queues its log row.
-    pub(crate) fn log(&self, record: RequestRecord) {
-        let latency = Duration::from_millis(record.latency_ms.max(0) as u64);
-        self.metrics.request(&record.route, &record.model, record.status as u16, latency);
-        self.store.log_request(record);
-    }
-
-    /// Queues a failed attempt for the error log.
-    pub(crate) fn log_attempt_error(&self, ctx: &RequestContext, lease: &Lease, failure: &AttemptFailure) {
-        self.store.log_error(ErrorRecord {
-            at_ms: crate::store::now_ms(),
-            client: ctx.request.client.clone(),
-            route: std::borrow::Cow::Borrowed(ctx.request.route),
-            model: ctx.request.model.clone(),
-            key_fingerprint: Some(lease.slot().record.fingerprint),
-            attempt: i64::from(ctx.attempts),
-            http_status: i64::from(failure.google.http_status),
-            google_status: failure.google.status.clone(),
-            reason: failure.google.reason.clone(),
-            kind: failure.kind.as_str().to_string(),
-            message: failure.google.message.chars().take(2000).collect(),
-        });
-    }
-
-    /// Logs a served request and credits its key.
-    pub(crate) fn succeeded(&self, ctx: &RequestContext, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
-        let usage = parse_usage(body_tail);
-        let key_fp = lease.slot().record.fingerprint;
-        self.log(ctx.record(200, Some(key_fp), usage, None));
-        lease.settle(KeyEvent::Succeeded {
-            latency: attempt_started.elapsed(),
-            tokens: usage.total_tokens.max(0) as u64,
-        });
-    }
-
-    /// Logs a request that ends in an error and hands the error back.
-    fn fail(&self, ctx: &RequestContext, key_fp: Option<Fingerprint>, error: DispatchError) -> DispatchError {
-        let (status, message) = match &error {
-            DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
-            DispatchError::Upstream(failure) => (failure_status(failure), summarize(failure)),
-        };
-        self.log(ctx.record(status, key_fp, Usage::default(), Some(message)));
-        error
-    }
-}
-
-impl RequestContext {
-    /// The request-log row for this request.
-    pub fn record(
-        &self,
-        status: u16,
-        key_fingerprint: Option<Fingerprint>,
-        usage: Usage,
-        error: Option<String>,
-    ) -> RequestRecord {
-        RequestRecord {
-            at_ms: crate::store::to_ms(self.received_at),
-            client: self.request.client.clone(),
-            route: std::borrow::Cow::Borrowed(self.request.route),
-            model: self.request.model.clone(),
-            key_fingerprint,
-            attempts: i64::from(self.attempts),
-            status: i64::from(status),
-            latency_ms: self.started.elapsed().as_millis() as i64,
-            prompt_tokens: usage.prompt_tokens,
-            completion_tokens: usage.completion_tokens,
-            total_tokens: usage.total_tokens,
-            error,
-        }
-    }
 }
 
 /// The error when no key is left to try: Google's last word when it was about
 /// the request or Google itself; otherwise what the keys said (429 with the
 /// soonest rest when one of them is only resting, 503 naming the reasons).
-fn out_of_keys(ctx: &RequestContext, reason: LeaseError, last: Option<AttemptFailure>) -> DispatchError {
+fn out_of_keys(
+    request: &ProxyRequest,
+    budgets: &Budgets,
+    reason: LeaseError,
+    last: Option<AttemptFailure>,
+) -> DispatchError {
     match (reason, last) {
         (LeaseError::AllTried, Some(failure)) if !is_keys_own(&failure.kind) => DispatchError::Upstream(failure),
         (reason, last) => {
-            let reason = match (reason, ctx.key_failures.soonest_rest) {
+            let reason = match (reason, budgets.key_failures.soonest_rest) {
                 (LeaseError::AllTried | LeaseError::AllDisabled { .. }, Some(soonest)) => {
                     LeaseError::AllCooling { soonest }
                 }
                 (reason, _) => reason,
             };
-            DispatchError::NoKey { reason, model: ctx.request.model.clone(), last, tried: ctx.key_failures.clone() }
+            DispatchError::NoKey { reason, model: request.model.clone(), last, tried: budgets.key_failures.clone() }
         }
     }
 }
@@ -532,26 +434,8 @@ pub fn no_key_status(reason: &LeaseError) -> u16 {
     }
 }
 
+/// A failure in one line, for the key's last error and the request log.
 fn summarize(failure: &AttemptFailure) -> String {
     let text: String = failure.google.message.chars().take(200).collect();
     format!("{} {}: {text}", failure.google.http_status, failure.kind.as_str())
-}
-
-/// The event told to the key's actor about a failed attempt.
-pub(crate) fn failed_event(failure: &AttemptFailure, decision: &Decision, latency: Duration) -> KeyEvent {
-    let now = SystemTime::now();
-    KeyEvent::Failed {
-        latency,
-        charge: decision.charge_key,
-        error: summarize(failure),
-        cooldown: decision.cooldown.as_ref().map(|c| CooldownEntry {
-            model: match &c.scope {
-                CooldownScope::Model(m) => Some(m.clone()),
-                CooldownScope::AllModels => None,
-            },
-            until: now + c.duration,
-            reason: failure.kind.as_str().to_string(),
-        }),
-        disable: decision.disable,
-    }
 }

@@ -136,3 +136,21 @@ async fn a_scan_of_7000_keys_keeps_file_descriptors_bounded() {
     assert!(peak < before + 100, "fds grew from {before} to {peak}");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_that_leaves_while_keys_are_tried_is_logged_as_499() {
+    let slow = fake_key("slow5000", 1);
+    let h = Harness::start(std::slice::from_ref(&slow)).await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(300)).build().unwrap();
+    let url = h.url("/v1beta/models/gemini-2.5-flash:generateContent");
+    let sent = impatient.post(url).header("x-goog-api-key", CLIENT_KEY).body(PROMPT).send().await;
+    assert!(sent.is_err(), "the client gave up first");
+    h.eventually("the request is logged as abandoned", async || {
+        h.app().store.recent_requests(10).await.unwrap().iter().any(|r| r.status == 499)
+    })
+    .await;
+    let rows = h.app().store.recent_requests(10).await.unwrap();
+    let row = rows.iter().find(|r| r.status == 499).unwrap();
+    assert_eq!((row.attempts, row.error.as_deref()), (1, Some("client closed the connection")), "{row:?}");
+    h.stop().await;
+}

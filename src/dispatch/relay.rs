@@ -3,17 +3,19 @@
 //! request log how it went. An upstream cut after the first byte ends the
 //! stream with a [`StreamCut`] for the API layer to frame in its dialect.
 
+use super::AttemptFailure;
+use super::ledger::Ledger;
 use super::usage::Tail;
-use super::{AttemptFailure, Dispatcher, RequestContext, failed_event};
-use crate::pool::{KeyEvent, Lease};
+use super::verdict::{decide, failed_event};
+use crate::policy::SharedPolicy;
+use crate::pool::Lease;
 use crate::upstream::{FailureKind, GoogleError};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// Google's body as reqwest streams it.
 pub(crate) type UpstreamBody = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
@@ -40,56 +42,64 @@ impl Stream for RelayStream {
     }
 }
 
+/// What the relay needs from the attempt that committed the reply.
+pub(crate) struct Relay {
+    /// Decides what a cut does to the key.
+    pub policy: SharedPolicy,
+    /// Longest silence inside the body.
+    pub idle_timeout: Duration,
+    /// The request's record, closed when the body ends.
+    pub ledger: Ledger,
+    /// The key serving the reply.
+    pub lease: Lease,
+    /// When the attempt began.
+    pub attempt_started: Instant,
+}
+
 /// What the relay must report when the body ends (or the client leaves).
 struct Finish {
-    dispatcher: Arc<Dispatcher>,
-    ctx: RequestContext,
-    lease: Option<Lease>,
+    policy: SharedPolicy,
+    /// Both taken when reported; still here on drop means the client left.
+    open: Option<(Ledger, Lease)>,
     attempt_started: Instant,
     tail: Tail,
     sent: u64,
 }
 
-struct Relay {
+struct Flow {
     upstream: UpstreamBody,
     first: Option<Bytes>,
+    idle: Duration,
     finish: Finish,
 }
 
 impl RelayStream {
-    pub(crate) fn new(
-        dispatcher: Arc<Dispatcher>,
-        ctx: RequestContext,
-        lease: Lease,
-        attempt_started: Instant,
-        first: Bytes,
-        upstream: UpstreamBody,
-    ) -> Self {
-        let finish = Finish { dispatcher, ctx, lease: Some(lease), attempt_started, tail: Tail::default(), sent: 0 };
-        let relay = Relay { upstream, first: (!first.is_empty()).then_some(first), finish };
-        let stream = futures_util::stream::unfold(Some(relay), |relay| async move {
-            let mut relay = relay?;
-            if let Some(first) = relay.first.take() {
-                relay.finish.note(&first);
-                return Some((Ok(first), Some(relay)));
+    pub(crate) fn new(relay: Relay, first: Bytes, upstream: UpstreamBody) -> Self {
+        let Relay { policy, idle_timeout, ledger, lease, attempt_started } = relay;
+        let finish = Finish { policy, open: Some((ledger, lease)), attempt_started, tail: Tail::default(), sent: 0 };
+        let flow = Flow { upstream, first: (!first.is_empty()).then_some(first), idle: idle_timeout, finish };
+        let stream = futures_util::stream::unfold(Some(flow), |flow| async move {
+            let mut flow = flow?;
+            if let Some(first) = flow.first.take() {
+                flow.finish.note(&first);
+                return Some((Ok(first), Some(flow)));
             }
-            let idle = relay.finish.dispatcher.stream_idle_timeout;
-            match tokio::time::timeout(idle, relay.upstream.next()).await {
+            match tokio::time::timeout(flow.idle, flow.upstream.next()).await {
                 Ok(Some(Ok(chunk))) => {
-                    relay.finish.note(&chunk);
-                    Some((Ok(chunk), Some(relay)))
+                    flow.finish.note(&chunk);
+                    Some((Ok(chunk), Some(flow)))
                 }
                 Ok(None) => {
-                    relay.finish.succeeded();
+                    flow.finish.succeeded();
                     None
                 }
                 Ok(Some(Err(err))) => {
                     let why = format!("the upstream connection broke: {}", without_url(&err));
-                    Some((Err(relay.finish.cut(FailureKind::StreamCut, why)), None))
+                    Some((Err(flow.finish.cut(FailureKind::StreamCut, why)), None))
                 }
                 Err(_) => {
-                    let why = format!("the upstream sent nothing for {} s", idle.as_secs());
-                    Some((Err(relay.finish.cut(FailureKind::Timeout, why)), None))
+                    let why = format!("the upstream sent nothing for {} s", flow.idle.as_secs());
+                    Some((Err(flow.finish.cut(FailureKind::Timeout, why)), None))
                 }
             }
         });
@@ -103,48 +113,34 @@ impl Finish {
         self.tail.push(chunk);
     }
 
-    fn key_fp(&self) -> Option<crate::keys::Fingerprint> {
-        self.lease.as_ref().map(|l| l.slot().record.fingerprint)
-    }
-
     fn succeeded(&mut self) {
-        if let Some(lease) = self.lease.take() {
-            self.dispatcher.succeeded(&self.ctx, lease, self.attempt_started, &self.tail.joined());
+        if let Some((ledger, lease)) = self.open.take() {
+            ledger.served(lease, self.attempt_started, &self.tail.joined());
         }
     }
 
     fn cut(&mut self, kind: FailureKind, message: String) -> StreamCut {
-        let failure = AttemptFailure {
-            kind,
-            google: GoogleError { message: message.clone(), ..GoogleError::default() },
-            body: Bytes::new(),
-        };
-        let key_fp = self.key_fp();
-        if let Some(lease) = self.lease.take() {
+        if let Some((ledger, lease)) = self.open.take() {
+            let failure = AttemptFailure {
+                kind,
+                google: GoogleError { message: message.clone(), ..GoogleError::default() },
+                body: Bytes::new(),
+            };
             // The policy decides what the cut does to the key; a retry is impossible.
-            let decision = self.dispatcher.decide(&self.ctx, &lease, &failure, self.sent);
-            self.dispatcher.log_attempt_error(&self.ctx, &lease, &failure);
+            let decision = decide(&self.policy, &ledger, &lease, &failure, self.sent);
             tracing::warn!(key = %lease.slot().record.fingerprint, sent = self.sent, "upstream stream cut mid-reply: {message}");
-            lease.settle(failed_event(&failure, &decision, self.attempt_started.elapsed()));
+            let event = failed_event(&failure, &decision, self.attempt_started.elapsed());
+            ledger.cut(lease, &failure, event, self.tail.usage());
         }
-        let record = self.ctx.record(200, key_fp, self.tail.usage(), Some(format!("stream cut: {message}")));
-        self.dispatcher.log(record);
         StreamCut { message, bytes_sent: self.sent }
     }
 }
 
 impl Drop for Finish {
     fn drop(&mut self) {
-        // Still holding the lease: the client went away before the end.
-        if let Some(lease) = self.lease.take() {
-            let record = self.ctx.record(
-                499,
-                Some(lease.slot().record.fingerprint),
-                self.tail.usage(),
-                Some("client closed the connection".into()),
-            );
-            self.dispatcher.log(record);
-            lease.settle(KeyEvent::Abandoned);
+        // Still open: the client went away before the end.
+        if let Some((ledger, lease)) = self.open.take() {
+            ledger.abandoned(lease, self.tail.usage());
         }
     }
 }

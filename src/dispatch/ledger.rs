@@ -1,0 +1,157 @@
+//! A request's ledger: the one place that writes down what happened to a
+//! request (metrics, the error log, the request log) and settles its leases
+//! with the pool, whichever way it ends: served, failed, cut mid-reply, or
+//! abandoned by the client (also while attempts are still running: dropping
+//! an open ledger logs the request as 499).
+
+use super::usage::{Usage, parse_usage};
+use super::{AttemptFailure, DispatchError, ProxyRequest, StreamMode, failure_status, no_key_status};
+use crate::keys::Fingerprint;
+use crate::metrics::Metrics;
+use crate::pool::{KeyEvent, Lease};
+use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// What a request is, for its log rows and the policy.
+pub(crate) struct Ledger {
+    metrics: Arc<Metrics>,
+    store: StoreHandle,
+    client: Arc<str>,
+    route: &'static str,
+    /// The model asked for.
+    pub model: Arc<str>,
+    /// How the reply is framed.
+    pub mode: StreamMode,
+    received_at: SystemTime,
+    /// When gemgate started on it.
+    pub started: Instant,
+    /// Attempts made so far.
+    pub attempts: u32,
+    closed: bool,
+}
+
+impl Ledger {
+    /// Opens the ledger of `request`.
+    pub fn open(metrics: Arc<Metrics>, store: StoreHandle, request: &ProxyRequest) -> Self {
+        Self {
+            metrics,
+            store,
+            client: request.client.clone(),
+            route: request.route,
+            model: request.model.clone(),
+            mode: request.mode,
+            received_at: SystemTime::now(),
+            started: Instant::now(),
+            attempts: 0,
+            closed: false,
+        }
+    }
+
+    /// An attempt begins.
+    pub fn attempt_begins(&mut self) {
+        self.attempts += 1;
+    }
+
+    /// The attempt's answer was taken (`outcome`: `success`, `empty_reply`).
+    pub fn attempt_answered(&self, outcome: &str) {
+        self.metrics.attempt(outcome, self.attempts > 1);
+    }
+
+    /// The attempt failed: counted and written to the error log.
+    pub fn attempt_failed(&self, lease: &Lease, failure: &AttemptFailure) {
+        self.metrics.attempt(failure.kind.as_str(), self.attempts > 1);
+        self.error_row(lease, failure);
+    }
+
+    fn error_row(&self, lease: &Lease, failure: &AttemptFailure) {
+        self.store.log_error(ErrorRecord {
+            at_ms: crate::store::now_ms(),
+            client: self.client.clone(),
+            route: std::borrow::Cow::Borrowed(self.route),
+            model: self.model.clone(),
+            key_fingerprint: Some(lease.slot().record.fingerprint),
+            attempt: i64::from(self.attempts),
+            http_status: i64::from(failure.google.http_status),
+            google_status: failure.google.status.clone(),
+            reason: failure.google.reason.clone(),
+            kind: failure.kind.as_str().to_string(),
+            message: failure.google.message.chars().take(2000).collect(),
+        });
+    }
+
+    /// Served: logs the request and credits the key.
+    pub fn served(mut self, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
+        let usage = parse_usage(body_tail);
+        self.close(200, Some(lease.slot().record.fingerprint), usage, None);
+        lease.settle(KeyEvent::Succeeded {
+            latency: attempt_started.elapsed(),
+            tokens: usage.total_tokens.max(0) as u64,
+        });
+    }
+
+    /// Served with an empty reply, because no other key could do better.
+    pub fn served_empty(mut self, key: Fingerprint, usage: Usage) {
+        self.close(200, Some(key), usage, Some("empty reply".into()));
+    }
+
+    /// Ends in `error` (the last key tried, if any); hands the error back.
+    pub fn failed(mut self, key: Option<Fingerprint>, error: DispatchError) -> DispatchError {
+        let (status, message) = match &error {
+            DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
+            DispatchError::Upstream(failure) => (failure_status(failure), super::summarize(failure)),
+        };
+        self.close(status, key, Usage::default(), Some(message));
+        error
+    }
+
+    /// The reply broke after bytes reached the client (its attempt was
+    /// counted as answered): the error log, the request, and `event` for the key.
+    pub fn cut(mut self, lease: Lease, failure: &AttemptFailure, event: KeyEvent, usage: Usage) {
+        self.error_row(&lease, failure);
+        let error = format!("stream cut: {}", failure.google.message);
+        self.close(200, Some(lease.slot().record.fingerprint), usage, Some(error));
+        lease.settle(event);
+    }
+
+    /// The client left before the reply ended.
+    pub fn abandoned(mut self, lease: Lease, usage: Usage) {
+        self.close(499, Some(lease.slot().record.fingerprint), usage, Some("client closed the connection".into()));
+        lease.settle(KeyEvent::Abandoned);
+    }
+
+    fn close(&mut self, status: u16, key: Option<Fingerprint>, usage: Usage, error: Option<String>) {
+        self.closed = true;
+        let latency = self.started.elapsed();
+        self.metrics.request(self.route, &self.model, status, latency);
+        self.store.log_request(RequestRecord {
+            at_ms: crate::store::to_ms(self.received_at),
+            client: self.client.clone(),
+            route: std::borrow::Cow::Borrowed(self.route),
+            model: self.model.clone(),
+            key_fingerprint: key,
+            attempts: i64::from(self.attempts),
+            status: i64::from(status),
+            latency_ms: latency.as_millis() as i64,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+            error,
+        });
+    }
+
+    /// How long the request has run.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+}
+
+impl Drop for Ledger {
+    fn drop(&mut self) {
+        // Dropped open: the client went away while attempts were running
+        // (their leases settle themselves as abandoned).
+        if !self.closed {
+            self.close(499, None, Usage::default(), Some("client closed the connection".into()));
+        }
+    }
+}
