@@ -2,21 +2,16 @@
 //! Google's native API, failing over between keys and keeping each key's
 //! state true.
 //!
-//! - [`config`]: `config.toml` schema, environment overrides, validation.
-//! - [`keys`]: key files, the masked key type, fingerprints.
-//! - [`pool`]: KeyActors, the PoolSupervisor, the ready index, health scans.
-//! - [`policy`]: the failover decision seam and the built-in policy.
-//! - [`upstream`]: the HTTP client to Google and error classification.
-//! - [`dispatch`]: the attempt loop and the streaming relay.
-//! - [`api`]: poem routes, client auth, Google-dialect errors.
-//! - [`store`]: sqlx persistence (SQLite default) and the batch writer.
-//! - [`app`]: wiring and orderly shutdown.
-//! - [`server`]: the HTTP server loop: connection caps, header, idle and body deadlines.
-//! - [`fake_upstream`]: a faithful fake of Google's API for tests and `--demo`.
-//! - [`demo`]: the `--demo` mode.
-//! - [`translate`]: OpenAI ⇄ Gemini, pure functions.
-//! - [`watch`]: live reload of config, key files and the policy script.
-//! - [`metrics`]: Prometheus metrics.
+//! Modules by layer (each imports only from its own layer or lower ones;
+//! `tests/architecture.rs` checks it):
+//!
+//! - wiring: [`app`] (everything in order, the routes, shutdown), [`demo`].
+//! - HTTP: [`api`] (the one intake and the client dialects), [`admin`].
+//! - request flow: [`dispatch`] (attempt loop, ledger, relay), [`watch`] (live reload).
+//! - services: [`pool`] (key actors, supervisor, ready index, scans), [`policy`],
+//!   [`upstream`] (Google client, error classification), [`store`], [`server`]
+//!   (connection caps and deadlines), [`fake_upstream`] (a faithful fake of Google).
+//! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]

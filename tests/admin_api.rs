@@ -436,8 +436,17 @@ async fn an_admin_edit_reloads_the_keys_once_not_in_a_loop() {
     let h = harness(&keys("ok", 1)).await;
     let (status, _) = admin(&h, "POST", "/keys/import", Some(json!({"text": fake_key("ok", 9)}))).await;
     assert_eq!(status, StatusCode::OK);
-    tokio::time::sleep(std::time::Duration::from_millis(2000)).await;
-    let key_reloads = h.app().reloads.events().iter().filter(|e| e.what == "keys").count();
+    let count = |what: &str| h.app().reloads.events().iter().filter(|e| e.what == what).count();
+    // The admin's own reload, then the watcher's for the file it wrote.
+    h.eventually("the watcher saw the edit", async || count("keys") >= 2).await;
+    // A later change as a marker: the watcher handles changes in order, so once
+    // the marker's reload is recorded, a reload that reading the key files
+    // caused would have been recorded before it.
+    let config = h.dir.path().join("config.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, format!("{text}\n# marker\n")).unwrap();
+    h.eventually("the marker was reloaded", async || count("config") >= 1).await;
+    let key_reloads = count("keys");
     assert!(key_reloads <= 2, "{key_reloads} key reloads after one edit: reading the files must not trigger more");
     h.stop().await;
 }
