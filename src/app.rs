@@ -1,7 +1,7 @@
 //! Wires the service together: store, key files, pool, policy, upstream
 //! client and HTTP server; and takes it down again in order.
 
-use crate::api::{self, AppState, auth::ClientAuth};
+use crate::api::{self, AppState, access::Access};
 use crate::config::LoadedConfig;
 use crate::dispatch::Dispatcher;
 use crate::keys::load_key_dir;
@@ -78,8 +78,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
 
     let data_dir = loaded.data_dir();
     let mut generated_client_key = None;
-    let mut client_keys = config.auth.client_keys.clone();
-    if client_keys.is_empty() && !config.auth.open {
+    if config.auth.client_keys.is_empty() && !config.auth.open {
         let (key, created) = load_or_generate(&data_dir, "client-key").context("keeping the generated client key")?;
         let path = data_dir.join("client-key");
         if created {
@@ -89,7 +88,6 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         } else {
             tracing::info!("no client key configured: using the generated one in {}", path.display());
         }
-        client_keys.push(key.clone());
         generated_client_key = Some(key);
     }
     if config.auth.open {
@@ -121,23 +119,20 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     };
     let stored_clients = store.client_keys().await.context("loading client keys")?;
     let limits = crate::server::ServerLimits::from_config(&config.server)?;
+    let limiter = crate::api::auth_limit::AuthLimiter::new(
+        config.server.auth_failures_per_minute,
+        limits.trusted_proxies.clone(),
+    );
+    let access =
+        Access::new(config, generated_client_key.clone(), stored_clients, metrics_token(config, &admin_key), limiter);
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
-        auth: arc_swap::ArcSwap::from_pointee(
-            ClientAuth::new(&client_keys, config.auth.open).with_stored(&stored_clients),
-        ),
+        access,
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
         store: store.clone(),
-        metrics_auth: arc_swap::ArcSwap::from_pointee(metrics_auth(config, &admin_key)),
         reloads: reloads.clone(),
-        stored_clients: arc_swap::ArcSwap::from_pointee(stored_clients),
         openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
-        generated_client_key: generated_client_key.clone(),
-        auth_limit: crate::api::auth_limit::AuthLimiter::new(
-            config.server.auth_failures_per_minute,
-            limits.trusted_proxies.clone(),
-        ),
     });
 
     // The admin applies its edits through the same reloader the watch uses.
@@ -165,7 +160,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
                 return;
             }
             admin.gate.set_key(&admin_key);
-            state.metrics_auth.store(Arc::new(metrics_auth(config, &admin_key)));
+            state.access.set_metrics_token(metrics_token(config, &admin_key));
         }
     }));
     let watch = if config.reload.watch {
@@ -233,9 +228,8 @@ impl RunningApp {
 }
 
 /// Who may read `/metrics`: `auth.metrics_token`, or the admin key without one.
-fn metrics_auth(config: &crate::config::Config, admin_key: &str) -> ClientAuth {
-    let token = if config.auth.metrics_token.is_empty() { admin_key } else { &config.auth.metrics_token };
-    ClientAuth::new(&[token.to_string()], false)
+fn metrics_token<'a>(config: &'a crate::config::Config, admin_key: &'a str) -> &'a str {
+    if config.auth.metrics_token.is_empty() { admin_key } else { &config.auth.metrics_token }
 }
 
 fn group_counts(records: &[crate::keys::KeyRecord]) -> BTreeMap<String, usize> {

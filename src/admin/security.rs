@@ -38,7 +38,7 @@ fn context(req: &Request) -> poem::Result<&Arc<AdminContext>> {
 
 async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
     let ctx = context(req)?;
-    match ctx.state.auth_limit.guard(req, || ctx.gate.check_key(&bearer.token)) {
+    match ctx.state.access.limiter.guard(req, || ctx.gate.check_key(&bearer.token)) {
         Ok(()) => Ok(Admin),
         Err(err @ crate::api::auth::AuthError::TooMany(_)) => Err(ApiError::too_many(err.message()).into()),
         Err(_) => Err(ApiError::unauthorized("the bearer token is not the admin key").into()),

@@ -108,7 +108,7 @@ pub async fn serve<D: Dialect>(dialect: &D, request: &Request, body: Body, state
         Err(error) => return dialect.render(None, error),
     };
     let served = async {
-        let client = state.authenticate(request)?.0;
+        let client = state.access.authenticate(request)?.0;
         let body = read_body(body, state.max_body_bytes).await?;
         dialect.serve(&call, Admitted { client, body }, request, state).await
     };

@@ -1,6 +1,7 @@
 //! The HTTP surface (poem): client authentication, the native Gemini routes,
 //! the OpenAI-compatible routes, and errors in each dialect.
 
+pub mod access;
 pub mod auth;
 pub mod auth_limit;
 pub mod body;
@@ -11,7 +12,6 @@ pub mod openai;
 pub mod paths;
 
 use crate::dispatch::{Dispatcher, StreamMode};
-use auth::ClientAuth;
 use poem::web::Data;
 use poem::{Endpoint, handler};
 use std::sync::Arc;
@@ -20,34 +20,24 @@ use std::sync::Arc;
 pub struct AppState {
     /// Serves requests through the pool.
     pub dispatcher: Arc<Dispatcher>,
-    /// Client keys (swapped whole when config.toml changes).
-    pub auth: arc_swap::ArcSwap<ClientAuth>,
+    /// Client keys, the metrics token and the failed-auth limiter.
+    pub access: access::Access,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// Google's model list for `/v1/models`.
     pub models: openai::ModelsCache,
     /// The store, for readiness.
     pub store: crate::store::Store,
-    /// The `/metrics` bearer token (the admin key unless configured).
-    pub metrics_auth: arc_swap::ArcSwap<ClientAuth>,
     /// Reload events, for `/metrics`.
     pub reloads: Arc<crate::watch::ReloadStatus>,
-    /// Client keys made in the admin (hashes), part of `auth`.
-    pub stored_clients: arc_swap::ArcSwap<Vec<crate::store::StoredClientKey>>,
-    /// Failed authentications per client address, for every way in.
-    pub auth_limit: auth_limit::AuthLimiter,
     /// OpenAI API options (swapped when config.toml changes).
     pub openai: arc_swap::ArcSwap<crate::config::OpenAiConfig>,
-    /// The client key gemgate generated when config names none.
-    pub generated_client_key: Option<String>,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
 #[handler]
 pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> poem::Response {
-    // The token only in a header: a URL's query ends up in access logs.
-    let token = auth::bearer_token(request).map(String::from);
-    if let Err(err) = state.auth_limit.guard(request, || state.metrics_auth.load().check_presented(token)) {
+    if let Err(err) = state.access.authenticate_metrics(request) {
         let mut response = poem::Response::builder()
             .status(poem::http::StatusCode::from_u16(err.status()).unwrap_or(poem::http::StatusCode::UNAUTHORIZED));
         if let Some(secs) = err.retry_after_secs() {
@@ -91,24 +81,11 @@ pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> po
 }
 
 impl AppState {
-    /// Checks a client request's key, through the failed-auth limiter.
-    pub fn authenticate(&self, request: &poem::Request) -> Result<auth::ClientId, auth::AuthError> {
-        self.auth_limit.guard(request, || self.auth.load().check(request))
-    }
-
-    /// Applies a config's retry budget, OpenAI options and client keys (with
-    /// the generated one and those made in the admin).
+    /// Applies a config's retry budget, OpenAI options and client keys.
     pub fn apply_config(&self, config: &crate::config::Config) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
         self.openai.store(Arc::new(config.openai.clone()));
-        let mut keys = config.auth.client_keys.clone();
-        if keys.is_empty()
-            && let Some(generated) = &self.generated_client_key
-        {
-            keys.push(generated.clone());
-        }
-        let auth = ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored_clients.load());
-        self.auth.store(Arc::new(auth));
+        self.access.apply_config(config);
     }
 }
 

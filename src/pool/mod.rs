@@ -1,5 +1,5 @@
-//! The key pool: one [`KeyActor`](key_actor) per key, one
-//! [`PoolSupervisor`](supervisor) that leases them, the ready index behind the
+//! The key pool: one `KeyActor` per key, one
+//! `PoolSupervisor` that leases them, the ready index behind the
 //! leases, and health scans. Other code uses [`PoolHandle`] and [`Lease`].
 
 mod key_actor;
@@ -31,7 +31,7 @@ pub struct PoolHandle {
 }
 
 /// A key handed out for one attempt. Report how it went with
-/// [`PoolHandle::settle`]; a lease dropped unreported counts as abandoned.
+/// [`Lease::settle`]; a lease dropped unreported counts as abandoned.
 pub struct Lease {
     slot: Arc<KeySlot>,
     supervisor: ActorRef<PoolMsg>,

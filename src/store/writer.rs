@@ -64,7 +64,7 @@ impl StoreHandle {
 
     /// Marks a key for saving; its state is read when written, so a busy key
     /// costs one map entry, not a copy per request. A state change is written
-    /// at the next tick, moved counters within [`COUNTER_FLUSH`].
+    /// at the next tick, moved counters within `COUNTER_FLUSH` (30 s).
     ///
     /// `publish` (the actor making the new state visible) runs under the
     /// queue's lock, so no flush can fall between the two.

@@ -116,8 +116,7 @@ impl ClientsApi {
     /// Reloads client keys from the store into the auth in force.
     async fn refresh(&self) -> ApiResult<()> {
         let stored = self.ctx.store().client_keys().await?;
-        self.ctx.state.stored_clients.store(Arc::new(stored));
-        self.ctx.state.apply_config(&self.ctx.reloader.current().config);
+        self.ctx.state.access.set_stored(stored, &self.ctx.reloader.current().config);
         Ok(())
     }
 

@@ -93,8 +93,8 @@ impl SessionApi {
     /// shared by every way in (`server.auth_failures_per_minute`).
     #[oai(path = "/login", method = "post")]
     async fn login(&self, req: &Request, body: Json<LoginRequest>) -> ApiResult<LoginResponse> {
-        let from = self.ctx.state.auth_limit.address(req);
-        match self.ctx.state.auth_limit.guard(req, || self.ctx.gate.login(&body.key, from)) {
+        let from = self.ctx.state.access.limiter.address(req);
+        match self.ctx.state.access.limiter.guard(req, || self.ctx.gate.login(&body.key, from)) {
             Ok(session) => Ok(LoginResponse::Ok(
                 Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
                 cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
