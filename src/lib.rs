@@ -8,10 +8,10 @@
 //! - wiring: [`app`] (everything in order, the routes, shutdown), [`demo`].
 //! - HTTP: [`api`] (the one intake and the client dialects), [`admin`].
 //! - request flow: [`dispatch`] (attempt loop, ledger, relay), [`watch`] (live reload).
-//! - services: [`pool`] (key actors, supervisor, ready index, scans), [`policy`],
+//! - services: [`pool`] (key actors, supervisor, ready index, scans), [`policy`], [`tenancy`] (client limits),
 //!   [`upstream`] (Google client, error classification), [`store`], [`server`]
 //!   (connection caps and deadlines), [`fake_upstream`] (a faithful fake of Google).
-//! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`].
+//! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`], [`midnight`].
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -26,11 +26,13 @@ pub mod fake_upstream;
 pub mod key_state;
 pub mod keys;
 pub mod metrics;
+pub mod midnight;
 pub mod policy;
 pub mod pool;
 pub mod secrets;
 pub mod server;
 pub mod store;
+pub mod tenancy;
 pub mod translate;
 pub mod upstream;
 pub mod watch;

@@ -12,8 +12,8 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("wiring", &["main", "app", "demo"]),
     ("HTTP", &["admin", "api"]),
     ("request flow", &["dispatch", "watch"]),
-    ("services", &["pool", "policy", "upstream", "store", "server", "fake_upstream"]),
-    ("pure cores (no I/O)", &["key_state", "keys", "config", "translate", "secrets", "metrics"]),
+    ("services", &["pool", "policy", "tenancy", "upstream", "store", "server", "fake_upstream"]),
+    ("pure cores (no I/O)", &["key_state", "keys", "config", "translate", "secrets", "metrics", "midnight"]),
 ];
 
 fn layer_of(module: &str) -> usize {

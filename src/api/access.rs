@@ -6,6 +6,7 @@ use super::auth::{AuthError, ClientAuth, ClientId};
 use super::auth_limit::AuthLimiter;
 use crate::config::Config;
 use crate::store::StoredClientKey;
+use crate::tenancy::ClientCounters;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
@@ -17,6 +18,8 @@ pub struct Access {
     metrics: ArcSwap<ClientAuth>,
     /// Failed authentications per client address, for every way in.
     pub limiter: AuthLimiter,
+    /// Requests counted against clients' limits.
+    pub counters: Arc<ClientCounters>,
 }
 
 impl Access {
@@ -35,6 +38,7 @@ impl Access {
             generated,
             metrics: ArcSwap::from_pointee(ClientAuth::new(&[metrics_token.to_string()], false)),
             limiter,
+            counters: Arc::new(ClientCounters::new(config.clients.zone().unwrap_or(chrono_tz::UTC))),
         };
         access.apply_config(config);
         access
@@ -62,10 +66,15 @@ impl Access {
         }
         let auth = ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored.load());
         self.clients.store(Arc::new(auth));
+        if let Ok(zone) = config.clients.zone() {
+            self.counters.set_zone(zone);
+        }
     }
 
     /// Replaces the keys made in the admin (and applies them with `config`'s).
     pub fn set_stored(&self, stored: Vec<StoredClientKey>, config: &Config) {
+        let live = |name: &str| stored.iter().any(|c| c.revoked_ms.is_none() && c.name == name);
+        self.counters.retain(live);
         self.stored.store(Arc::new(stored));
         self.apply_config(config);
     }

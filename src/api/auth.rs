@@ -8,9 +8,21 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
-/// Who a request comes from, for logs and (later) per-client limits.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ClientId(pub Arc<str>);
+/// Who a request comes from: its name (for logs) and what it is allowed.
+#[derive(Clone, Debug)]
+pub struct ClientId {
+    /// The client's name: `client-<fingerprint>` for keys in config, the
+    /// admin's name for keys made there.
+    pub name: Arc<str>,
+    /// Its limits, when the operator set any.
+    pub rules: Option<Arc<crate::tenancy::ClientRules>>,
+}
+
+impl PartialEq for ClientId {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
 
 /// Why a request was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -57,7 +69,7 @@ impl AuthError {
 
 struct ClientKey {
     hash: [u8; 32],
-    id: Arc<str>,
+    id: ClientId,
 }
 
 /// The configured client keys (hashed) or open access.
@@ -73,7 +85,7 @@ impl ClientAuth {
             .iter()
             .map(|key| ClientKey {
                 hash: Sha256::digest(key.as_bytes()).into(),
-                id: Arc::from(format!("client-{}", Fingerprint::of(key))),
+                id: ClientId { name: Arc::from(format!("client-{}", Fingerprint::of(key))), rules: None },
             })
             .collect();
         Self { open, keys }
@@ -85,7 +97,10 @@ impl ClientAuth {
         for client in stored.iter().filter(|c| c.revoked_ms.is_none()) {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(&client.key_hash, &mut hash).is_ok() {
-                self.keys.push(ClientKey { hash, id: Arc::from(client.name.as_str()) });
+                let rules =
+                    crate::tenancy::ClientRules::new(client.rpm_limit, client.rpd_limit, &client.allowed_models);
+                let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
+                self.keys.push(ClientKey { hash, id });
             }
         }
         self
@@ -99,21 +114,22 @@ impl ClientAuth {
     /// Checks a key taken from the request by the caller.
     pub fn check_presented(&self, presented: Option<String>) -> Result<ClientId, AuthError> {
         if self.open {
-            return Ok(ClientId(Arc::from(match presented {
+            let name = match presented {
                 Some(key) => format!("open-{}", Fingerprint::of(&key)),
                 None => "open".to_string(),
-            })));
+            };
+            return Ok(ClientId { name: Arc::from(name), rules: None });
         }
         let presented = presented.ok_or(AuthError::Missing)?;
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
         // Compare with every key without stopping early, so timing says nothing.
-        let mut found: Option<&Arc<str>> = None;
+        let mut found: Option<&ClientId> = None;
         for key in &self.keys {
             if bool::from(key.hash.ct_eq(&hash)) {
                 found = Some(&key.id);
             }
         }
-        found.map(|id| ClientId(id.clone())).ok_or(AuthError::Invalid)
+        found.cloned().ok_or(AuthError::Invalid)
     }
 }
 
@@ -204,7 +220,7 @@ mod tests {
         };
         let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();
-        assert_eq!(&*id.0, "alice");
+        assert_eq!(&*id.name, "alice");
         assert!(auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).is_ok());
         let revoked = ClientAuth::new(&[], false).with_stored(&[stored(Some(5))]);
         let refused = revoked.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000"))));
@@ -221,7 +237,7 @@ mod tests {
     fn client_ids_never_hold_the_key() {
         let auth = ClientAuth::new(&[KEY.to_string()], false);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).unwrap();
-        assert!(id.0.starts_with("client-") && !id.0.contains(KEY));
+        assert!(id.name.starts_with("client-") && !id.name.contains(KEY));
     }
 
     #[test]

@@ -56,17 +56,17 @@ impl Dialect for GoogleOpenAi {
         request: &Request,
         state: &Arc<AppState>,
     ) -> Result<Response, ClientError> {
-        let Admitted { client, body } = admitted;
-        let json: Option<Value> = if body.is_empty() { None } else { Some(parse_json(&body)?) };
+        let json: Option<Value> = if admitted.body.is_empty() { None } else { Some(parse_json(&admitted.body)?) };
         let field = |name: &str| json.as_ref().and_then(|j| j.get(name));
         let model = field("model").and_then(Value::as_str).map(model_id).unwrap_or_default();
         let streaming = field("stream").and_then(Value::as_bool) == Some(true);
+        let client = admitted.pass(model)?;
         // No query parameter of the client's is forwarded: this layer documents none.
         let proxied = ProxyRequest {
             upstream: UpstreamRequest {
                 method: request.method().clone(),
                 path_and_query: format!("/v1beta/openai/{tail}"),
-                body,
+                body: admitted.body,
                 content_type: request.headers().get("content-type").cloned(),
                 bearer: true,
             },

@@ -6,10 +6,11 @@
 //! in its own shape; nothing else writes an error response.
 
 use super::AppState;
-use super::auth::AuthError;
+use super::auth::{AuthError, ClientId};
 use super::body::{BodyError, read_body};
 use crate::dispatch::{AttemptFailure, DispatchError, KeyFailures};
 use crate::pool::LeaseError;
+use crate::tenancy::{ClientCounters, Refusal};
 use crate::translate::TranslateError;
 use bytes::Bytes;
 use poem::{Body, Request, Response};
@@ -40,6 +41,13 @@ pub enum ClientError {
     UnknownModel(String),
     /// The request could not be translated to Gemini.
     Translate(TranslateError),
+    /// The client's key does not allow this (its model, or a used-up limit).
+    Refused {
+        /// Why.
+        refusal: Refusal,
+        /// The model asked for.
+        model: String,
+    },
     /// No key could serve it, or Google's answer was final (boxed: it is
     /// large, and every other error is small).
     Dispatch(Box<DispatchError>),
@@ -71,12 +79,26 @@ impl From<DispatchError> for ClientError {
     }
 }
 
-/// A request past the intake: who sent it and its body.
+/// A request past the intake: who sent it and its body. The client's name,
+/// which every upstream call needs for its log, comes only from
+/// [`Admitted::pass`], so no call goes upstream unchecked.
 pub struct Admitted {
-    /// The client's id (for the log and, later, its limits).
-    pub client: Arc<str>,
+    client: ClientId,
+    counters: Arc<ClientCounters>,
     /// The body, read whole.
     pub body: Bytes,
+}
+
+impl Admitted {
+    /// Checks the client's limits for a call of `model` (empty: a call that
+    /// names none) and counts it; once per request. Gives the client's name.
+    pub fn pass(&self, model: &str) -> Result<Arc<str>, ClientError> {
+        if let Some(rules) = &self.client.rules {
+            let checked = self.counters.admit(&self.client.name, rules, model, SystemTime::now());
+            checked.map_err(|refusal| ClientError::Refused { refusal, model: model.chars().take(80).collect() })?;
+        }
+        Ok(self.client.name.clone())
+    }
 }
 
 /// What a client dialect supplies: its routing, its serving (translate,
@@ -108,9 +130,10 @@ pub async fn serve<D: Dialect>(dialect: &D, request: &Request, body: Body, state
         Err(error) => return dialect.render(None, error),
     };
     let served = async {
-        let client = state.access.authenticate(request)?.0;
+        let client = state.access.authenticate(request)?;
         let body = read_body(body, state.max_body_bytes).await?;
-        dialect.serve(&call, Admitted { client, body }, request, state).await
+        let admitted = Admitted { client, counters: state.access.counters.clone(), body };
+        dialect.serve(&call, admitted, request, state).await
     };
     match served.await {
         Ok(response) => response,
@@ -192,4 +215,20 @@ pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
 pub fn secs_until(time: SystemTime) -> u64 {
     let millis = time.duration_since(SystemTime::now()).unwrap_or_default().as_millis() as u64;
     millis.div_ceil(1000).max(1)
+}
+
+/// Words for a client whose key does not allow a request.
+pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
+    match refusal {
+        Refusal::ModelNotAllowed => format!("gemgate: this client key may not use the model `{model}`."),
+        Refusal::Limit { limit, allowed, until } => {
+            let per = if *limit == "rpd" { "day" } else { "minute" };
+            let at = chrono::DateTime::<chrono::Utc>::from(*until).format("%Y-%m-%dT%H:%M:%SZ");
+            format!(
+                "gemgate: this client key's limit of {allowed} requests per {per} ({limit}) is used up; \
+                 the next request fits in {}s (at {at}).",
+                secs_until(*until)
+            )
+        }
+    }
 }

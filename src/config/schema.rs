@@ -38,8 +38,36 @@ pub struct Config {
     pub log: LogConfig,
     /// The OpenAI-compatible API.
     pub openai: OpenAiConfig,
+    /// Client keys' limits.
+    pub clients: ClientsConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
+}
+
+/// `[clients]`
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClientsConfig {
+    /// The time zone whose midnight ends a client's day (`rpd_limit`), an
+    /// IANA name such as `UTC`, `Asia/Shanghai` or `America/Los_Angeles`.
+    pub day_zone: String,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        Self { day_zone: "UTC".into() }
+    }
+}
+
+impl ClientsConfig {
+    /// `day_zone` parsed.
+    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
+        self.day_zone.parse().map_err(|_| ConfigError::Invalid {
+            field: "clients.day_zone",
+            message: format!("`{}` is not a time zone name (like UTC or Asia/Shanghai)", self.day_zone),
+            at: String::new(),
+        })
+    }
 }
 
 /// `[openai]`
@@ -406,6 +434,7 @@ impl Config {
             return invalid("server.auth_failures_per_minute", "must be at least 1");
         }
         self.server.trusted_networks()?;
+        self.clients.zone()?;
         if self.openai.keepalive_secs == 0 {
             return invalid("openai.keepalive_secs", "must be at least 1");
         }

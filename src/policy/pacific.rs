@@ -1,25 +1,17 @@
 //! Google's daily quotas reset at midnight Pacific time (PST or PDT).
 
-use chrono::{DateTime, Days, TimeZone, Utc};
 use chrono_tz::America::Los_Angeles;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 /// The next midnight in America/Los_Angeles after `now`.
 pub fn next_pacific_midnight(now: SystemTime) -> SystemTime {
-    let now_utc: DateTime<Utc> = now.into();
-    let local_date = now_utc.with_timezone(&Los_Angeles).date_naive();
-    let next_date = local_date.checked_add_days(Days::new(1)).unwrap_or(local_date);
-    let midnight = next_date.and_hms_opt(0, 0, 0).unwrap_or_default();
-    match Los_Angeles.from_local_datetime(&midnight).earliest() {
-        Some(moment) => moment.with_timezone(&Utc).into(),
-        // Midnight never skipped in this zone; keep a safe answer regardless.
-        None => now + Duration::from_secs(24 * 3600),
-    }
+    crate::midnight::next_midnight(Los_Angeles, now)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{DateTime, Utc};
 
     fn at(rfc3339: &str) -> SystemTime {
         DateTime::parse_from_rfc3339(rfc3339).unwrap().with_timezone(&Utc).into()

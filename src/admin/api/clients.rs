@@ -26,11 +26,11 @@ struct ClientView {
     key_hint: String,
     created_ms: i64,
     revoked_ms: Option<i64>,
-    /// Requests per minute (0: no limit). Stored; enforcement comes with tenancy.
+    /// Requests per minute (0: no limit). Enforced before anything goes upstream.
     rpm_limit: i64,
-    /// Requests per day (0: no limit). Stored; enforcement comes with tenancy.
+    /// Requests per day (0: no limit). Enforced before anything goes upstream.
     rpd_limit: i64,
-    /// Models the client may use (empty: all). Stored; enforcement comes with tenancy.
+    /// Models the client may use (empty: all). Enforced before anything goes upstream.
     allowed_models: Vec<String>,
 }
 
@@ -106,8 +106,12 @@ fn check_models(models: &[String]) -> ApiResult<Vec<String>> {
         .map(|m| {
             let m = m.trim().trim_start_matches("models/");
             let plain = (1..=128).contains(&m.len())
-                && m.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'));
-            if plain { Ok(m.to_string()) } else { Err(ApiError::bad_request(format!("`{m}` is not a model name"))) }
+                && m.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'*'));
+            if plain {
+                Ok(m.to_string())
+            } else {
+                Err(ApiError::bad_request(format!("`{m}` is not a model name or pattern (`*` matches any part)")))
+            }
         })
         .collect()
 }
@@ -170,6 +174,8 @@ impl ClientsApi {
         if !self.ctx.store().update_client_limits(id.0, &limits).await? {
             return Err(ApiError::not_found(format!("no client key with id {}", id.0)));
         }
+        // The new limits hold from the answer on.
+        self.refresh().await?;
         Ok(Json(self.find(id.0).await?.into()))
     }
 

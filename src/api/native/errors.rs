@@ -1,9 +1,10 @@
 //! Errors in Google's dialect: `{"error":{"code","message","status","details"}}`,
 //! wrapped in an array where Google would (the JSON-array stream).
 
-use crate::api::intake::{ClientError, no_key_explanation, secs_until};
+use crate::api::intake::{ClientError, no_key_explanation, refusal_message, secs_until};
 use crate::dispatch::{DispatchError, StreamMode, failure_status, no_key_status};
 use crate::pool::LeaseError;
+use crate::tenancy::Refusal;
 use poem::Response;
 use poem::http::StatusCode;
 use serde_json::{Value, json};
@@ -49,6 +50,17 @@ pub fn render(error: ClientError, mode: StreamMode) -> Response {
         ClientError::Translate(error) => plain(400, &error.message),
         ClientError::Dispatch(error) => dispatch_error_response(&error, mode),
         ClientError::BadReply(message) => plain(502, &format!("gemgate: {message}")),
+        ClientError::Refused { refusal, model } => {
+            let message = refusal_message(&refusal, &model);
+            match refusal {
+                Refusal::ModelNotAllowed => plain(403, &message),
+                Refusal::Limit { until, .. } => {
+                    let mut response = error_response(429, &message, vec![retry_info(until)], mode);
+                    response.headers_mut().insert("retry-after", secs_until(until).into());
+                    response
+                }
+            }
+        }
     }
 }
 

@@ -148,6 +148,7 @@ impl Dialect for Native {
                 (model.as_str(), route_name(action))
             }
         };
+        let client = admitted.pass(model)?;
         let query = super::paths::native_upstream_query(request.uri().query().unwrap_or_default());
         // The path as gemgate understood it, not as the client spelled it.
         let tail = match call {
@@ -168,7 +169,7 @@ impl Dialect for Native {
             model: Arc::from(model),
             mode: *mode,
             route,
-            client: admitted.client,
+            client,
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
         let mode = *mode;

@@ -1,9 +1,10 @@
 //! Errors in OpenAI's dialect: `{"error":{"message","type","param","code"}}`,
 //! with the status codes the OpenAI SDKs map to their exception classes.
 
-use crate::api::intake::{ClientError, no_key_explanation, secs_until};
+use crate::api::intake::{ClientError, no_key_explanation, refusal_message, secs_until};
 use crate::dispatch::{DispatchError, failure_status, no_key_status};
 use crate::pool::LeaseError;
+use crate::tenancy::Refusal;
 use poem::Response;
 use poem::http::StatusCode;
 use serde_json::{Value, json};
@@ -41,6 +42,17 @@ pub fn render(error: ClientError) -> Response {
         ClientError::Translate(error) => openai_error(400, &error.message, error.param.as_deref(), error.code),
         ClientError::Dispatch(error) => dispatch_error(&error),
         ClientError::BadReply(message) => openai_error(502, &message, None, None),
+        ClientError::Refused { refusal, model } => {
+            let message = refusal_message(&refusal, &model);
+            match refusal {
+                Refusal::ModelNotAllowed => openai_error(403, &message, Some("model"), Some("model_not_allowed")),
+                Refusal::Limit { until, .. } => {
+                    let mut response = openai_error(429, &message, None, Some("rate_limit_exceeded"));
+                    response.headers_mut().insert("retry-after", secs_until(until).into());
+                    response
+                }
+            }
+        }
     }
 }
 

@@ -78,13 +78,12 @@ impl Dialect for OpenAi {
         _request: &Request,
         state: &Arc<AppState>,
     ) -> Result<Response, ClientError> {
-        let Admitted { client, body } = admitted;
         match call {
-            OpenAiCall::ChatCompletions => chat(parse_json(&body)?, client, state).await,
-            OpenAiCall::Embeddings => embeddings(parse_json(&body)?, client, state).await,
-            OpenAiCall::ListModels => Ok(json_response(&models_list(&models(client, state).await?))),
+            OpenAiCall::ChatCompletions => chat(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::Embeddings => embeddings(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::ListModels => Ok(json_response(&models_list(&models(admitted.pass("")?, state).await?))),
             OpenAiCall::GetModel(id) => {
-                let list = models(client, state).await?;
+                let list = models(admitted.pass("")?, state).await?;
                 let found = list.iter().filter_map(model_object).find(|m| m["id"] == id.as_str());
                 found.map(|model| json_response(&model)).ok_or_else(|| ClientError::UnknownModel(id.clone()))
             }
@@ -147,9 +146,10 @@ fn parse_reply(bytes: &[u8]) -> Result<Value, ClientError> {
     serde_json::from_slice(bytes).map_err(|_| ClientError::BadReply("the upstream reply was not JSON".into()))
 }
 
-async fn chat(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Result<Response, ClientError> {
+async fn chat(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
     let chat = chat_request(&json)?;
     check_model(&chat.model)?;
+    let client = admitted.pass(&chat.model)?;
     if chat.stream && state.openai.load().fake_stream {
         return Ok(fake_stream(chat, client, state));
     }
@@ -237,9 +237,10 @@ fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, s
         .body(Body::from_bytes_stream(frames))
 }
 
-async fn embeddings(json: Value, client: Arc<str>, state: &Arc<AppState>) -> Result<Response, ClientError> {
+async fn embeddings(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
     let request = embeddings_request(&json)?;
     check_model(&request.model)?;
+    let client = admitted.pass(&request.model)?;
     let proxied =
         proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", client);
     let reply = state.dispatcher.dispatch(proxied).await?;

@@ -1,0 +1,192 @@
+//! What an operator allows each client, and the counters that hold it to
+//! that: requests per minute (a sliding minute), requests per day (to
+//! midnight in the configured zone), and the models it may use (exact names
+//! and `*` wildcards). Checked once per client request before anything goes
+//! upstream; the check and the count are one step under one lock, so limits
+//! hold exactly under concurrency. Pure: callers pass `now`.
+
+use chrono_tz::Tz;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use wildmatch::WildMatch;
+
+/// One client's limits (a client without any has no rules at all).
+#[derive(Debug)]
+pub struct ClientRules {
+    /// Requests per minute (0: no limit).
+    pub rpm: u32,
+    /// Requests per day (0: no limit).
+    pub rpd: u32,
+    /// Models it may use, exact or with `*` (empty: every model).
+    models: Vec<WildMatch>,
+}
+
+impl ClientRules {
+    /// Rules from an operator's limits; `None` when they limit nothing.
+    pub fn new(rpm: i64, rpd: i64, models: &[String]) -> Option<Self> {
+        let clamp = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
+        let rules =
+            Self { rpm: clamp(rpm), rpd: clamp(rpd), models: models.iter().map(|m| WildMatch::new(m)).collect() };
+        (rules.rpm > 0 || rules.rpd > 0 || !rules.models.is_empty()).then_some(rules)
+    }
+
+    /// Whether `model` is allowed (a call that names no model, such as
+    /// listing models, always is).
+    pub fn allows(&self, model: &str) -> bool {
+        let model = model.trim_start_matches("models/");
+        model.is_empty() || self.models.is_empty() || self.models.iter().any(|pattern| pattern.matches(model))
+    }
+}
+
+/// Why a client's request is refused.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Refusal {
+    /// The model is not among those the client may use.
+    ModelNotAllowed,
+    /// A request limit is used up until `until`.
+    Limit {
+        /// `rpm` or `rpd`.
+        limit: &'static str,
+        /// The limit's value.
+        allowed: u32,
+        /// When a request fits again.
+        until: SystemTime,
+    },
+}
+
+#[derive(Default)]
+struct Counter {
+    minute: VecDeque<SystemTime>,
+    day_count: u32,
+    day_ends: Option<SystemTime>,
+}
+
+/// Requests counted per client, against its rules.
+pub struct ClientCounters {
+    state: Mutex<Counters>,
+}
+
+struct Counters {
+    zone: Tz,
+    by_client: HashMap<Arc<str>, Counter>,
+}
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+impl ClientCounters {
+    /// Counters whose days end at midnight in `zone`.
+    pub fn new(zone: Tz) -> Self {
+        Self { state: Mutex::new(Counters { zone, by_client: HashMap::new() }) }
+    }
+
+    /// Days end at midnight in `zone` from now on (a day already counted
+    /// keeps its end).
+    pub fn set_zone(&self, zone: Tz) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).zone = zone;
+    }
+
+    /// Admits one request of `client` for `model` at `now` and counts it, or
+    /// refuses it (and counts nothing).
+    pub fn admit(&self, client: &Arc<str>, rules: &ClientRules, model: &str, now: SystemTime) -> Result<(), Refusal> {
+        if !rules.allows(model) {
+            return Err(Refusal::ModelNotAllowed);
+        }
+        if rules.rpm == 0 && rules.rpd == 0 {
+            return Ok(());
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let zone = state.zone;
+        let counter = state.by_client.entry(client.clone()).or_default();
+        while counter.minute.front().is_some_and(|&at| at + MINUTE <= now) {
+            counter.minute.pop_front();
+        }
+        if counter.day_ends.is_some_and(|end| end <= now) {
+            counter.day_count = 0;
+            counter.day_ends = None;
+        }
+        if rules.rpd > 0 && counter.day_count >= rules.rpd {
+            let until = *counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
+            return Err(Refusal::Limit { limit: "rpd", allowed: rules.rpd, until });
+        }
+        if rules.rpm > 0
+            && counter.minute.len() >= rules.rpm as usize
+            && let Some(&oldest) = counter.minute.front()
+        {
+            return Err(Refusal::Limit { limit: "rpm", allowed: rules.rpm, until: oldest + MINUTE });
+        }
+        if rules.rpm > 0 {
+            counter.minute.push_back(now);
+            // A lowered limit leaves older entries: keep no more than it needs.
+            while counter.minute.len() > rules.rpm as usize {
+                counter.minute.pop_front();
+            }
+        }
+        if rules.rpd > 0 {
+            counter.day_count += 1;
+            counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
+        }
+        Ok(())
+    }
+
+    /// Forgets clients that no longer exist (revoked or deleted).
+    pub fn retain(&self, alive: impl Fn(&str) -> bool) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).by_client.retain(|client, _| alive(client));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client() -> Arc<str> {
+        Arc::from("alice")
+    }
+
+    #[test]
+    fn models_exact_and_wildcard() {
+        let rules = ClientRules::new(0, 0, &["gemini-2.5-pro".into(), "gemini-3-*".into()]).unwrap();
+        assert!(rules.allows("gemini-2.5-pro") && rules.allows("models/gemini-3-pro-preview"));
+        assert!(!rules.allows("gemini-2.5-flash") && !rules.allows("gemini-2.5-pro-x"));
+        assert!(rules.allows(""), "listing models names none");
+        assert!(ClientRules::new(0, 0, &[]).is_none(), "no limits, no rules");
+    }
+
+    #[test]
+    fn a_minute_slides_and_refusals_count_nothing() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let rules = ClientRules::new(2, 0, &[]).unwrap();
+        let t0 = SystemTime::now();
+        assert_eq!(counters.admit(&client(), &rules, "m", t0), Ok(()));
+        assert_eq!(counters.admit(&client(), &rules, "m", t0 + Duration::from_secs(10)), Ok(()));
+        let refused = counters.admit(&client(), &rules, "m", t0 + Duration::from_secs(20));
+        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: t0 + MINUTE }));
+        assert_eq!(counters.admit(&client(), &rules, "m", t0 + MINUTE), Ok(()));
+        let refused = counters.admit(&client(), &rules, "m", t0 + MINUTE);
+        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: t0 + Duration::from_secs(70) }));
+    }
+
+    #[test]
+    fn a_day_ends_at_midnight_in_the_zone() {
+        let zone: Tz = "Asia/Shanghai".parse().unwrap();
+        let counters = ClientCounters::new(zone);
+        let rules = ClientRules::new(0, 1, &[]).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(counters.admit(&client(), &rules, "m", now), Ok(()));
+        let midnight = crate::midnight::next_midnight(zone, now);
+        assert_eq!(
+            counters.admit(&client(), &rules, "m", now),
+            Err(Refusal::Limit { limit: "rpd", allowed: 1, until: midnight })
+        );
+        assert_eq!(counters.admit(&client(), &rules, "m", midnight), Ok(()));
+    }
+
+    #[test]
+    fn a_model_not_allowed_is_refused_before_counting() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let rules = ClientRules::new(1, 0, &["gemini-2.5-pro".into()]).unwrap();
+        let now = SystemTime::now();
+        assert_eq!(counters.admit(&client(), &rules, "gemini-2.5-flash", now), Err(Refusal::ModelNotAllowed));
+        assert_eq!(counters.admit(&client(), &rules, "gemini-2.5-pro", now), Ok(()));
+    }
+}
