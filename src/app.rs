@@ -133,6 +133,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         store: store.clone(),
         reloads: reloads.clone(),
         openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
+        catalog: arc_swap::ArcSwap::from_pointee(crate::catalog::Catalog::new(&config.catalog)),
     });
 
     // The admin applies its edits through the same reloader the watch uses.

@@ -11,7 +11,8 @@
 //! - services: [`pool`] (key actors, supervisor, ready index, scans), [`policy`], [`tenancy`] (client limits),
 //!   [`upstream`] (Google client, error classification), [`store`], [`server`]
 //!   (connection caps and deadlines), [`fake_upstream`] (a faithful fake of Google).
-//! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`], [`midnight`].
+//! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`], [`midnight`],
+//!   [`catalog`] (served models, aliases, variants).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -19,6 +20,7 @@
 pub mod admin;
 pub mod api;
 pub mod app;
+pub mod catalog;
 pub mod config;
 pub mod demo;
 pub mod dispatch;

@@ -60,7 +60,12 @@ impl Dialect for GoogleOpenAi {
         let field = |name: &str| json.as_ref().and_then(|j| j.get(name));
         let model = field("model").and_then(Value::as_str).map(model_id).unwrap_or_default();
         let streaming = field("stream").and_then(Value::as_bool) == Some(true);
-        let client = admitted.pass(model)?;
+        // Names pass to Google as they are here: the catalog's allow and deny
+        // lists hold, its aliases and variants are gemgate's dialects' own.
+        if !model.is_empty() && !state.catalog.load().serves(model) {
+            return Err(ClientError::UnknownModel(model.to_string()));
+        }
+        let client = admitted.pass(model, model)?;
         // No query parameter of the client's is forwarded: this layer documents none.
         let proxied = ProxyRequest {
             upstream: UpstreamRequest {

@@ -37,7 +37,7 @@ pub enum ClientError {
     NotJson,
     /// A model name gemgate will not put in a path.
     InvalidModel(String),
-    /// A model the upstream does not list.
+    /// A model the upstream does not list, or this gemgate does not serve.
     UnknownModel(String),
     /// The request could not be translated to Gemini.
     Translate(TranslateError),
@@ -90,12 +90,16 @@ pub struct Admitted {
 }
 
 impl Admitted {
-    /// Checks the client's limits for a call of `model` (empty: a call that
-    /// names none) and counts it; once per request. Gives the client's name.
-    pub fn pass(&self, model: &str) -> Result<Arc<str>, ClientError> {
+    /// Checks the client's limits for a call of `model`, asked for as `asked`
+    /// (both empty: a call that names none) and counts it; once per request.
+    /// Gives the client's name.
+    /// A client allowed a model may use it under any name that resolves to
+    /// it; one allowed a name (an alias) may use that name.
+    pub fn pass(&self, asked: &str, model: &str) -> Result<Arc<str>, ClientError> {
         if let Some(rules) = &self.client.rules {
-            let checked = self.counters.admit(&self.client.name, rules, model, SystemTime::now());
-            checked.map_err(|refusal| ClientError::Refused { refusal, model: model.chars().take(80).collect() })?;
+            let name = if rules.allows(asked) { asked } else { model };
+            let checked = self.counters.admit(&self.client.name, rules, name, SystemTime::now());
+            checked.map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
         }
         Ok(self.client.name.clone())
     }
@@ -151,6 +155,11 @@ pub fn check_json(body: &[u8]) -> Result<(), ClientError> {
 /// Parses `body` as JSON (bodies translated).
 pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ClientError> {
     serde_json::from_slice(body).map_err(|_| ClientError::NotJson)
+}
+
+/// What a model name means in this gemgate's catalog (an unknown model is a 404).
+pub fn resolve_model(state: &AppState, name: &str) -> Result<crate::catalog::Resolved, ClientError> {
+    state.catalog.load().resolve(name).map_err(|not_served| ClientError::UnknownModel(not_served.0))
 }
 
 /// Checks a model name before it goes into an upstream path.

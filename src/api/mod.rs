@@ -32,6 +32,8 @@ pub struct AppState {
     pub reloads: Arc<crate::watch::ReloadStatus>,
     /// OpenAI API options (swapped when config.toml changes).
     pub openai: arc_swap::ArcSwap<crate::config::OpenAiConfig>,
+    /// The models served and their names (swapped when config.toml changes).
+    pub catalog: arc_swap::ArcSwap<crate::catalog::Catalog>,
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
@@ -85,7 +87,30 @@ impl AppState {
     pub fn apply_config(&self, config: &crate::config::Config) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
         self.openai.store(Arc::new(config.openai.clone()));
+        self.catalog.store(Arc::new(crate::catalog::Catalog::new(&config.catalog)));
         self.access.apply_config(config);
+    }
+}
+
+/// Reads a whole reply; a cut reply is an error.
+pub async fn collect_reply(body: crate::dispatch::ReplyBody) -> Result<bytes::Bytes, intake::ClientError> {
+    match body {
+        crate::dispatch::ReplyBody::Complete(bytes) => Ok(bytes),
+        crate::dispatch::ReplyBody::Streaming(mut stream) => {
+            let mut buffer = Vec::new();
+            while let Some(item) = futures_util::StreamExt::next(&mut stream).await {
+                match item {
+                    Ok(chunk) => buffer.extend_from_slice(&chunk),
+                    Err(cut) => {
+                        return Err(intake::ClientError::BadReply(format!(
+                            "the upstream reply was cut: {}",
+                            cut.message
+                        )));
+                    }
+                }
+            }
+            Ok(bytes::Bytes::from(buffer))
+        }
     }
 }
 

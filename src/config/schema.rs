@@ -40,8 +40,25 @@ pub struct Config {
     pub openai: OpenAiConfig,
     /// Client keys' limits.
     pub clients: ClientsConfig,
+    /// The models served and their names.
+    pub catalog: CatalogConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
+}
+
+/// `[catalog]`
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CatalogConfig {
+    /// Models served (empty: all); `*` matches any part.
+    pub allow: Vec<String>,
+    /// Models never served; `*` matches any part.
+    pub deny: Vec<String>,
+    /// Other names for models, e.g. `"gpt-4o" = "gemini-2.5-flash"`.
+    pub aliases: std::collections::BTreeMap<String, String>,
+    /// Serve and list `-search`, `-nothinking` and `-thinking` variants
+    /// (off: names and lists are Google's own).
+    pub variants: bool,
 }
 
 /// `[clients]`
@@ -435,6 +452,27 @@ impl Config {
         }
         self.server.trusted_networks()?;
         self.clients.zone()?;
+        let name_like = |name: &str, wildcard: bool| {
+            (1..=128).contains(&name.len())
+                && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b) || (wildcard && b == b'*'))
+        };
+        let catalog = &self.catalog;
+        if let Some(bad) = catalog.allow.iter().chain(&catalog.deny).find(|p| !name_like(p, true)) {
+            return Err(ConfigError::Invalid {
+                field: "catalog.allow",
+                message: format!("`{bad}` is not a model name or pattern"),
+                at: String::new(),
+            });
+        }
+        if let Some((alias, target)) =
+            catalog.aliases.iter().find(|(a, t)| !name_like(a, false) || !name_like(t, false))
+        {
+            return Err(ConfigError::Invalid {
+                field: "catalog.aliases",
+                message: format!("`{alias}` = `{target}`: both must be model names"),
+                at: String::new(),
+            });
+        }
         if self.openai.keepalive_secs == 0 {
             return invalid("openai.keepalive_secs", "must be at least 1");
         }

@@ -42,6 +42,7 @@ pub async fn serve(request: &Request, body: Bytes, state: Data<&Arc<FakeState>>)
     let query = request.uri().query().unwrap_or_default();
     let path_and_query = request.uri().path_and_query().map_or(path, |p| p.as_str());
     state.saw(request.method().as_str(), path_and_query);
+    state.saw_body(path_and_query, &body);
     if let Some(tail) = path.strip_prefix("/v1beta/openai/") {
         return openai_compat(request, tail, &body, &state).await;
     }

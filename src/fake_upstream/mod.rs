@@ -27,7 +27,11 @@ pub struct FakeState {
     model_calls: Mutex<HashMap<(String, String), u64>>,
     overrides: Mutex<HashMap<String, Behaviour>>,
     seen: Mutex<std::collections::VecDeque<String>>,
+    bodies: Mutex<std::collections::VecDeque<(String, bytes::Bytes)>>,
 }
+
+/// Request bodies remembered, newest last.
+const BODIES_KEPT: usize = 200;
 
 /// Requests remembered as `METHOD /path?query`, newest last.
 const SEEN_KEPT: usize = 10_000;
@@ -40,6 +44,14 @@ impl FakeState {
     fn record(&self, key: &str, model: &str) {
         *lock(&self.calls).entry(key.to_string()).or_default() += 1;
         *lock(&self.model_calls).entry((key.to_string(), model.to_string())).or_default() += 1;
+    }
+
+    fn saw_body(&self, path_and_query: &str, body: &bytes::Bytes) {
+        let mut bodies = lock(&self.bodies);
+        if bodies.len() >= BODIES_KEPT {
+            bodies.pop_front();
+        }
+        bodies.push_back((path_and_query.to_string(), body.clone()));
     }
 
     fn saw(&self, method: &str, path_and_query: &str) {
@@ -116,6 +128,13 @@ impl FakeUpstream {
     /// `METHOD /path?query`, before it judged them.
     pub fn requests_seen(&self) -> Vec<String> {
         lock(&self.state.seen).iter().cloned().collect()
+    }
+
+    /// The newest request body sent to a path containing `path_part`, as JSON.
+    pub fn last_body(&self, path_part: &str) -> Option<serde_json::Value> {
+        let bodies = lock(&self.state.bodies);
+        let (_, body) = bodies.iter().rev().find(|(path, _)| path.contains(path_part))?;
+        serde_json::from_slice(body).ok()
     }
 
     /// Makes `key` behave as `behaviour` from now on.

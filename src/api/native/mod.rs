@@ -3,9 +3,11 @@
 //! untouched; replies stream back chunk by chunk.
 
 use super::AppState;
-use super::intake::{Admitted, ClientError, Dialect, check_json};
-use crate::dispatch::{ProxyRequest, StreamMode};
+use super::intake::{Admitted, ClientError, Dialect, check_json, parse_json, resolve_model};
+use crate::catalog::{Catalog, Resolved, apply_variant};
+use crate::dispatch::{ProxyRequest, ProxyResponse, StreamMode};
 use crate::upstream::UpstreamRequest;
+use bytes::Bytes;
 use poem::http::Method;
 use poem::web::Data;
 use poem::{Body, Request, Response, handler};
@@ -140,7 +142,7 @@ impl Dialect for Native {
         state: &Arc<AppState>,
     ) -> Result<Response, ClientError> {
         let Routed { version, call, mode } = routed;
-        let (model, route) = match call {
+        let (asked, route) = match call {
             NativeCall::ListModels => ("", "listModels"),
             NativeCall::GetModel(model) => (model.as_str(), "getModel"),
             NativeCall::Action { model, action } => {
@@ -148,13 +150,23 @@ impl Dialect for Native {
                 (model.as_str(), route_name(action))
             }
         };
-        let client = admitted.pass(model)?;
+        let resolved = if asked.is_empty() { None } else { Some(resolve_model(state, asked)?) };
+        let model = resolved.as_ref().map_or(asked, |r| r.model.as_str());
+        let client = admitted.pass(asked, model)?;
+        let mut body = admitted.body;
+        if let (NativeCall::Action { action, .. }, Some(Resolved { variant: Some(variant), .. })) = (call, &resolved)
+            && action.contains("enerateContent")
+        {
+            let mut json = parse_json(&body)?;
+            apply_variant(*variant, model, &mut json);
+            body = Bytes::from(json.to_string());
+        }
         let query = super::paths::native_upstream_query(request.uri().query().unwrap_or_default());
         // The path as gemgate understood it, not as the client spelled it.
         let tail = match call {
             NativeCall::ListModels => "models".to_string(),
-            NativeCall::GetModel(model) => format!("models/{model}"),
-            NativeCall::Action { model, action } => format!("models/{model}:{action}"),
+            NativeCall::GetModel(_) => format!("models/{model}"),
+            NativeCall::Action { action, .. } => format!("models/{model}:{action}"),
         };
         let path_and_query =
             if query.is_empty() { format!("/{version}/{tail}") } else { format!("/{version}/{tail}?{query}") };
@@ -162,7 +174,7 @@ impl Dialect for Native {
             upstream: UpstreamRequest {
                 method: request.method().clone(),
                 path_and_query,
-                body: admitted.body,
+                body,
                 content_type: request.headers().get("content-type").cloned(),
                 bearer: false,
             },
@@ -172,6 +184,10 @@ impl Dialect for Native {
             client,
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
+        let catalog = state.catalog.load();
+        if matches!(call, NativeCall::ListModels) && !catalog.is_plain() {
+            return list_through(reply, &catalog).await;
+        }
         let mode = *mode;
         Ok(super::relay_response(reply, move |cut| {
             errors::cut_frame(&cut.message, mode).ok_or_else(|| std::io::Error::other(cut.message))
@@ -181,6 +197,14 @@ impl Dialect for Native {
     fn render(&self, routed: Option<&Routed>, error: ClientError) -> Response {
         errors::render(error, routed.map_or(StreamMode::Whole, |r| r.mode))
     }
+}
+
+/// Google's list of models as this gemgate serves them (see `catalog`).
+async fn list_through(reply: ProxyResponse, catalog: &Catalog) -> Result<Response, ClientError> {
+    let bytes = super::collect_reply(reply.body).await?;
+    let mut page = parse_json(&bytes).map_err(|_| ClientError::BadReply("the model list was not JSON".into()))?;
+    catalog.rewrite_google_page(&mut page);
+    Ok(Response::builder().content_type("application/json; charset=UTF-8").body(page.to_string()))
 }
 
 #[cfg(test)]

@@ -3,9 +3,11 @@
 //! by translating to and from Gemini.
 
 use super::AppState;
-use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json};
+use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json, resolve_model};
+use crate::catalog::{Variant, apply_variant};
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
+use crate::translate::model_id;
 use crate::translate::request::chat_request;
 use crate::translate::response::chat_completion;
 use crate::translate::stream::{ChatStream, error_frame};
@@ -81,9 +83,9 @@ impl Dialect for OpenAi {
         match call {
             OpenAiCall::ChatCompletions => chat(parse_json(&admitted.body)?, &admitted, state).await,
             OpenAiCall::Embeddings => embeddings(parse_json(&admitted.body)?, &admitted, state).await,
-            OpenAiCall::ListModels => Ok(json_response(&models_list(&models(admitted.pass("")?, state).await?))),
+            OpenAiCall::ListModels => Ok(json_response(&models_list(&served_models(&admitted, state).await?))),
             OpenAiCall::GetModel(id) => {
-                let list = models(admitted.pass("")?, state).await?;
+                let list = served_models(&admitted, state).await?;
                 let found = list.iter().filter_map(model_object).find(|m| m["id"] == id.as_str());
                 found.map(|model| json_response(&model)).ok_or_else(|| ClientError::UnknownModel(id.clone()))
             }
@@ -123,45 +125,44 @@ fn proxy_request(
     }
 }
 
-/// Reads a whole reply; a cut reply is an error.
-async fn collect(body: ReplyBody) -> Result<Bytes, ClientError> {
-    match body {
-        ReplyBody::Complete(bytes) => Ok(bytes),
-        ReplyBody::Streaming(mut stream) => {
-            let mut buffer = Vec::new();
-            while let Some(item) = stream.next().await {
-                match item {
-                    Ok(chunk) => buffer.extend_from_slice(&chunk),
-                    Err(cut) => {
-                        return Err(ClientError::BadReply(format!("the upstream reply was cut: {}", cut.message)));
-                    }
-                }
-            }
-            Ok(Bytes::from(buffer))
-        }
-    }
-}
-
 fn parse_reply(bytes: &[u8]) -> Result<Value, ClientError> {
     serde_json::from_slice(bytes).map_err(|_| ClientError::BadReply("the upstream reply was not JSON".into()))
 }
 
-async fn chat(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
-    let chat = chat_request(&json)?;
+/// The model the client asked for, resolved in the catalog: the body then
+/// names the Gemini model; returns the name asked for and the variant.
+fn resolve_in_body(json: &mut Value, state: &AppState) -> Result<(String, Option<Variant>), ClientError> {
+    let asked = json.get("model").and_then(Value::as_str).map(model_id).unwrap_or_default().to_string();
+    if asked.is_empty() {
+        return Ok((asked, None)); // the translation names the missing parameter
+    }
+    let resolved = resolve_model(state, &asked)?;
+    json["model"] = Value::String(resolved.model);
+    Ok((asked, resolved.variant))
+}
+
+async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
+    let (asked, variant) = resolve_in_body(&mut json, state)?;
+    let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
-    let client = admitted.pass(&chat.model)?;
+    let client = admitted.pass(&asked, &chat.model)?;
+    if let Some(variant) = variant {
+        apply_variant(variant, &chat.model, &mut chat.body);
+    }
+    // Replies name the model as the client asked for it.
+    let shown = if asked.is_empty() { chat.model.clone() } else { asked };
     if chat.stream && state.openai.load().fake_stream {
-        return Ok(fake_stream(chat, client, state));
+        return Ok(fake_stream(chat, &shown, client, state));
     }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", StreamMode::Sse) } else { ("generateContent", StreamMode::Whole) };
     let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", client);
     let reply = state.dispatcher.dispatch(request).await?;
     if !chat.stream {
-        let value = parse_reply(&collect(reply.body).await?)?;
-        return Ok(json_response(&chat_completion(&value, &chat.model)?));
+        let value = parse_reply(&super::collect_reply(reply.body).await?)?;
+        return Ok(json_response(&chat_completion(&value, &shown)?));
     }
-    let translator = ChatStream::new(&chat.model, chat.include_usage);
+    let translator = ChatStream::new(&shown, chat.include_usage);
     let frames =
         futures_util::stream::unfold((reply.body, translator, false), |(mut body, mut translator, done)| async move {
             if done {
@@ -195,7 +196,12 @@ async fn chat(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result
 /// head goes out at once, an SSE comment every `openai.keepalive_secs` keeps
 /// the client's connection busy, and the reply follows as chunks when it
 /// arrives (or an error event).
-fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, state: &Arc<AppState>) -> Response {
+fn fake_stream(
+    chat: crate::translate::request::ChatRequest,
+    shown: &str,
+    client: Arc<str>,
+    state: &Arc<AppState>,
+) -> Response {
     let every = Duration::from_secs(state.openai.load().keepalive_secs.max(1));
     let request =
         proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", client);
@@ -205,10 +211,10 @@ fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, s
             let (status, message, _) = errors::dispatch_error_parts(&err);
             error_frame(&message, status)
         })?;
-        collect(reply.body).await.map_err(|_| error_frame("the upstream reply was cut", 502))
+        super::collect_reply(reply.body).await.map_err(|_| error_frame("the upstream reply was cut", 502))
     });
     let ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-    let translator = ChatStream::new(&chat.model, chat.include_usage);
+    let translator = ChatStream::new(shown, chat.include_usage);
     let frames = futures_util::stream::unfold(Some((reply, ticks, translator)), |waiting| async move {
         let (mut reply, mut ticks, mut translator) = waiting?;
         tokio::select! {
@@ -237,15 +243,31 @@ fn fake_stream(chat: crate::translate::request::ChatRequest, client: Arc<str>, s
         .body(Body::from_bytes_stream(frames))
 }
 
-async fn embeddings(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
+async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
+    let (asked, _) = resolve_in_body(&mut json, state)?;
     let request = embeddings_request(&json)?;
     check_model(&request.model)?;
-    let client = admitted.pass(&request.model)?;
+    let client = admitted.pass(&asked, &request.model)?;
     let proxied =
         proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", client);
     let reply = state.dispatcher.dispatch(proxied).await?;
-    let value = parse_reply(&collect(reply.body).await?)?;
+    let value = parse_reply(&super::collect_reply(reply.body).await?)?;
     Ok(json_response(&embeddings_response(&value, &request)))
+}
+
+/// Google's models as this gemgate serves them: filtered, with variants and aliases.
+async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Vec<Value>, ClientError> {
+    let list = models(admitted.pass("", "")?, state).await?;
+    let catalog = state.catalog.load();
+    if catalog.is_plain() {
+        return Ok(list.to_vec());
+    }
+    let mut page = serde_json::json!({ "models": *list });
+    catalog.rewrite_google_page(&mut page);
+    Ok(match page["models"].take() {
+        Value::Array(models) => models,
+        _ => Vec::new(),
+    })
 }
 
 /// Google's models (every page), from the cache when fresh.
@@ -277,7 +299,7 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
             client: client.clone(),
         };
         let reply = state.dispatcher.dispatch(request).await?;
-        let page = parse_reply(&collect(reply.body).await?)?;
+        let page = parse_reply(&super::collect_reply(reply.body).await?)?;
         all.extend(page.get("models").and_then(Value::as_array).cloned().unwrap_or_default());
         match page.get("nextPageToken").and_then(Value::as_str) {
             Some(token)
