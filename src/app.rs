@@ -132,8 +132,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         models: Default::default(),
         store: store.clone(),
         reloads: reloads.clone(),
-        openai: arc_swap::ArcSwap::from_pointee(config.openai.clone()),
-        catalog: arc_swap::ArcSwap::from_pointee(crate::catalog::Catalog::new(&config.catalog)),
+        rules: arc_swap::ArcSwap::from_pointee(api::ServingRules::new(config)),
     });
 
     // The admin applies its edits through the same reloader the watch uses.

@@ -12,7 +12,7 @@
 //!   [`upstream`] (Google client, error classification), [`store`], [`server`]
 //!   (connection caps and deadlines), [`fake_upstream`] (a faithful fake of Google).
 //! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`], [`midnight`],
-//!   [`catalog`] (served models, aliases, variants).
+//!   [`catalog`] (served models, aliases, variants), [`shaping`] (operator defaults for generate calls).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -33,6 +33,7 @@ pub mod policy;
 pub mod pool;
 pub mod secrets;
 pub mod server;
+pub mod shaping;
 pub mod store;
 pub mod tenancy;
 pub mod translate;

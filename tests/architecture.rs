@@ -13,7 +13,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("HTTP", &["admin", "api"]),
     ("request flow", &["dispatch", "watch"]),
     ("services", &["pool", "policy", "tenancy", "upstream", "store", "server", "fake_upstream"]),
-    ("pure cores (no I/O)", &["key_state", "keys", "config", "translate", "secrets", "metrics", "midnight", "catalog"]),
+    (
+        "pure cores (no I/O)",
+        &["key_state", "keys", "config", "translate", "secrets", "metrics", "midnight", "catalog", "shaping"],
+    ),
 ];
 
 fn layer_of(module: &str) -> usize {

@@ -1,6 +1,6 @@
 //! The catalog: aliases, suffix variants (the fake sees the tool and the
 //! thinking config they add), the deny list, and both model lists, in both
-//! dialects.
+//! dialects; and the operator's shaping of generate calls.
 
 mod support;
 
@@ -89,5 +89,31 @@ async fn a_client_allowed_an_alias_may_use_it_and_nothing_else() {
     let key = created["key"].as_str().unwrap();
     assert_eq!(chat(&h, key, "gpt-4o").await.status(), 200);
     assert_eq!(chat(&h, key, "gemini-2.5-pro").await.status(), 403);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn shaping_fills_what_clients_left_unset_and_injects_the_prompt() {
+    let shaping = "[shaping]\nthinking_budget = 512\ninclude_thoughts = true\nsystem_prompt = \"Answer in French.\"\n\
+                   system_prompt_position = \"suffix\"\n\
+                   safety_settings = [{category = \"HARM_CATEGORY_HARASSMENT\", threshold = \"BLOCK_NONE\"}]\n";
+    let h = Harness::start_with_files(&[fake_key("ok", 1)], shaping, None).await;
+    assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200);
+    let sent = h.fake.last_body("gemini-2.5-flash:generateContent").unwrap();
+    assert_eq!(sent["generationConfig"]["thinkingConfig"], json!({"thinkingBudget": 512, "includeThoughts": true}));
+    assert_eq!(sent["contents"][0]["parts"].as_array().unwrap().last().unwrap()["text"], "Answer in French.");
+    assert_eq!(sent["safetySettings"][0]["threshold"], "BLOCK_NONE");
+    // The OpenAI dialect's own thinking setting stays; the rest is filled in.
+    let body = json!({"model": "gemini-2.5-pro", "reasoning_effort": "low",
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let reply = h.http.post(h.url("/v1/chat/completions")).bearer_auth(CLIENT_KEY).json(&body).send().await.unwrap();
+    assert_eq!(reply.status(), 200);
+    let sent = h.fake.last_body("gemini-2.5-pro:generateContent").unwrap();
+    assert_eq!(sent["generationConfig"]["thinkingConfig"], json!({"thinkingBudget": 1024, "includeThoughts": true}));
+    assert_eq!(sent["contents"][0]["parts"].as_array().unwrap().last().unwrap()["text"], "Answer in French.");
+    // Counting tokens is not a generate call: untouched.
+    assert_eq!(h.post("/v1beta/models/gemini-2.5-flash:countTokens", PROMPT).await.status(), 200);
+    let sent = h.fake.last_body("gemini-2.5-flash:countTokens").unwrap();
+    assert_eq!(sent, serde_json::from_str::<Value>(PROMPT).unwrap());
     h.stop().await;
 }

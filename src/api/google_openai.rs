@@ -62,7 +62,7 @@ impl Dialect for GoogleOpenAi {
         let streaming = field("stream").and_then(Value::as_bool) == Some(true);
         // Names pass to Google as they are here: the catalog's allow and deny
         // lists hold, its aliases and variants are gemgate's dialects' own.
-        if !model.is_empty() && !state.catalog.load().serves(model) {
+        if !model.is_empty() && !state.rules.load().catalog.serves(model) {
             return Err(ClientError::UnknownModel(model.to_string()));
         }
         let client = admitted.pass(model, model)?;

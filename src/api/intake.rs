@@ -159,7 +159,7 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ClientError> {
 
 /// What a model name means in this gemgate's catalog (an unknown model is a 404).
 pub fn resolve_model(state: &AppState, name: &str) -> Result<crate::catalog::Resolved, ClientError> {
-    state.catalog.load().resolve(name).map_err(|not_served| ClientError::UnknownModel(not_served.0))
+    state.rules.load().catalog.resolve(name).map_err(|not_served| ClientError::UnknownModel(not_served.0))
 }
 
 /// Checks a model name before it goes into an upstream path.

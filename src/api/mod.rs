@@ -30,10 +30,43 @@ pub struct AppState {
     pub store: crate::store::Store,
     /// Reload events, for `/metrics`.
     pub reloads: Arc<crate::watch::ReloadStatus>,
-    /// OpenAI API options (swapped when config.toml changes).
-    pub openai: arc_swap::ArcSwap<crate::config::OpenAiConfig>,
-    /// The models served and their names (swapped when config.toml changes).
-    pub catalog: arc_swap::ArcSwap<crate::catalog::Catalog>,
+    /// How requests are served (swapped whole when config.toml changes).
+    pub rules: arc_swap::ArcSwap<ServingRules>,
+}
+
+/// What config.toml says about serving client requests.
+pub struct ServingRules {
+    /// The models served and their names.
+    pub catalog: crate::catalog::Catalog,
+    /// Operator defaults and injections for generate calls.
+    pub shaping: crate::config::ShapingConfig,
+    /// OpenAI API options.
+    pub openai: crate::config::OpenAiConfig,
+}
+
+impl ServingRules {
+    /// The rules `config` sets.
+    pub fn new(config: &crate::config::Config) -> Self {
+        Self {
+            catalog: crate::catalog::Catalog::new(&config.catalog),
+            shaping: config.shaping.clone(),
+            openai: config.openai.clone(),
+        }
+    }
+
+    /// Applies the catalog's variant and the operator's shaping to a
+    /// generate body for `model`.
+    pub fn shape(&self, model: &str, variant: Option<crate::catalog::Variant>, body: &mut serde_json::Value) {
+        if let Some(variant) = variant {
+            crate::catalog::apply_variant(variant, model, body);
+        }
+        crate::shaping::shape(&self.shaping, model, body);
+    }
+
+    /// Whether a generate body for this call must be rewritten.
+    pub fn reshapes(&self, variant: Option<crate::catalog::Variant>) -> bool {
+        variant.is_some() || crate::shaping::shapes(&self.shaping)
+    }
 }
 
 /// `GET /metrics`: Prometheus text, behind the metrics token (or admin key).
@@ -83,11 +116,10 @@ pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> po
 }
 
 impl AppState {
-    /// Applies a config's retry budget, OpenAI options and client keys.
+    /// Applies a config's retry budget, serving rules and client keys.
     pub fn apply_config(&self, config: &crate::config::Config) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
-        self.openai.store(Arc::new(config.openai.clone()));
-        self.catalog.store(Arc::new(crate::catalog::Catalog::new(&config.catalog)));
+        self.rules.store(Arc::new(ServingRules::new(config)));
         self.access.apply_config(config);
     }
 }

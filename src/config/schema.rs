@@ -42,8 +42,42 @@ pub struct Config {
     pub clients: ClientsConfig,
     /// The models served and their names.
     pub catalog: CatalogConfig,
+    /// Defaults and injections for every generate call.
+    pub shaping: ShapingConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
+}
+
+/// `[shaping]`: applied to every generate call, filling only what the
+/// client left unset (the system prompt is always injected).
+#[derive(Clone, Debug, Default, Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ShapingConfig {
+    /// `thinkingBudget` for models that take one (Gemini 2.5).
+    pub thinking_budget: Option<i64>,
+    /// `thinkingLevel` for Gemini 3 models.
+    pub thinking_level: Option<String>,
+    /// `includeThoughts`.
+    pub include_thoughts: Option<bool>,
+    /// Text injected into every generate call (empty: none).
+    pub system_prompt: String,
+    /// Where: the system instruction, or before or after the last user turn.
+    pub system_prompt_position: PromptPosition,
+    /// `safetySettings` when the client sent none.
+    pub safety_settings: Vec<serde_json::Value>,
+}
+
+/// Where `[shaping] system_prompt` goes.
+#[derive(Clone, Copy, Debug, Default, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum PromptPosition {
+    /// First part of the system instruction.
+    #[default]
+    System,
+    /// First part of the last user turn.
+    Prefix,
+    /// Last part of the last user turn.
+    Suffix,
 }
 
 /// `[catalog]`
@@ -456,6 +490,14 @@ impl Config {
             (1..=128).contains(&name.len())
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b) || (wildcard && b == b'*'))
         };
+        if let Some(level) = &self.shaping.thinking_level
+            && !["minimal", "low", "medium", "high"].contains(&level.as_str())
+        {
+            return invalid("shaping.thinking_level", "must be minimal, low, medium or high");
+        }
+        if self.shaping.safety_settings.iter().any(|s| !s.get("category").is_some_and(|c| c.is_string())) {
+            return invalid("shaping.safety_settings", "each entry needs a category and a threshold");
+        }
         let catalog = &self.catalog;
         if let Some(bad) = catalog.allow.iter().chain(&catalog.deny).find(|p| !name_like(p, true)) {
             return Err(ConfigError::Invalid {

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::intake::{Admitted, ClientError, Dialect, check_json, parse_json, resolve_model};
-use crate::catalog::{Catalog, Resolved, apply_variant};
+use crate::catalog::Catalog;
 use crate::dispatch::{ProxyRequest, ProxyResponse, StreamMode};
 use crate::upstream::UpstreamRequest;
 use bytes::Bytes;
@@ -153,12 +153,15 @@ impl Dialect for Native {
         let resolved = if asked.is_empty() { None } else { Some(resolve_model(state, asked)?) };
         let model = resolved.as_ref().map_or(asked, |r| r.model.as_str());
         let client = admitted.pass(asked, model)?;
+        let rules = state.rules.load_full();
         let mut body = admitted.body;
-        if let (NativeCall::Action { action, .. }, Some(Resolved { variant: Some(variant), .. })) = (call, &resolved)
+        let variant = resolved.as_ref().and_then(|r| r.variant);
+        if let NativeCall::Action { action, .. } = call
             && action.contains("enerateContent")
+            && rules.reshapes(variant)
         {
             let mut json = parse_json(&body)?;
-            apply_variant(*variant, model, &mut json);
+            rules.shape(model, variant, &mut json);
             body = Bytes::from(json.to_string());
         }
         let query = super::paths::native_upstream_query(request.uri().query().unwrap_or_default());
@@ -184,9 +187,8 @@ impl Dialect for Native {
             client,
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
-        let catalog = state.catalog.load();
-        if matches!(call, NativeCall::ListModels) && !catalog.is_plain() {
-            return list_through(reply, &catalog).await;
+        if matches!(call, NativeCall::ListModels) && !rules.catalog.is_plain() {
+            return list_through(reply, &rules.catalog).await;
         }
         let mode = *mode;
         Ok(super::relay_response(reply, move |cut| {

@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json, resolve_model};
-use crate::catalog::{Variant, apply_variant};
+use crate::catalog::Variant;
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
 use crate::translate::model_id;
@@ -146,12 +146,13 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
     let client = admitted.pass(&asked, &chat.model)?;
-    if let Some(variant) = variant {
-        apply_variant(variant, &chat.model, &mut chat.body);
+    let rules = state.rules.load_full();
+    if rules.reshapes(variant) {
+        rules.shape(&chat.model, variant, &mut chat.body);
     }
     // Replies name the model as the client asked for it.
     let shown = if asked.is_empty() { chat.model.clone() } else { asked };
-    if chat.stream && state.openai.load().fake_stream {
+    if chat.stream && rules.openai.fake_stream {
         return Ok(fake_stream(chat, &shown, client, state));
     }
     let (action, mode) =
@@ -202,7 +203,7 @@ fn fake_stream(
     client: Arc<str>,
     state: &Arc<AppState>,
 ) -> Response {
-    let every = Duration::from_secs(state.openai.load().keepalive_secs.max(1));
+    let every = Duration::from_secs(state.rules.load().openai.keepalive_secs.max(1));
     let request =
         proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", client);
     let state = state.clone();
@@ -258,7 +259,8 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
 /// Google's models as this gemgate serves them: filtered, with variants and aliases.
 async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Vec<Value>, ClientError> {
     let list = models(admitted.pass("", "")?, state).await?;
-    let catalog = state.catalog.load();
+    let rules = state.rules.load_full();
+    let catalog = &rules.catalog;
     if catalog.is_plain() {
         return Ok(list.to_vec());
     }
