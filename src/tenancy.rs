@@ -8,7 +8,7 @@
 use chrono_tz::Tz;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wildmatch::WildMatch;
 
 /// One client's limits (a client without any has no rules at all).
@@ -20,15 +20,41 @@ pub struct ClientRules {
     pub rpd: u32,
     /// Models it may use, exact or with `*` (empty: every model).
     models: Vec<WildMatch>,
+    /// When the key stops working.
+    pub expires: Option<SystemTime>,
+    /// Disabled by the operator.
+    pub disabled: bool,
+}
+
+/// What an operator set on a client key.
+#[derive(Clone, Debug, Default)]
+pub struct ClientTerms<'a> {
+    /// Requests per minute (0: no limit).
+    pub rpm: i64,
+    /// Requests per day (0: no limit).
+    pub rpd: i64,
+    /// Allowed models, exact or with `*` (empty: all).
+    pub models: &'a [String],
+    /// Unix milliseconds after which the key stops working.
+    pub expires_ms: Option<i64>,
+    /// Disabled by the operator.
+    pub disabled: bool,
 }
 
 impl ClientRules {
-    /// Rules from an operator's limits; `None` when they limit nothing.
-    pub fn new(rpm: i64, rpd: i64, models: &[String]) -> Option<Self> {
+    /// Rules from an operator's terms; `None` when they limit nothing.
+    pub fn new(terms: &ClientTerms<'_>) -> Option<Self> {
         let clamp = |n: i64| u32::try_from(n.max(0)).unwrap_or(u32::MAX);
-        let rules =
-            Self { rpm: clamp(rpm), rpd: clamp(rpd), models: models.iter().map(|m| WildMatch::new(m)).collect() };
-        (rules.rpm > 0 || rules.rpd > 0 || !rules.models.is_empty()).then_some(rules)
+        let expires = terms.expires_ms.map(|ms| UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64));
+        let rules = Self {
+            rpm: clamp(terms.rpm),
+            rpd: clamp(terms.rpd),
+            models: terms.models.iter().map(|m| WildMatch::new(m)).collect(),
+            expires,
+            disabled: terms.disabled,
+        };
+        let limits = rules.rpm > 0 || rules.rpd > 0 || !rules.models.is_empty();
+        (limits || rules.expires.is_some() || rules.disabled).then_some(rules)
     }
 
     /// Whether `model` is allowed (a call that names no model, such as
@@ -42,6 +68,10 @@ impl ClientRules {
 /// Why a client's request is refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    /// The operator disabled the key.
+    Disabled,
+    /// The key expired at this time.
+    Expired(SystemTime),
     /// The model is not among those the client may use.
     ModelNotAllowed,
     /// A request limit is used up until `until`.
@@ -89,6 +119,12 @@ impl ClientCounters {
     /// Admits one request of `client` for `model` at `now` and counts it, or
     /// refuses it (and counts nothing).
     pub fn admit(&self, client: &Arc<str>, rules: &ClientRules, model: &str, now: SystemTime) -> Result<(), Refusal> {
+        if rules.disabled {
+            return Err(Refusal::Disabled);
+        }
+        if let Some(expires) = rules.expires.filter(|&at| at <= now) {
+            return Err(Refusal::Expired(expires));
+        }
         if !rules.allows(model) {
             return Err(Refusal::ModelNotAllowed);
         }
@@ -145,17 +181,21 @@ mod tests {
 
     #[test]
     fn models_exact_and_wildcard() {
-        let rules = ClientRules::new(0, 0, &["gemini-2.5-pro".into(), "gemini-3-*".into()]).unwrap();
+        let rules = ClientRules::new(&ClientTerms {
+            models: &["gemini-2.5-pro".into(), "gemini-3-*".into()],
+            ..Default::default()
+        })
+        .unwrap();
         assert!(rules.allows("gemini-2.5-pro") && rules.allows("models/gemini-3-pro-preview"));
         assert!(!rules.allows("gemini-2.5-flash") && !rules.allows("gemini-2.5-pro-x"));
         assert!(rules.allows(""), "listing models names none");
-        assert!(ClientRules::new(0, 0, &[]).is_none(), "no limits, no rules");
+        assert!(ClientRules::new(&ClientTerms::default()).is_none(), "no limits, no rules");
     }
 
     #[test]
     fn a_minute_slides_and_refusals_count_nothing() {
         let counters = ClientCounters::new(chrono_tz::UTC);
-        let rules = ClientRules::new(2, 0, &[]).unwrap();
+        let rules = ClientRules::new(&ClientTerms { rpm: 2, ..Default::default() }).unwrap();
         let t0 = SystemTime::now();
         assert_eq!(counters.admit(&client(), &rules, "m", t0), Ok(()));
         assert_eq!(counters.admit(&client(), &rules, "m", t0 + Duration::from_secs(10)), Ok(()));
@@ -170,7 +210,7 @@ mod tests {
     fn a_day_ends_at_midnight_in_the_zone() {
         let zone: Tz = "Asia/Shanghai".parse().unwrap();
         let counters = ClientCounters::new(zone);
-        let rules = ClientRules::new(0, 1, &[]).unwrap();
+        let rules = ClientRules::new(&ClientTerms { rpd: 1, ..Default::default() }).unwrap();
         let now = SystemTime::now();
         assert_eq!(counters.admit(&client(), &rules, "m", now), Ok(()));
         let midnight = crate::midnight::next_midnight(zone, now);
@@ -184,9 +224,24 @@ mod tests {
     #[test]
     fn a_model_not_allowed_is_refused_before_counting() {
         let counters = ClientCounters::new(chrono_tz::UTC);
-        let rules = ClientRules::new(1, 0, &["gemini-2.5-pro".into()]).unwrap();
+        let models = ["gemini-2.5-pro".to_string()];
+        let rules = ClientRules::new(&ClientTerms { rpm: 1, models: &models, ..Default::default() }).unwrap();
         let now = SystemTime::now();
         assert_eq!(counters.admit(&client(), &rules, "gemini-2.5-flash", now), Err(Refusal::ModelNotAllowed));
         assert_eq!(counters.admit(&client(), &rules, "gemini-2.5-pro", now), Ok(()));
+    }
+
+    #[test]
+    fn disabled_and_expired_keys_are_refused() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let now = SystemTime::now();
+        let disabled = ClientRules::new(&ClientTerms { disabled: true, ..Default::default() }).unwrap();
+        assert_eq!(counters.admit(&client(), &disabled, "m", now), Err(Refusal::Disabled));
+        let ms = now.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
+        let expiring = ClientRules::new(&ClientTerms { expires_ms: Some(ms + 1000), ..Default::default() }).unwrap();
+        assert_eq!(counters.admit(&client(), &expiring, "m", now), Ok(()));
+        let later = now + Duration::from_secs(2);
+        let expired_at = UNIX_EPOCH + Duration::from_millis(ms as u64 + 1000);
+        assert_eq!(counters.admit(&client(), &expiring, "m", later), Err(Refusal::Expired(expired_at)));
     }
 }

@@ -88,11 +88,26 @@ async fn exercise(url: &str) {
 
     // Client keys: stored hashed, updated, revoked.
     let hash = format!("{unique:0>64}");
-    let limits = ClientLimits { rpm_limit: 5, rpd_limit: 0, allowed_models: vec!["gemini-2.5-flash".into()] };
+    let limits = ClientLimits {
+        rpm_limit: 5,
+        allowed_models: vec!["gemini-2.5-flash".into()],
+        expires_ms: Some(4_102_444_800_000),
+        ..ClientLimits::default()
+    };
     let made = store.insert_client_key(&format!("c-{unique}"), &hash, "gg-…abcd", &limits).await.expect("insert");
     assert_eq!(made.allowed_models, limits.allowed_models, "{url}");
-    let more = ClientLimits { rpm_limit: 9, ..limits };
+    assert_eq!((made.expires_ms, made.disabled_ms), (Some(4_102_444_800_000), None), "{url}");
+    let disabled = ClientLimits { enabled: false, ..limits.clone() };
+    assert!(store.update_client_limits(made.id, &disabled).await.expect("disable"));
+    let since = store.client_key(made.id).await.expect("read").expect("exists").disabled_ms;
+    assert!(since.is_some(), "{url}");
+    assert!(store.update_client_limits(made.id, &disabled).await.expect("disable again"));
+    let again = store.client_key(made.id).await.expect("read").expect("exists").disabled_ms;
+    assert_eq!(again, since, "a second disable keeps when it began: {url}");
+    let more = ClientLimits { rpm_limit: 9, expires_ms: None, ..limits };
     assert!(store.update_client_limits(made.id, &more).await.expect("update"));
+    let enabled = store.client_key(made.id).await.expect("read").expect("exists");
+    assert_eq!((enabled.disabled_ms, enabled.expires_ms), (None, None), "{url}");
     assert!(store.revoke_client_key(made.id).await.expect("revoke"));
     assert!(!store.revoke_client_key(made.id).await.expect("revoke twice"), "{url}");
     let back = store.client_key(made.id).await.expect("read").expect("exists");

@@ -135,3 +135,33 @@ async fn limits_changed_in_the_admin_hold_at_once() {
     assert_eq!(native(&h, &key, "gemini-2.5-pro").await.status(), 401, "a revoked key stops");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn disabled_and_expired_keys_are_refused_until_enabled_or_extended() {
+    let h = Harness::start_with_files(&[fake_key("ok", 1)], "", None).await;
+    let now_ms = gemgate::store::now_ms();
+    let key = client_key(&h, json!({"enabled": false})).await;
+    let before = upstream_calls(&h);
+    let refused = native(&h, &key, "gemini-2.5-flash").await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("disabled"), "{body}");
+    let refused = openai(&h, &key, "gemini-2.5-flash").await;
+    assert_eq!(refused.status(), 403);
+    assert_eq!(refused.json::<Value>().await.unwrap()["error"]["code"], "key_disabled");
+    let (_, list) = admin_call(&h, "GET", "/clients", None).await;
+    let id = list["items"][0]["id"].as_i64().unwrap();
+    assert!(list["items"][0]["disabled_ms"].as_i64().is_some(), "{list}");
+    // Enabled again, but with an expiry already past.
+    let expired = json!({"enabled": true, "expires_ms": now_ms - 1000});
+    assert_eq!(admin_call(&h, "PUT", &format!("/clients/{id}"), Some(expired)).await.0, 200);
+    let refused = openai(&h, &key, "gemini-2.5-flash").await;
+    assert_eq!(refused.status(), 403);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "key_expired", "{body}");
+    assert_eq!(upstream_calls(&h), before, "nothing went upstream");
+    let extended = json!({"expires_ms": now_ms + 3_600_000});
+    assert_eq!(admin_call(&h, "PUT", &format!("/clients/{id}"), Some(extended)).await.0, 200);
+    assert_eq!(native(&h, &key, "gemini-2.5-flash").await.status(), 200);
+    h.stop().await;
+}

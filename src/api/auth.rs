@@ -97,8 +97,13 @@ impl ClientAuth {
         for client in stored.iter().filter(|c| c.revoked_ms.is_none()) {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(&client.key_hash, &mut hash).is_ok() {
-                let rules =
-                    crate::tenancy::ClientRules::new(client.rpm_limit, client.rpd_limit, &client.allowed_models);
+                let rules = crate::tenancy::ClientRules::new(&crate::tenancy::ClientTerms {
+                    rpm: client.rpm_limit,
+                    rpd: client.rpd_limit,
+                    models: &client.allowed_models,
+                    expires_ms: client.expires_ms,
+                    disabled: client.disabled_ms.is_some(),
+                });
                 let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
                 self.keys.push(ClientKey { hash, id });
             }
@@ -217,6 +222,8 @@ mod tests {
             rpm_limit: 0,
             rpd_limit: 0,
             allowed_models: vec![],
+            expires_ms: None,
+            disabled_ms: None,
         };
         let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();

@@ -228,15 +228,18 @@ pub fn secs_until(time: SystemTime) -> u64 {
 
 /// Words for a client whose key does not allow a request.
 pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
+    let at = |time: SystemTime| chrono::DateTime::<chrono::Utc>::from(time).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     match refusal {
+        Refusal::Disabled => "gemgate: this client key is disabled by the operator.".into(),
+        Refusal::Expired(when) => format!("gemgate: this client key expired at {}.", at(*when)),
         Refusal::ModelNotAllowed => format!("gemgate: this client key may not use the model `{model}`."),
         Refusal::Limit { limit, allowed, until } => {
             let per = if *limit == "rpd" { "day" } else { "minute" };
-            let at = chrono::DateTime::<chrono::Utc>::from(*until).format("%Y-%m-%dT%H:%M:%SZ");
             format!(
                 "gemgate: this client key's limit of {allowed} requests per {per} ({limit}) is used up; \
-                 the next request fits in {}s (at {at}).",
-                secs_until(*until)
+                 the next request fits in {}s (at {}).",
+                secs_until(*until),
+                at(*until)
             )
         }
     }

@@ -27,10 +27,14 @@ pub struct StoredClientKey {
     pub rpd_limit: i64,
     /// Models the client may use (empty: all).
     pub allowed_models: Vec<String>,
+    /// Unix milliseconds after which the key no longer works.
+    pub expires_ms: Option<i64>,
+    /// Unix milliseconds since an operator disabled it (enabling clears it).
+    pub disabled_ms: Option<i64>,
 }
 
 /// The limits an operator sets on a client key.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClientLimits {
     /// Requests per minute (0: no limit).
     pub rpm_limit: i64,
@@ -38,9 +42,19 @@ pub struct ClientLimits {
     pub rpd_limit: i64,
     /// Models the client may use (empty: all).
     pub allowed_models: Vec<String>,
+    /// Unix milliseconds after which the key no longer works.
+    pub expires_ms: Option<i64>,
+    /// Whether the key works (false: disabled by the operator, reversibly).
+    pub enabled: bool,
 }
 
-const COLUMNS: &str = "id, name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models";
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self { rpm_limit: 0, rpd_limit: 0, allowed_models: Vec::new(), expires_ms: None, enabled: true }
+    }
+}
+
+const COLUMNS: &str = "id, name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models, expires_ms, disabled_ms";
 
 impl Store {
     /// Every client key, newest first.
@@ -67,8 +81,8 @@ impl Store {
     ) -> Result<StoredClientKey, StoreError> {
         let created_ms = now_ms();
         let insert = self.dialect.sql(
-            "INSERT INTO client_keys (name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models) \
-             VALUES (?, ?, ?, ?, NULL, ?, ?, ?)",
+            "INSERT INTO client_keys (name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, \
+             allowed_models, expires_ms, disabled_ms) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
         );
         sqlx::query(insert)
             .bind(name.to_string())
@@ -78,6 +92,8 @@ impl Store {
             .bind(limits.rpm_limit)
             .bind(limits.rpd_limit)
             .bind(models_json(&limits.allowed_models))
+            .bind(limits.expires_ms)
+            .bind((!limits.enabled).then_some(created_ms))
             .execute(&self.pool)
             .await?;
         // Read back by the unique hash: portable where RETURNING is not.
@@ -88,15 +104,21 @@ impl Store {
 
     /// Sets a client key's limits; false when there is no such key.
     pub async fn update_client_limits(&self, id: i64, limits: &ClientLimits) -> Result<bool, StoreError> {
-        let sql =
-            self.dialect.sql("UPDATE client_keys SET rpm_limit = ?, rpd_limit = ?, allowed_models = ? WHERE id = ?");
-        let done = sqlx::query(sql)
+        // A key disabled before keeps when it was disabled.
+        let disabled = if limits.enabled { "NULL" } else { "COALESCE(disabled_ms, ?)" };
+        let sql = self.dialect.sql(&format!(
+            "UPDATE client_keys SET rpm_limit = ?, rpd_limit = ?, allowed_models = ?, expires_ms = ?, \
+             disabled_ms = {disabled} WHERE id = ?"
+        ));
+        let mut query = sqlx::query(sql)
             .bind(limits.rpm_limit)
             .bind(limits.rpd_limit)
             .bind(models_json(&limits.allowed_models))
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
+            .bind(limits.expires_ms);
+        if !limits.enabled {
+            query = query.bind(now_ms());
+        }
+        let done = query.bind(id).execute(&self.pool).await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -123,5 +145,7 @@ fn client_row(row: &sqlx::any::AnyRow) -> Result<StoredClientKey, sqlx::Error> {
         rpm_limit: row.try_get(6)?,
         rpd_limit: row.try_get(7)?,
         allowed_models: serde_json::from_str(&row.try_get::<String, _>(8)?).unwrap_or_default(),
+        expires_ms: row.try_get(9)?,
+        disabled_ms: row.try_get(10)?,
     })
 }

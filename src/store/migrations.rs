@@ -45,4 +45,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0002_admin.mysql.sql"),
         ],
     },
+    Migration {
+        version: 3,
+        description: "client keys' expiry and disable",
+        sql: [
+            include_str!("migrations/0003_client_expiry.sqlite.sql"),
+            include_str!("migrations/0003_client_expiry.postgres.sql"),
+            include_str!("migrations/0003_client_expiry.mysql.sql"),
+        ],
+    },
 ];

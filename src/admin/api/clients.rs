@@ -32,6 +32,10 @@ struct ClientView {
     rpd_limit: i64,
     /// Models the client may use (empty: all). Enforced before anything goes upstream.
     allowed_models: Vec<String>,
+    /// Unix milliseconds after which the key stops working.
+    expires_ms: Option<i64>,
+    /// Unix milliseconds since it was disabled (absent: enabled).
+    disabled_ms: Option<i64>,
 }
 
 impl From<StoredClientKey> for ClientView {
@@ -45,6 +49,8 @@ impl From<StoredClientKey> for ClientView {
             rpm_limit: c.rpm_limit,
             rpd_limit: c.rpd_limit,
             allowed_models: c.allowed_models,
+            expires_ms: c.expires_ms,
+            disabled_ms: c.disabled_ms,
         }
     }
 }
@@ -68,6 +74,12 @@ struct LimitsInput {
     rpd_limit: i64,
     #[oai(default, validator(max_items = 200))]
     allowed_models: Vec<String>,
+    /// Unix milliseconds after which the key stops working (absent: never).
+    #[oai(validator(minimum(value = "0"), maximum(value = "32503680000000")))]
+    expires_ms: Option<i64>,
+    /// False disables the key (reversibly; revoking is for good).
+    #[oai(default = "enabled_by_default")]
+    enabled: bool,
 }
 
 /// A client to create.
@@ -83,6 +95,12 @@ struct NewClient {
     rpd_limit: i64,
     #[oai(default, validator(max_items = 200))]
     allowed_models: Vec<String>,
+    /// Unix milliseconds after which the key stops working (absent: never).
+    #[oai(validator(minimum(value = "0"), maximum(value = "32503680000000")))]
+    expires_ms: Option<i64>,
+    /// False disables the key (reversibly; revoking is for good).
+    #[oai(default = "enabled_by_default")]
+    enabled: bool,
 }
 
 /// A client just made, with its key: shown this once, never again.
@@ -98,6 +116,10 @@ enum Created {
     /// Made.
     #[oai(status = 201)]
     Created(Json<CreatedClient>),
+}
+
+fn enabled_by_default() -> bool {
+    true
 }
 
 fn check_models(models: &[String]) -> ApiResult<Vec<String>> {
@@ -154,6 +176,8 @@ impl ClientsApi {
             rpm_limit: body.rpm_limit,
             rpd_limit: body.rpd_limit,
             allowed_models: check_models(&body.allowed_models)?,
+            expires_ms: body.expires_ms,
+            enabled: body.enabled,
         };
         let key = crate::secrets::generate_secret();
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
@@ -163,13 +187,15 @@ impl ClientsApi {
         Ok(Created::Created(Json(CreatedClient { client: stored.into(), key })))
     }
 
-    /// Sets a client's limits and allowed models.
+    /// Sets a client's limits, allowed models, expiry and whether it works.
     #[oai(path = "/clients/:id", method = "put")]
     async fn update(&self, _auth: AdminAuth, id: Path<i64>, body: Json<LimitsInput>) -> ApiResult<Json<ClientView>> {
         let limits = ClientLimits {
             rpm_limit: body.rpm_limit,
             rpd_limit: body.rpd_limit,
             allowed_models: check_models(&body.allowed_models)?,
+            expires_ms: body.expires_ms,
+            enabled: body.enabled,
         };
         if !self.ctx.store().update_client_limits(id.0, &limits).await? {
             return Err(ApiError::not_found(format!("no client key with id {}", id.0)));

@@ -53,7 +53,7 @@ pub fn render(error: ClientError, mode: StreamMode) -> Response {
         ClientError::Refused { refusal, model } => {
             let message = refusal_message(&refusal, &model);
             match refusal {
-                Refusal::ModelNotAllowed => plain(403, &message),
+                Refusal::ModelNotAllowed | Refusal::Disabled | Refusal::Expired(_) => plain(403, &message),
                 Refusal::Limit { until, .. } => {
                     let mut response = error_response(429, &message, vec![retry_info(until)], mode);
                     response.headers_mut().insert("retry-after", secs_until(until).into());

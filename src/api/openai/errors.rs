@@ -46,6 +46,8 @@ pub fn render(error: ClientError) -> Response {
             let message = refusal_message(&refusal, &model);
             match refusal {
                 Refusal::ModelNotAllowed => openai_error(403, &message, Some("model"), Some("model_not_allowed")),
+                Refusal::Disabled => openai_error(403, &message, None, Some("key_disabled")),
+                Refusal::Expired(_) => openai_error(403, &message, None, Some("key_expired")),
                 Refusal::Limit { until, .. } => {
                     let mut response = openai_error(429, &message, None, Some("rate_limit_exceeded"));
                     response.headers_mut().insert("retry-after", secs_until(until).into());
