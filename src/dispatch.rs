@@ -53,6 +53,9 @@ pub struct ProxyRequest {
     pub route: &'static str,
     /// Who asked (client id for the log).
     pub client: Arc<str>,
+    /// Where the request's token count goes when it ends (a client's token
+    /// limit settles its estimate there).
+    pub tokens: Option<Arc<std::sync::atomic::AtomicU64>>,
 }
 
 /// A failed attempt: Google's answer (or its absence) and its class.

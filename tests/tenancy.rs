@@ -165,3 +165,36 @@ async fn disabled_and_expired_keys_are_refused_until_enabled_or_extended() {
     assert_eq!(native(&h, &key, "gemini-2.5-flash").await.status(), 200);
     h.stop().await;
 }
+
+#[tokio::test]
+async fn tokens_per_minute_settle_from_usage_and_then_refuse() {
+    let h = Harness::start_with_files(&[fake_key("ok", 1)], "", None).await;
+    let key = client_key(&h, json!({"tpm_limit": 1})).await;
+    // The first request is admitted on its estimate; its real usage (more
+    // than one token) then fills the minute.
+    assert_eq!(native(&h, &key, "gemini-2.5-flash").await.status(), 200);
+    let before = upstream_calls(&h);
+    let refused = openai(&h, &key, "gemini-2.5-flash").await;
+    assert_eq!(refused.status(), 429);
+    assert!(refused.headers().get("retry-after").is_some());
+    let body: Value = refused.json().await.unwrap();
+    assert!(body["error"]["message"].as_str().unwrap().contains("1 tokens per minute"), "{body}");
+    assert_eq!(upstream_calls(&h), before, "nothing went upstream");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_failed_request_gives_its_token_estimate_back() {
+    // The only key is rate limited on pro models: every pro request fails.
+    let h = Harness::start_with_files(&[fake_key("prorpm", 1)], "", None).await;
+    // Exactly one request's estimate (about a token per four bytes).
+    let key = client_key(&h, json!({"tpm_limit": PROMPT.len().div_ceil(4)})).await;
+    for _ in 0..3 {
+        let failed = native(&h, &key, "gemini-2.5-pro").await;
+        assert_eq!(failed.status(), 429);
+        let body: Value = failed.json().await.unwrap();
+        let message = body["error"]["message"].as_str().unwrap();
+        assert!(!message.contains("tokens per minute"), "the pool's refusal, not the client's limit: {message}");
+    }
+    h.stop().await;
+}

@@ -100,6 +100,7 @@ impl ClientAuth {
                 let rules = crate::tenancy::ClientRules::new(&crate::tenancy::ClientTerms {
                     rpm: client.rpm_limit,
                     rpd: client.rpd_limit,
+                    tpm: client.tpm_limit,
                     models: &client.allowed_models,
                     expires_ms: client.expires_ms,
                     disabled: client.disabled_ms.is_some(),
@@ -224,6 +225,7 @@ mod tests {
             allowed_models: vec![],
             expires_ms: None,
             disabled_ms: None,
+            tpm_limit: 0,
         };
         let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();

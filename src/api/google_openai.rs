@@ -65,7 +65,7 @@ impl Dialect for GoogleOpenAi {
         if !model.is_empty() && !state.rules.load().catalog.serves(model) {
             return Err(ClientError::UnknownModel(model.to_string()));
         }
-        let client = admitted.pass(model, model)?;
+        let pass = admitted.pass(model, model)?;
         // No query parameter of the client's is forwarded: this layer documents none.
         let proxied = ProxyRequest {
             upstream: UpstreamRequest {
@@ -78,7 +78,8 @@ impl Dialect for GoogleOpenAi {
             model: Arc::from(model),
             mode: if streaming { StreamMode::Sse } else { StreamMode::Whole },
             route: "google-openai",
-            client,
+            client: pass.client,
+            tokens: pass.tokens,
         };
         let reply = state.dispatcher.dispatch(proxied).await?;
         Ok(super::relay_response(reply, move |cut| {

@@ -10,7 +10,7 @@ use super::auth::{AuthError, ClientId};
 use super::body::{BodyError, read_body};
 use crate::dispatch::{AttemptFailure, DispatchError, KeyFailures};
 use crate::pool::LeaseError;
-use crate::tenancy::{ClientCounters, Refusal};
+use crate::tenancy::{ClientCounters, Refusal, TokenTally};
 use crate::translate::TranslateError;
 use bytes::Bytes;
 use poem::{Body, Request, Response};
@@ -92,17 +92,28 @@ pub struct Admitted {
 impl Admitted {
     /// Checks the client's limits for a call of `model`, asked for as `asked`
     /// (both empty: a call that names none) and counts it; once per request.
-    /// Gives the client's name.
     /// A client allowed a model may use it under any name that resolves to
     /// it; one allowed a name (an alias) may use that name.
-    pub fn pass(&self, asked: &str, model: &str) -> Result<Arc<str>, ClientError> {
+    pub fn pass(&self, asked: &str, model: &str) -> Result<Pass, ClientError> {
+        let mut tokens = None;
         if let Some(rules) = &self.client.rules {
             let name = if rules.allows(asked) { asked } else { model };
-            let checked = self.counters.admit(&self.client.name, rules, name, SystemTime::now());
-            checked.map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
+            // About four bytes of a request per token: an estimate until usage settles it.
+            let estimate = self.body.len().div_ceil(4) as u64;
+            let checked = self.counters.admit(&self.client.name, rules, name, estimate, SystemTime::now());
+            tokens =
+                checked.map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
         }
-        Ok(self.client.name.clone())
+        Ok(Pass { client: self.client.name.clone(), tokens })
     }
+}
+
+/// A client request its limits admitted.
+pub struct Pass {
+    /// The client's name, for the upstream call's log.
+    pub client: Arc<str>,
+    /// Where the request's token count is settled, under a token limit.
+    pub tokens: Option<TokenTally>,
 }
 
 /// What a client dialect supplies: its routing, its serving (translate,
@@ -234,9 +245,13 @@ pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
         Refusal::Expired(when) => format!("gemgate: this client key expired at {}.", at(*when)),
         Refusal::ModelNotAllowed => format!("gemgate: this client key may not use the model `{model}`."),
         Refusal::Limit { limit, allowed, until } => {
-            let per = if *limit == "rpd" { "day" } else { "minute" };
+            let per = match *limit {
+                "rpd" => "requests per day",
+                "tpm" => "tokens per minute",
+                _ => "requests per minute",
+            };
             format!(
-                "gemgate: this client key's limit of {allowed} requests per {per} ({limit}) is used up; \
+                "gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; \
                  the next request fits in {}s (at {}).",
                 secs_until(*until),
                 at(*until)

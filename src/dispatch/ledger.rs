@@ -11,6 +11,7 @@ use crate::metrics::Metrics;
 use crate::pool::{KeyEvent, Lease};
 use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a request is, for its log rows and the policy.
@@ -28,6 +29,7 @@ pub(crate) struct Ledger {
     pub started: Instant,
     /// Attempts made so far.
     pub attempts: u32,
+    tokens: Option<Arc<AtomicU64>>,
     closed: bool,
 }
 
@@ -44,6 +46,7 @@ impl Ledger {
             received_at: SystemTime::now(),
             started: Instant::now(),
             attempts: 0,
+            tokens: request.tokens.clone(),
             closed: false,
         }
     }
@@ -122,6 +125,9 @@ impl Ledger {
 
     fn close(&mut self, status: u16, key: Option<Fingerprint>, usage: Usage, error: Option<String>) {
         self.closed = true;
+        if let Some(tokens) = &self.tokens {
+            tokens.store(usage.total_tokens.max(0) as u64, Ordering::Relaxed);
+        }
         let latency = self.started.elapsed();
         self.metrics.request(self.route, &self.model, status, latency);
         self.store.log_request(RequestRecord {

@@ -31,6 +31,8 @@ pub struct StoredClientKey {
     pub expires_ms: Option<i64>,
     /// Unix milliseconds since an operator disabled it (enabling clears it).
     pub disabled_ms: Option<i64>,
+    /// Tokens per minute (0: no limit).
+    pub tpm_limit: i64,
 }
 
 /// The limits an operator sets on a client key.
@@ -46,15 +48,18 @@ pub struct ClientLimits {
     pub expires_ms: Option<i64>,
     /// Whether the key works (false: disabled by the operator, reversibly).
     pub enabled: bool,
+    /// Tokens per minute (0: no limit).
+    pub tpm_limit: i64,
 }
 
 impl Default for ClientLimits {
     fn default() -> Self {
-        Self { rpm_limit: 0, rpd_limit: 0, allowed_models: Vec::new(), expires_ms: None, enabled: true }
+        Self { rpm_limit: 0, rpd_limit: 0, allowed_models: Vec::new(), expires_ms: None, enabled: true, tpm_limit: 0 }
     }
 }
 
-const COLUMNS: &str = "id, name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models, expires_ms, disabled_ms";
+const COLUMNS: &str = "id, name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models, expires_ms, disabled_ms, \
+     tpm_limit";
 
 impl Store {
     /// Every client key, newest first.
@@ -82,7 +87,7 @@ impl Store {
         let created_ms = now_ms();
         let insert = self.dialect.sql(
             "INSERT INTO client_keys (name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, \
-             allowed_models, expires_ms, disabled_ms) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?)",
+             allowed_models, expires_ms, disabled_ms, tpm_limit) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(insert)
             .bind(name.to_string())
@@ -94,6 +99,7 @@ impl Store {
             .bind(models_json(&limits.allowed_models))
             .bind(limits.expires_ms)
             .bind((!limits.enabled).then_some(created_ms))
+            .bind(limits.tpm_limit)
             .execute(&self.pool)
             .await?;
         // Read back by the unique hash: portable where RETURNING is not.
@@ -107,14 +113,15 @@ impl Store {
         // A key disabled before keeps when it was disabled.
         let disabled = if limits.enabled { "NULL" } else { "COALESCE(disabled_ms, ?)" };
         let sql = self.dialect.sql(&format!(
-            "UPDATE client_keys SET rpm_limit = ?, rpd_limit = ?, allowed_models = ?, expires_ms = ?, \
+            "UPDATE client_keys SET rpm_limit = ?, rpd_limit = ?, allowed_models = ?, expires_ms = ?, tpm_limit = ?, \
              disabled_ms = {disabled} WHERE id = ?"
         ));
         let mut query = sqlx::query(sql)
             .bind(limits.rpm_limit)
             .bind(limits.rpd_limit)
             .bind(models_json(&limits.allowed_models))
-            .bind(limits.expires_ms);
+            .bind(limits.expires_ms)
+            .bind(limits.tpm_limit);
         if !limits.enabled {
             query = query.bind(now_ms());
         }
@@ -147,5 +154,6 @@ fn client_row(row: &sqlx::any::AnyRow) -> Result<StoredClientKey, sqlx::Error> {
         allowed_models: serde_json::from_str(&row.try_get::<String, _>(8)?).unwrap_or_default(),
         expires_ms: row.try_get(9)?,
         disabled_ms: row.try_get(10)?,
+        tpm_limit: row.try_get(11)?,
     })
 }

@@ -47,7 +47,7 @@ pub const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 3,
-        description: "client keys' expiry and disable",
+        description: "client keys' expiry, disable and tokens per minute",
         sql: [
             include_str!("migrations/0003_client_expiry.sqlite.sql"),
             include_str!("migrations/0003_client_expiry.postgres.sql"),

@@ -36,6 +36,8 @@ struct ClientView {
     expires_ms: Option<i64>,
     /// Unix milliseconds since it was disabled (absent: enabled).
     disabled_ms: Option<i64>,
+    /// Tokens per minute (0: no limit), estimated before a reply, settled from its usage.
+    tpm_limit: i64,
 }
 
 impl From<StoredClientKey> for ClientView {
@@ -51,6 +53,7 @@ impl From<StoredClientKey> for ClientView {
             allowed_models: c.allowed_models,
             expires_ms: c.expires_ms,
             disabled_ms: c.disabled_ms,
+            tpm_limit: c.tpm_limit,
         }
     }
 }
@@ -72,6 +75,9 @@ struct LimitsInput {
     rpm_limit: i64,
     #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
     rpd_limit: i64,
+    /// Tokens per minute (0: no limit).
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+    tpm_limit: i64,
     #[oai(default, validator(max_items = 200))]
     allowed_models: Vec<String>,
     /// Unix milliseconds after which the key stops working (absent: never).
@@ -93,6 +99,9 @@ struct NewClient {
     rpm_limit: i64,
     #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
     rpd_limit: i64,
+    /// Tokens per minute (0: no limit).
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000000")))]
+    tpm_limit: i64,
     #[oai(default, validator(max_items = 200))]
     allowed_models: Vec<String>,
     /// Unix milliseconds after which the key stops working (absent: never).
@@ -178,6 +187,7 @@ impl ClientsApi {
             allowed_models: check_models(&body.allowed_models)?,
             expires_ms: body.expires_ms,
             enabled: body.enabled,
+            tpm_limit: body.tpm_limit,
         };
         let key = crate::secrets::generate_secret();
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
@@ -196,6 +206,7 @@ impl ClientsApi {
             allowed_models: check_models(&body.allowed_models)?,
             expires_ms: body.expires_ms,
             enabled: body.enabled,
+            tpm_limit: body.tpm_limit,
         };
         if !self.ctx.store().update_client_limits(id.0, &limits).await? {
             return Err(ApiError::not_found(format!("no client key with id {}", id.0)));

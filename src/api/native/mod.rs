@@ -152,7 +152,7 @@ impl Dialect for Native {
         };
         let resolved = if asked.is_empty() { None } else { Some(resolve_model(state, asked)?) };
         let model = resolved.as_ref().map_or(asked, |r| r.model.as_str());
-        let client = admitted.pass(asked, model)?;
+        let pass = admitted.pass(asked, model)?;
         let rules = state.rules.load_full();
         let mut body = admitted.body;
         let variant = resolved.as_ref().and_then(|r| r.variant);
@@ -184,7 +184,8 @@ impl Dialect for Native {
             model: Arc::from(model),
             mode: *mode,
             route,
-            client,
+            client: pass.client,
+            tokens: pass.tokens,
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
         if matches!(call, NativeCall::ListModels) && !rules.catalog.is_plain() {

@@ -3,7 +3,7 @@
 //! by translating to and from Gemini.
 
 use super::AppState;
-use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json, resolve_model};
+use super::intake::{Admitted, ClientError, Dialect, Pass, check_model, parse_json, resolve_model};
 use crate::catalog::Variant;
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
@@ -107,7 +107,7 @@ fn proxy_request(
     body: &Value,
     mode: StreamMode,
     route: &'static str,
-    client: Arc<str>,
+    pass: Pass,
 ) -> ProxyRequest {
     let query = if mode == StreamMode::Sse { "?alt=sse" } else { "" };
     ProxyRequest {
@@ -121,7 +121,8 @@ fn proxy_request(
         model: Arc::from(model),
         mode,
         route,
-        client,
+        client: pass.client,
+        tokens: pass.tokens,
     }
 }
 
@@ -145,7 +146,7 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     let (asked, variant) = resolve_in_body(&mut json, state)?;
     let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
-    let client = admitted.pass(&asked, &chat.model)?;
+    let pass = admitted.pass(&asked, &chat.model)?;
     let rules = state.rules.load_full();
     if rules.reshapes(variant) {
         rules.shape(&chat.model, variant, &mut chat.body);
@@ -153,11 +154,11 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     // Replies name the model as the client asked for it.
     let shown = if asked.is_empty() { chat.model.clone() } else { asked };
     if chat.stream && rules.openai.fake_stream {
-        return Ok(fake_stream(chat, &shown, client, state));
+        return Ok(fake_stream(chat, &shown, pass, state));
     }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", StreamMode::Sse) } else { ("generateContent", StreamMode::Whole) };
-    let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", client);
+    let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", pass);
     let reply = state.dispatcher.dispatch(request).await?;
     if !chat.stream {
         let value = parse_reply(&super::collect_reply(reply.body).await?)?;
@@ -200,12 +201,12 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
 fn fake_stream(
     chat: crate::translate::request::ChatRequest,
     shown: &str,
-    client: Arc<str>,
+    pass: Pass,
     state: &Arc<AppState>,
 ) -> Response {
     let every = Duration::from_secs(state.rules.load().openai.keepalive_secs.max(1));
     let request =
-        proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", client);
+        proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", pass);
     let state = state.clone();
     let reply = Box::pin(async move {
         let reply = state.dispatcher.dispatch(request).await.map_err(|err| {
@@ -248,9 +249,9 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
     let (asked, _) = resolve_in_body(&mut json, state)?;
     let request = embeddings_request(&json)?;
     check_model(&request.model)?;
-    let client = admitted.pass(&asked, &request.model)?;
+    let pass = admitted.pass(&asked, &request.model)?;
     let proxied =
-        proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", client);
+        proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", pass);
     let reply = state.dispatcher.dispatch(proxied).await?;
     let value = parse_reply(&super::collect_reply(reply.body).await?)?;
     Ok(json_response(&embeddings_response(&value, &request)))
@@ -258,7 +259,7 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
 
 /// Google's models as this gemgate serves them: filtered, with variants and aliases.
 async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Vec<Value>, ClientError> {
-    let list = models(admitted.pass("", "")?, state).await?;
+    let list = models(admitted.pass("", "")?.client, state).await?;
     let rules = state.rules.load_full();
     let catalog = &rules.catalog;
     if catalog.is_plain() {
@@ -299,6 +300,7 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
             mode: StreamMode::Whole,
             route: "models",
             client: client.clone(),
+            tokens: None,
         };
         let reply = state.dispatcher.dispatch(request).await?;
         let page = parse_reply(&super::collect_reply(reply.body).await?)?;
