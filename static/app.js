@@ -338,20 +338,33 @@ async function clientsView(view) {
   async function edit(c) {
     const r1 = h('input', { type: 'number', min: 0, value: c.rpm_limit }), r2 = h('input', { type: 'number', min: 0, value: c.rpd_limit });
     const m = h('input', { value: c.allowed_models.join(', ') });
+    const r3 = h('input', { type: 'number', min: 0, value: c.tpm_limit || 0 });
+    const on = h('input', { type: 'checkbox' });
+    on.checked = !c.disabled_ms;
     if (!(await dialog(`${t('clients.edit')}: ${c.name}`, h('div', {}, h('label', { class: 'field' }, t('clients.rpm'), r1),
-      h('label', { class: 'field' }, t('clients.rpd'), r2), h('label', { class: 'field' }, t('clients.models'), m))))) return;
-    try { await api('PUT', 'clients/' + c.id, { rpm_limit: Number(r1.value) || 0, rpd_limit: Number(r2.value) || 0, allowed_models: modelList(m.value) }); toast(t('common.saved')); load(); } catch (err) { fail(err); }
+      h('label', { class: 'field' }, t('clients.rpd'), r2), h('label', { class: 'field' }, t('clients.tpm'), r3),
+      h('label', { class: 'field' }, t('clients.models'), m), h('label', { class: 'field' }, on, t('clients.enabled')))))) return;
+    // A PUT replaces every setting: the expiry is sent back as it is.
+    const body = { rpm_limit: Number(r1.value) || 0, rpd_limit: Number(r2.value) || 0, tpm_limit: Number(r3.value) || 0,
+      allowed_models: modelList(m.value), enabled: on.checked };
+    if (c.expires_ms != null) body.expires_ms = c.expires_ms;
+    try { await api('PUT', 'clients/' + c.id, body); toast(t('common.saved')); load(); } catch (err) { fail(err); }
   }
   async function revoke(c) {
     if (!(await confirmBox(t('clients.revokeConfirm', { name: c.name })))) return;
     try { await api('DELETE', 'clients/' + c.id); load(); } catch (err) { fail(err); }
+  }
+  function clientBadge(c) {
+    const [cls, key] = c.revoked_ms ? ['bad', 'clients.revoked'] : c.disabled_ms ? ['bad', 'clients.disabled']
+      : (c.expires_ms != null && c.expires_ms <= Date.now()) ? ['bad', 'clients.expired'] : ['ok', 'clients.live'];
+    return h('span', { class: 'badge ' + cls, text: t(key) });
   }
   async function load() {
     let res;
     try { res = await api('GET', 'clients'); } catch (err) { return fail(err); }
     list.replaceChildren(...res.items.map(c => h('tr', { 'data-client': c.name },
       h('td', { text: c.name }), h('td', { class: 'mono', text: c.key_hint }),
-      h('td', {}, h('span', { class: 'badge ' + (c.revoked_ms ? 'bad' : 'ok'), text: c.revoked_ms ? t('clients.revoked') : t('clients.live') })),
+      h('td', {}, clientBadge(c)),
       h('td', { text: c.rpm_limit || '∞' }), h('td', { text: c.rpd_limit || '∞' }),
       h('td', { class: 'wrap', text: c.allowed_models.join(', ') || t('common.all') }), h('td', { text: when(c.created_ms) }),
       h('td', {}, c.revoked_ms ? '' : h('span', { class: 'row' }, h('button', { type: 'button', onclick: () => edit(c) }, t('clients.edit')),

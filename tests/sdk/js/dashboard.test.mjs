@@ -107,6 +107,12 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForSelector('#new-client-key');
   assert.match(await page.textContent('#new-client-key'), /^gg-[0-9a-f]{40}$/);
   await page.waitForSelector('tr[data-client="browser-test"]');
+  // Its limits, edited: a token limit, and disabled (the badge says so).
+  await page.click('tr[data-client="browser-test"] button:not(.danger)');
+  await page.fill('dialog input[type=number] >> nth=2', '5000');
+  await page.uncheck('dialog input[type=checkbox]');
+  await page.click('#dialog-ok');
+  await page.waitForFunction(() => document.querySelector('tr[data-client="browser-test"] .badge').classList.contains('bad'));
   await shot('clients');
 
   // Chinese, and a phone.
