@@ -449,6 +449,8 @@ fn thinking_config(object: &Map<String, Value>, model: &str) -> Result<Option<Va
                 config.insert("thinkingLevel".into(), json!(level));
             } else {
                 let budget = match effort {
+                    // 2.5 Pro cannot turn thinking off: its least budget is 128.
+                    "none" if model.contains("pro") => 128,
                     "none" => 0,
                     "minimal" | "low" => 1024,
                     "medium" => 8192,

@@ -176,6 +176,7 @@ fn reasoning_effort_by_model_family_and_google_thinking_config_wins() {
     };
     assert_eq!(config("gemini-2.5-pro", json!({"reasoning_effort": "high"})), json!({"thinkingBudget": 24576}));
     assert_eq!(config("gemini-2.5-flash", json!({"reasoning_effort": "none"})), json!({"thinkingBudget": 0}));
+    assert_eq!(config("gemini-2.5-pro", json!({"reasoning_effort": "none"})), json!({"thinkingBudget": 128}));
     assert_eq!(config("gemini-3-pro-preview", json!({"reasoning_effort": "medium"})), json!({"thinkingLevel": "high"}));
     assert_eq!(config("gemini-3-flash", json!({"reasoning_effort": "minimal"})), json!({"thinkingLevel": "minimal"}));
     let google = json!({"reasoning_effort": "low", "google": {"thinking_config": {"thinking_budget": 99, "include_thoughts": true}}});
