@@ -172,16 +172,12 @@ pub fn apply_variant(variant: Variant, model: &str, body: &mut Value) {
             let Some(thinking) = thinking.as_object_mut() else { return };
             if variant == Variant::Thinking {
                 thinking.insert("includeThoughts".into(), json!(true));
-            } else if model.starts_with("gemini-3") {
-                // Gemini 3 always thinks; its least is `minimal` (Flash) or `low`.
-                let level = if model.contains("flash") { "minimal" } else { "low" };
-                thinking.remove("thinkingBudget");
-                thinking.insert("thinkingLevel".into(), json!(level));
             } else {
-                // 2.5 Pro cannot turn thinking off: its least budget is 128.
-                let budget = if model.contains("pro") { 128 } else { 0 };
+                // The least thinking the model allows, as `reasoning_effort: none` asks.
+                let (field, value) = crate::translate::request::effort_thinking("none", model);
+                thinking.remove("thinkingBudget");
                 thinking.remove("thinkingLevel");
-                thinking.insert("thinkingBudget".into(), json!(budget));
+                thinking.insert(field.into(), value);
             }
         }
     }

@@ -38,7 +38,8 @@ impl Access {
             generated,
             metrics: ArcSwap::from_pointee(ClientAuth::new(&[metrics_token.to_string()], false)),
             limiter,
-            counters: Arc::new(ClientCounters::new(config.clients.zone().unwrap_or(chrono_tz::UTC))),
+            // `apply_config` sets the configured zone.
+            counters: Arc::new(ClientCounters::new(chrono_tz::UTC)),
         };
         access.apply_config(config);
         access

@@ -168,9 +168,9 @@ pub fn parse_json(body: &[u8]) -> Result<serde_json::Value, ClientError> {
     serde_json::from_slice(body).map_err(|_| ClientError::NotJson)
 }
 
-/// What a model name means in this gemgate's catalog (an unknown model is a 404).
-pub fn resolve_model(state: &AppState, name: &str) -> Result<crate::catalog::Resolved, ClientError> {
-    state.rules.load().catalog.resolve(name).map_err(|not_served| ClientError::UnknownModel(not_served.0))
+/// What a model name means in the catalog (an unknown model is a 404).
+pub fn resolve_model(catalog: &crate::catalog::Catalog, name: &str) -> Result<crate::catalog::Resolved, ClientError> {
+    catalog.resolve(name).map_err(|not_served| ClientError::UnknownModel(not_served.0))
 }
 
 /// Checks a model name before it goes into an upstream path.
@@ -214,13 +214,11 @@ pub fn no_key_message(reason: &LeaseError, model: &str) -> String {
             )
         }
         LeaseError::AllCooling { soonest } => {
-            let wait = secs_until(*soonest);
-            let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
+            let (wait, at) = (secs_until(*soonest), utc(*soonest));
             format!("gemgate: every key is cooling down for {model}; the soonest is free again in {wait}s (at {at}).")
         }
         LeaseError::AllPaced { soonest, limit } => {
-            let wait = secs_until(*soonest);
-            let at = chrono::DateTime::<chrono::Utc>::from(*soonest).format("%Y-%m-%dT%H:%M:%SZ");
+            let (wait, at) = (secs_until(*soonest), utc(*soonest));
             format!(
                 "gemgate: every key has used the {limit} declared for {model} in config ([models]: gemgate paces \
                  itself, Google did not refuse); the soonest is free again in {wait}s (at {at})."
@@ -237,12 +235,16 @@ pub fn secs_until(time: SystemTime) -> u64 {
     millis.div_ceil(1000).max(1)
 }
 
+/// `time` in UTC to the second, as messages show it.
+fn utc(time: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(time).format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
 /// Words for a client whose key does not allow a request.
 pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
-    let at = |time: SystemTime| chrono::DateTime::<chrono::Utc>::from(time).format("%Y-%m-%dT%H:%M:%SZ").to_string();
     match refusal {
         Refusal::Disabled => "gemgate: this client key is disabled by the operator.".into(),
-        Refusal::Expired(when) => format!("gemgate: this client key expired at {}.", at(*when)),
+        Refusal::Expired(when) => format!("gemgate: this client key expired at {}.", utc(*when)),
         Refusal::ModelNotAllowed => format!("gemgate: this client key may not use the model `{model}`."),
         Refusal::Limit { limit, allowed, until } => {
             let per = match *limit {
@@ -254,7 +256,7 @@ pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
                 "gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; \
                  the next request fits in {}s (at {}).",
                 secs_until(*until),
-                at(*until)
+                utc(*until)
             )
         }
     }

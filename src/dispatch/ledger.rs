@@ -25,8 +25,7 @@ pub(crate) struct Ledger {
     /// How the reply is framed.
     pub mode: StreamMode,
     received_at: SystemTime,
-    /// When gemgate started on it.
-    pub started: Instant,
+    started: Instant,
     /// Attempts made so far.
     pub attempts: u32,
     tokens: Option<Arc<AtomicU64>>,

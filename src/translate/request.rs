@@ -423,11 +423,36 @@ fn response_format(format: Option<&Value>) -> Result<(Option<Value>, Option<Valu
     }
 }
 
+/// The thinking setting for an effort (`none`, `minimal`, `low`, `medium`,
+/// `high`) on `model`: `thinkingLevel` on Gemini 3, `thinkingBudget` before.
+/// `none` is the least the model allows: Gemini 3 always thinks (`minimal`
+/// on Flash, `low` on others), 2.5 Pro cannot go below 128.
+pub fn effort_thinking(effort: &str, model: &str) -> (&'static str, Value) {
+    if model.starts_with("gemini-3") {
+        let flash = model.contains("flash");
+        let level = match effort {
+            "none" | "minimal" if flash => "minimal",
+            "none" | "minimal" | "low" => "low",
+            "medium" if flash => "medium",
+            _ => "high",
+        };
+        ("thinkingLevel", json!(level))
+    } else {
+        let budget = match effort {
+            "none" if model.contains("pro") => 128,
+            "none" => 0,
+            "minimal" | "low" => 1024,
+            "medium" => 8192,
+            _ => 24576,
+        };
+        ("thinkingBudget", json!(budget))
+    }
+}
+
 /// `reasoning_effort` and Google's `thinking_config` (from `extra_body.google`,
 /// which the OpenAI SDKs merge into the body root) → `thinkingConfig`.
 fn thinking_config(object: &Map<String, Value>, model: &str) -> Result<Option<Value>> {
     let mut config = Map::new();
-    let gemini3 = model.starts_with("gemini-3");
     match object.get("reasoning_effort") {
         None | Some(Value::Null) => {}
         Some(Value::String(effort)) => {
@@ -438,26 +463,8 @@ fn thinking_config(object: &Map<String, Value>, model: &str) -> Result<Option<Va
                     "`reasoning_effort` must be none, minimal, low, medium or high",
                 ));
             }
-            if gemini3 {
-                let flash = model.contains("flash");
-                let level = match effort {
-                    "none" | "minimal" if flash => "minimal",
-                    "none" | "minimal" | "low" => "low",
-                    "medium" if flash => "medium",
-                    _ => "high",
-                };
-                config.insert("thinkingLevel".into(), json!(level));
-            } else {
-                let budget = match effort {
-                    // 2.5 Pro cannot turn thinking off: its least budget is 128.
-                    "none" if model.contains("pro") => 128,
-                    "none" => 0,
-                    "minimal" | "low" => 1024,
-                    "medium" => 8192,
-                    _ => 24576,
-                };
-                config.insert("thinkingBudget".into(), json!(budget));
-            }
+            let (field, value) = effort_thinking(effort, model);
+            config.insert(field.into(), value);
         }
         Some(_) => return Err(TranslateError::invalid("reasoning_effort", "`reasoning_effort` must be a string")),
     }

@@ -150,10 +150,11 @@ impl Dialect for Native {
                 (model.as_str(), route_name(action))
             }
         };
-        let resolved = if asked.is_empty() { None } else { Some(resolve_model(state, asked)?) };
+        // One view of the rules for the whole request, even across a reload.
+        let rules = state.rules.load_full();
+        let resolved = if asked.is_empty() { None } else { Some(resolve_model(&rules.catalog, asked)?) };
         let model = resolved.as_ref().map_or(asked, |r| r.model.as_str());
         let pass = admitted.pass(asked, model)?;
-        let rules = state.rules.load_full();
         let mut body = admitted.body;
         let variant = resolved.as_ref().and_then(|r| r.variant);
         if let NativeCall::Action { action, .. } = call

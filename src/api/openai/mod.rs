@@ -4,7 +4,7 @@
 
 use super::AppState;
 use super::intake::{Admitted, ClientError, Dialect, Pass, check_model, parse_json, resolve_model};
-use crate::catalog::Variant;
+use crate::catalog::{Catalog, Variant};
 use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
 use crate::translate::model_id;
@@ -132,22 +132,23 @@ fn parse_reply(bytes: &[u8]) -> Result<Value, ClientError> {
 
 /// The model the client asked for, resolved in the catalog: the body then
 /// names the Gemini model; returns the name asked for and the variant.
-fn resolve_in_body(json: &mut Value, state: &AppState) -> Result<(String, Option<Variant>), ClientError> {
+fn resolve_in_body(json: &mut Value, catalog: &Catalog) -> Result<(String, Option<Variant>), ClientError> {
     let asked = json.get("model").and_then(Value::as_str).map(model_id).unwrap_or_default().to_string();
     if asked.is_empty() {
         return Ok((asked, None)); // the translation names the missing parameter
     }
-    let resolved = resolve_model(state, &asked)?;
+    let resolved = resolve_model(catalog, &asked)?;
     json["model"] = Value::String(resolved.model);
     Ok((asked, resolved.variant))
 }
 
 async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
-    let (asked, variant) = resolve_in_body(&mut json, state)?;
+    // One view of the rules for the whole request, even across a reload.
+    let rules = state.rules.load_full();
+    let (asked, variant) = resolve_in_body(&mut json, &rules.catalog)?;
     let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
     let pass = admitted.pass(&asked, &chat.model)?;
-    let rules = state.rules.load_full();
     if rules.reshapes(variant) {
         rules.shape(&chat.model, variant, &mut chat.body);
     }
@@ -246,7 +247,7 @@ fn fake_stream(
 }
 
 async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
-    let (asked, _) = resolve_in_body(&mut json, state)?;
+    let (asked, _) = resolve_in_body(&mut json, &state.rules.load().catalog)?;
     let request = embeddings_request(&json)?;
     check_model(&request.model)?;
     let pass = admitted.pass(&asked, &request.model)?;
@@ -257,20 +258,20 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
     Ok(json_response(&embeddings_response(&value, &request)))
 }
 
-/// Google's models as this gemgate serves them: filtered, with variants and aliases.
-async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Vec<Value>, ClientError> {
+/// Google's models as this gemgate serves them: filtered, with variants and
+/// aliases (the cached list itself when the catalog changes nothing).
+async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Arc<Vec<Value>>, ClientError> {
     let list = models(admitted.pass("", "")?.client, state).await?;
     let rules = state.rules.load_full();
-    let catalog = &rules.catalog;
-    if catalog.is_plain() {
-        return Ok(list.to_vec());
+    if rules.catalog.is_plain() {
+        return Ok(list);
     }
     let mut page = serde_json::json!({ "models": *list });
-    catalog.rewrite_google_page(&mut page);
-    Ok(match page["models"].take() {
+    rules.catalog.rewrite_google_page(&mut page);
+    Ok(Arc::new(match page["models"].take() {
         Value::Array(models) => models,
         _ => Vec::new(),
-    })
+    }))
 }
 
 /// Google's models (every page), from the cache when fresh.
