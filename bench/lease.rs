@@ -18,7 +18,7 @@ async fn pool(keys: usize) -> PoolHandle {
     let records = (0..keys)
         .map(|n| {
             let key = ApiKey::new(format!("AIzaok-{n:0>32}"));
-            KeyRecord { fingerprint: key.fingerprint(), key, group: Arc::from("bench") }
+            KeyRecord::new(key, Arc::from("bench"))
         })
         .collect();
     let upstream = UpstreamClient::new(&UpstreamConfig::default()).expect("client");
@@ -38,7 +38,7 @@ async fn pool(keys: usize) -> PoolHandle {
 }
 
 async fn one_lease(pool: &PoolHandle, model: &Arc<str>) {
-    let lease = pool.lease(model, &[]).await.expect("a key");
+    let lease = pool.lease(model, &[], None).await.expect("a key");
     lease.settle(KeyEvent::Succeeded { latency: Duration::from_millis(1), tokens: 10 });
 }
 

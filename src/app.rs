@@ -49,8 +49,12 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let store_writer = store.start_writer(
         Duration::from_millis(config.store.flush_interval_ms),
         config.store.batch_size,
-        config.store.log_retention_days,
+        crate::store::Retention {
+            log_days: config.store.log_retention_days,
+            usage_days: config.store.usage_retention_days,
+        },
     );
+    let accounting = Arc::new(crate::accounting::Accounting::new(config, store_writer.clone()));
 
     let keys_dir = loaded.keys_dir();
     let key_set = load_key_dir(&keys_dir, config.keys.allow_nonstandard)
@@ -68,6 +72,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         keys: key_set.records,
         persisted,
         strategy: config.pool.strategy,
+        affinity_ttl: config.pool.affinity_ttl(),
         limits: config.models.clone(),
         store: store_writer.clone(),
         scanner,
@@ -102,6 +107,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         stream_idle_timeout: config.upstream.stream_idle_timeout(),
         store: store_writer.clone(),
         metrics: Arc::new(crate::metrics::Metrics::default()),
+        accounting: accounting.clone(),
     });
     let reloads = Arc::new(ReloadStatus::default());
     let admin_key = if config.auth.admin_key.is_empty() {
@@ -123,8 +129,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         config.server.auth_failures_per_minute,
         limits.trusted_proxies.clone(),
     );
-    let access =
-        Access::new(config, generated_client_key.clone(), stored_clients, metrics_token(config, &admin_key), limiter);
+    let token = metrics_token(config, &admin_key);
+    let access = Access::new(config, generated_client_key.clone(), stored_clients, token, limiter, accounting);
     let state: Arc<AppState> = Arc::new(AppState {
         dispatcher,
         access,
@@ -134,6 +140,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         reloads: reloads.clone(),
         rules: arc_swap::ArcSwap::from_pointee(api::ServingRules::new(config)),
     });
+    state.seed_budgets().await.context("reading what clients spent in their budget periods")?;
 
     // The admin applies its edits through the same reloader the watch uses.
     let reloader = Arc::new(Reloader {
@@ -152,6 +159,12 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         let (admin, state) = (admin.clone(), state.clone());
         move |config: &crate::config::Config| {
             state.apply_config(config);
+            let seeding = state.clone();
+            tokio::spawn(async move {
+                if let Err(err) = seeding.seed_budgets().await {
+                    tracing::warn!("reading clients' budget spending failed: {err}");
+                }
+            });
             let admin_key = match (&generated_admin_key, config.auth.admin_key.as_str()) {
                 (Some(generated), "") => generated.clone(),
                 (_, configured) => configured.to_string(),

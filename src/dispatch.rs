@@ -41,7 +41,7 @@ pub enum StreamMode {
 }
 
 /// One client request to serve through the pool.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct ProxyRequest {
     /// What to send upstream.
     pub upstream: UpstreamRequest,
@@ -53,9 +53,11 @@ pub struct ProxyRequest {
     pub route: &'static str,
     /// Who asked (client id for the log).
     pub client: Arc<str>,
-    /// Where the request's token count goes when it ends (a client's token
-    /// limit settles its estimate there).
-    pub tokens: Option<Arc<std::sync::atomic::AtomicU64>>,
+    /// What the request holds against its client's limits, settled by its
+    /// ledger when it ends.
+    pub charge: crate::tenancy::Charge,
+    /// Its conversation, for session affinity (`None`: no preference).
+    pub session: Option<u64>,
 }
 
 /// A failed attempt: Google's answer (or its absence) and its class.
@@ -121,6 +123,8 @@ pub struct Dispatcher {
     pub store: StoreHandle,
     /// Prometheus metrics.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Clients' limits, budgets and usage.
+    pub accounting: Arc<crate::accounting::Accounting>,
 }
 
 /// The attempt loop's budgets for one request (its record is the [`Ledger`]).
@@ -156,25 +160,25 @@ fn is_generate(path_and_query: &str) -> bool {
 
 impl Dispatcher {
     /// Serves `request`, failing over between keys as the policy says.
-    pub async fn dispatch(self: &Arc<Self>, request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
-        let mut ledger = Ledger::open(self.metrics.clone(), self.store.clone(), &request);
+    pub async fn dispatch(self: &Arc<Self>, mut request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
+        let mut ledger = Ledger::open(self, &mut request);
         let mut budgets = Budgets::default();
         let mut tried = Vec::new();
         let mut kept: Option<Lease> = None;
         let mut last: Option<AttemptFailure> = None;
-        let mut kept_empty: Option<(ProxyResponse, Fingerprint)> = None;
+        let mut kept_empty: Option<(ProxyResponse, Fingerprint, Arc<str>)> = None;
         loop {
             let lease = match kept.take() {
                 Some(lease) => lease,
-                None => match self.pool.lease(&request.model, &tried).await {
+                None => match self.pool.lease(&request.model, &tried, request.session).await {
                     Ok(lease) => lease,
                     Err(reason) => {
-                        if let Some((reply, key_fp)) = kept_empty {
+                        if let Some((reply, key_fp, group)) = kept_empty {
                             let usage = match &reply.body {
                                 ReplyBody::Complete(body) => parse_usage(body),
                                 ReplyBody::Streaming(_) => Usage::default(),
                             };
-                            ledger.served_empty(key_fp, usage);
+                            ledger.served_empty(key_fp, &group, usage);
                             return Ok(reply);
                         }
                         let error = out_of_keys(&request, &budgets, reason, last);
@@ -193,6 +197,7 @@ impl Dispatcher {
                     {
                         ledger.attempt_answered("empty_reply");
                         let key_fp = lease.slot().record.fingerprint;
+                        let group = lease.slot().record.group.clone();
                         lease.settle(KeyEvent::Failed {
                             latency: attempt_started.elapsed(),
                             charge: false,
@@ -203,8 +208,8 @@ impl Dispatcher {
                         budgets.empty_retries += 1;
                         budgets.request_failures += 1;
                         // Kept: if no other key can serve, the empty reply is still the answer.
-                        kept_empty =
-                            Some((ProxyResponse { status, headers, body: ReplyBody::Complete(first) }, key_fp));
+                        let reply = ProxyResponse { status, headers, body: ReplyBody::Complete(first) };
+                        kept_empty = Some((reply, key_fp, group));
                         last = None;
                         continue;
                     }

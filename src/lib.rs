@@ -9,14 +9,17 @@
 //! - HTTP: [`api`] (the one intake and the client dialects), [`admin`].
 //! - request flow: [`dispatch`] (attempt loop, ledger, relay), [`watch`] (live reload).
 //! - services: [`pool`] (key actors, supervisor, ready index, scans), [`policy`], [`tenancy`] (client limits),
+//!   [`accounting`] (what clients spend: prices, budgets, usage rollups),
 //!   [`upstream`] (Google client, error classification), [`store`], [`server`]
 //!   (connection caps and deadlines), [`fake_upstream`] (a faithful fake of Google).
 //! - pure cores: [`key_state`], [`keys`], [`config`], [`translate`], [`secrets`], [`metrics`], [`midnight`],
-//!   [`catalog`] (served models, aliases, variants), [`shaping`] (operator defaults for generate calls).
+//!   [`catalog`] (served models, aliases, variants), [`shaping`] (operator defaults for generate calls),
+//!   [`prices`] (what tokens cost).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod accounting;
 pub mod admin;
 pub mod api;
 pub mod app;
@@ -31,6 +34,7 @@ pub mod metrics;
 pub mod midnight;
 pub mod policy;
 pub mod pool;
+pub mod prices;
 pub mod secrets;
 pub mod server;
 pub mod shaping;

@@ -1,11 +1,55 @@
-//! Request shaping an operator sets for every generate call (`[shaping]`):
-//! default thinking when the client set none, a system prompt injected as the
-//! system instruction or around the last user turn, and default safety
-//! settings when the client set none. Pure: a Gemini body in, the same body
-//! shaped.
+//! Request shaping an operator sets for every generate call (`[shaping]`),
+//! or for one client (`[shaping.clients.NAME]`): default thinking when the
+//! client set none, a system prompt injected as the system instruction or
+//! around the last user turn, and default safety settings when the client set
+//! none. Pure: a Gemini body in, the same body shaped.
 
 use crate::config::{PromptPosition, ShapingConfig};
 use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+
+/// The global shaping and each client's (its own fields over the global ones).
+#[derive(Debug, Default)]
+pub struct Shaping {
+    global: ShapingConfig,
+    clients: HashMap<String, ShapingConfig>,
+}
+
+impl Shaping {
+    /// The shaping `config` declares.
+    pub fn new(config: &ShapingConfig) -> Self {
+        let global = ShapingConfig { clients: Default::default(), ..config.clone() };
+        let clients = config.clients.iter().map(|(name, own)| (name.clone(), merged(&global, own))).collect();
+        Self { global, clients }
+    }
+
+    /// The shaping for `client`.
+    pub fn of(&self, client: &str) -> &ShapingConfig {
+        self.clients.get(client).unwrap_or(&self.global)
+    }
+}
+
+/// A client's shaping: each field it sets replaces the global one.
+fn merged(global: &ShapingConfig, own: &ShapingConfig) -> ShapingConfig {
+    let (prompt, position) = if own.system_prompt.is_empty() {
+        (global.system_prompt.clone(), global.system_prompt_position)
+    } else {
+        (own.system_prompt.clone(), own.system_prompt_position)
+    };
+    ShapingConfig {
+        thinking_budget: own.thinking_budget.or(global.thinking_budget),
+        thinking_level: own.thinking_level.clone().or_else(|| global.thinking_level.clone()),
+        include_thoughts: own.include_thoughts.or(global.include_thoughts),
+        system_prompt: prompt,
+        system_prompt_position: position,
+        safety_settings: if own.safety_settings.is_empty() {
+            global.safety_settings.clone()
+        } else {
+            own.safety_settings.clone()
+        },
+        clients: Default::default(),
+    }
+}
 
 /// Whether `config` shapes anything (bodies are left untouched otherwise).
 pub fn shapes(config: &ShapingConfig) -> bool {
@@ -144,5 +188,24 @@ mod tests {
         shape(&with_safety, "m", &mut body);
         assert_eq!(body["safetySettings"], json!([]), "the client's own settings stay");
         assert!(!shapes(&ShapingConfig::default()));
+    }
+
+    #[test]
+    fn a_clients_own_fields_replace_the_global_ones() {
+        let shaping = Shaping::new(&config(|c| {
+            c.thinking_budget = Some(512);
+            c.system_prompt = "house rules".into();
+            c.clients.insert(
+                "alice".into(),
+                config(|own| {
+                    own.system_prompt = "be brief".into();
+                    own.system_prompt_position = PromptPosition::Suffix;
+                }),
+            );
+        }));
+        let alice = shaping.of("alice");
+        assert_eq!((alice.thinking_budget, alice.system_prompt.as_str()), (Some(512), "be brief"));
+        assert_eq!(alice.system_prompt_position, PromptPosition::Suffix);
+        assert_eq!(shaping.of("bob").system_prompt, "house rules");
     }
 }

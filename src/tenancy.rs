@@ -2,10 +2,13 @@
 //! that: requests per minute (a sliding minute), requests per day (to
 //! midnight in the configured zone), tokens per minute (estimated from the
 //! request's size at admission, settled from `usageMetadata` when it ends),
-//! the models it may use (exact names and `*` wildcards), expiry and disable. Checked once per client request before anything goes
-//! upstream; the check and the count are one step under one lock, so limits
-//! hold exactly under concurrency. Pure: callers pass `now`.
+//! the models it may use (exact names and `*` wildcards), expiry and disable,
+//! and a budget of tokens or dollars per day, week or month. Checked once per
+//! client request before anything goes upstream; the check and the count are
+//! one step under one lock, so limits hold exactly under concurrency. Pure:
+//! callers pass `now`.
 
+use crate::config::BudgetPeriod;
 use chrono_tz::Tz;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +31,19 @@ pub struct ClientRules {
     pub expires: Option<SystemTime>,
     /// Disabled by the operator.
     pub disabled: bool,
+    /// Tokens or dollars per period.
+    pub budget: Option<Budget>,
+}
+
+/// A budget: what a client may spend per period (0: not limited).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Budget {
+    /// Tokens, input and output.
+    pub tokens: u64,
+    /// Millionths of a US dollar, as `[prices]` prices them.
+    pub micros: u64,
+    /// How long it lasts.
+    pub period: BudgetPeriod,
 }
 
 /// What an operator set on a client key.
@@ -45,6 +61,12 @@ pub struct ClientTerms<'a> {
     pub expires_ms: Option<i64>,
     /// Disabled by the operator.
     pub disabled: bool,
+    /// Tokens per budget period (0: no budget).
+    pub budget_tokens: i64,
+    /// Micro-dollars per budget period (0: no budget).
+    pub budget_micros: i64,
+    /// The budget's period.
+    pub budget_period: BudgetPeriod,
 }
 
 impl ClientRules {
@@ -59,8 +81,17 @@ impl ClientRules {
             models: terms.models.iter().map(|m| WildMatch::new(m)).collect(),
             expires,
             disabled: terms.disabled,
+            budget: (terms.budget_tokens > 0 || terms.budget_micros > 0).then_some(Budget {
+                tokens: terms.budget_tokens.max(0) as u64,
+                micros: terms.budget_micros.max(0) as u64,
+                period: terms.budget_period,
+            }),
         };
-        let limits = rules.rpm > 0 || rules.rpd > 0 || rules.tpm > 0 || !rules.models.is_empty();
+        let limits = rules.rpm > 0
+            || rules.rpd > 0
+            || rules.tpm > 0
+            || !rules.models.is_empty()
+            || rules.budget.is_some();
         (limits || rules.expires.is_some() || rules.disabled).then_some(rules)
     }
 
@@ -83,9 +114,9 @@ pub enum Refusal {
     ModelNotAllowed,
     /// A request limit is used up until `until`.
     Limit {
-        /// `rpm`, `rpd` or `tpm`.
+        /// `rpm`, `rpd`, `tpm`, `budget_tokens` or `budget_usd`.
         limit: &'static str,
-        /// The limit's value.
+        /// The limit's value (micro-dollars for `budget_usd`).
         allowed: u64,
         /// When a request fits again.
         until: SystemTime,
@@ -96,12 +127,47 @@ pub enum Refusal {
 /// count (`usageMetadata.totalTokenCount`) when it ends.
 pub type TokenTally = Arc<AtomicU64>;
 
+/// What a request holds against its client's counters until it ends:
+/// its token tally (under a token limit) and its estimate held against a
+/// budget. Settled once, by [`ClientCounters::settle`].
+#[derive(Debug, Default)]
+pub struct Charge {
+    tally: Option<TokenTally>,
+    hold: Option<Spent>,
+}
+
+impl Charge {
+    /// Whether the request holds nothing (its client has no token limits).
+    pub fn is_empty(&self) -> bool {
+        self.tally.is_none() && self.hold.is_none()
+    }
+}
+
+/// Tokens and micro-dollars.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Spent {
+    /// Tokens, input and output.
+    pub tokens: u64,
+    /// Millionths of a US dollar.
+    pub micros: u64,
+}
+
+/// A client's spending in its current budget period.
+#[derive(Debug)]
+struct Spend {
+    ends: SystemTime,
+    settled: Spent,
+    /// Estimates of requests still running.
+    held: Spent,
+}
+
 #[derive(Default)]
 struct Counter {
     minute: VecDeque<SystemTime>,
     day_count: u32,
     day_ends: Option<SystemTime>,
     tokens: VecDeque<(SystemTime, TokenTally)>,
+    spend: Option<Spend>,
 }
 
 /// Requests counted per client, against its rules.
@@ -130,17 +196,18 @@ impl ClientCounters {
 
     /// Admits one request of `client` for `model` at `now` and counts it, or
     /// refuses it (and counts nothing). Under a token limit, the request's
-    /// tally starts at `estimate` and is returned for settling; a minute's
-    /// requests are admitted while its tokens (settled, or estimated for
-    /// those in flight) are under the limit.
+    /// tally starts at `estimate`'s tokens; a minute's requests are admitted
+    /// while its tokens (settled, or estimated for those in flight) are under
+    /// the limit. Under a budget, a request is admitted while the period's
+    /// spending (settled, plus the estimates of those in flight) is under it.
     pub fn admit(
         &self,
         client: &Arc<str>,
         rules: &ClientRules,
         model: &str,
-        estimate: u64,
+        estimate: Spent,
         now: SystemTime,
-    ) -> Result<Option<TokenTally>, Refusal> {
+    ) -> Result<Charge, Refusal> {
         if rules.disabled {
             return Err(Refusal::Disabled);
         }
@@ -150,10 +217,10 @@ impl ClientCounters {
         if !rules.allows(model) {
             return Err(Refusal::ModelNotAllowed);
         }
-        // Listing models generates nothing: no token limit on it.
-        let tpm = if model.is_empty() { 0 } else { rules.tpm };
-        if rules.rpm == 0 && rules.rpd == 0 && tpm == 0 {
-            return Ok(None);
+        // Listing models generates nothing: no token limit or budget on it.
+        let (tpm, budget) = if model.is_empty() { (0, None) } else { (rules.tpm, rules.budget) };
+        if rules.rpm == 0 && rules.rpd == 0 && tpm == 0 && budget.is_none() {
+            return Ok(Charge::default());
         }
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         let zone = state.zone;
@@ -186,6 +253,22 @@ impl ClientCounters {
                 return Err(Refusal::Limit { limit: "tpm", allowed: tpm, until: *oldest + MINUTE });
             }
         }
+        if let Some(budget) = budget {
+            let spend = current_spend(counter, zone, budget.period, now);
+            let (tokens, micros) = (spend.settled.tokens + spend.held.tokens, spend.settled.micros + spend.held.micros);
+            let over = if budget.tokens > 0 && tokens >= budget.tokens {
+                Some(("budget_tokens", budget.tokens))
+            } else if budget.micros > 0 && micros >= budget.micros {
+                Some(("budget_usd", budget.micros))
+            } else {
+                None
+            };
+            if let Some((limit, allowed)) = over {
+                return Err(Refusal::Limit { limit, allowed, until: spend.ends });
+            }
+            spend.held.tokens += estimate.tokens;
+            spend.held.micros += estimate.micros;
+        }
         if rules.rpm > 0 {
             counter.minute.push_back(now);
             // A lowered limit leaves older entries: keep no more than it needs.
@@ -197,18 +280,75 @@ impl ClientCounters {
             counter.day_count += 1;
             counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
         }
-        if tpm == 0 {
-            return Ok(None);
+        let mut charge = Charge { tally: None, hold: budget.map(|_| estimate) };
+        if tpm > 0 {
+            let tally = Arc::new(AtomicU64::new(estimate.tokens));
+            counter.tokens.push_back((now, tally.clone()));
+            charge.tally = Some(tally);
         }
-        let tally = Arc::new(AtomicU64::new(estimate));
-        counter.tokens.push_back((now, tally.clone()));
-        Ok(Some(tally))
+        Ok(charge)
+    }
+
+    /// Settles a request's charge with what it spent: its token tally gets
+    /// the real count, and its budget's estimate is replaced by the spending
+    /// (unless the period ended meanwhile).
+    pub fn settle(&self, client: &str, charge: &Charge, spent: Spent, now: SystemTime) {
+        if let Some(tally) = &charge.tally {
+            tally.store(spent.tokens, Ordering::Relaxed);
+        }
+        let Some(hold) = charge.hold else { return };
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(spend) = state.by_client.get_mut(client).and_then(|c| c.spend.as_mut()) else { return };
+        spend.held.tokens = spend.held.tokens.saturating_sub(hold.tokens);
+        spend.held.micros = spend.held.micros.saturating_sub(hold.micros);
+        if spend.ends > now {
+            spend.settled.tokens += spent.tokens;
+            spend.settled.micros += spent.micros;
+        }
+    }
+
+    /// Sets what `client` spent in its period ending at `ends` (read from
+    /// the store at start, or when its budget changes).
+    pub fn seed(&self, client: &Arc<str>, ends: SystemTime, settled: Spent) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let counter = state.by_client.entry(client.clone()).or_default();
+        match &mut counter.spend {
+            Some(spend) if spend.ends == ends => spend.settled = settled,
+            spend => *spend = Some(Spend { ends, settled, held: Spent::default() }),
+        }
+    }
+
+    /// What `client` spent in its current period, settled and held.
+    pub fn spent(&self, client: &str) -> Option<(Spent, Spent, SystemTime)> {
+        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let spend = state.by_client.get(client)?.spend.as_ref()?;
+        Some((spend.settled, spend.held, spend.ends))
+    }
+
+    /// The zone days and periods end in.
+    pub fn zone(&self) -> Tz {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).zone
     }
 
     /// Forgets clients that no longer exist (revoked or deleted).
     pub fn retain(&self, alive: impl Fn(&str) -> bool) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).by_client.retain(|client, _| alive(client));
     }
+}
+
+/// The spending of the period holding `now`, a new one when the last ended
+/// (requests still running keep their holds).
+fn current_spend(counter: &mut Counter, zone: Tz, period: BudgetPeriod, now: SystemTime) -> &mut Spend {
+    let spend = counter.spend.get_or_insert_with(|| Spend {
+        ends: crate::midnight::period(zone, now, period).1,
+        settled: Spent::default(),
+        held: Spent::default(),
+    });
+    if spend.ends <= now {
+        spend.ends = crate::midnight::period(zone, now, period).1;
+        spend.settled = Spent::default();
+    }
+    spend
 }
 
 #[cfg(test)]
@@ -219,6 +359,10 @@ mod tests {
         Arc::from("alice")
     }
 
+    fn tokens(tokens: u64) -> Spent {
+        Spent { tokens, micros: 0 }
+    }
+
     fn check(
         counters: &ClientCounters,
         rules: &ClientRules,
@@ -226,7 +370,7 @@ mod tests {
         estimate: u64,
         now: SystemTime,
     ) -> Result<(), Refusal> {
-        counters.admit(&client(), rules, model, estimate, now).map(|_| ())
+        counters.admit(&client(), rules, model, tokens(estimate), now).map(|_| ())
     }
 
     #[test]
@@ -286,18 +430,18 @@ mod tests {
         let counters = ClientCounters::new(chrono_tz::UTC);
         let rules = ClientRules::new(&ClientTerms { tpm: 100, ..Default::default() }).unwrap();
         let t0 = SystemTime::now();
-        let first = counters.admit(&client(), &rules, "m", 30, t0).unwrap().unwrap();
-        let second = counters.admit(&client(), &rules, "m", 30, t0).unwrap().unwrap();
+        let first = counters.admit(&client(), &rules, "m", tokens(30), t0).unwrap();
+        let second = counters.admit(&client(), &rules, "m", tokens(30), t0).unwrap();
         // Both settle higher than estimated: the minute is used up.
-        first.store(60, Ordering::Relaxed);
-        second.store(50, Ordering::Relaxed);
+        counters.settle("alice", &first, tokens(60), t0);
+        counters.settle("alice", &second, tokens(50), t0);
         let refused = check(&counters, &rules, "m", 30, t0 + Duration::from_secs(1));
         assert_eq!(refused, Err(Refusal::Limit { limit: "tpm", allowed: 100, until: t0 + MINUTE }));
         // A failed request settles at 0 and frees its share.
-        second.store(0, Ordering::Relaxed);
+        counters.settle("alice", &second, tokens(0), t0);
         assert!(check(&counters, &rules, "m", 30, t0 + Duration::from_secs(2)).is_ok());
-        let listing = counters.admit(&client(), &rules, "", 0, t0 + Duration::from_secs(2));
-        assert!(matches!(listing, Ok(None)), "listing is free");
+        let listing = counters.admit(&client(), &rules, "", tokens(0), t0 + Duration::from_secs(2));
+        assert!(listing.is_ok_and(|charge| charge.is_empty()), "listing is free");
         assert!(check(&counters, &rules, "m", 30, t0 + MINUTE + Duration::from_secs(3)).is_ok());
     }
 
@@ -313,5 +457,34 @@ mod tests {
         let later = now + Duration::from_secs(2);
         let expired_at = UNIX_EPOCH + Duration::from_millis(ms as u64 + 1000);
         assert_eq!(check(&counters, &expiring, "m", 0, later), Err(Refusal::Expired(expired_at)));
+    }
+
+    #[test]
+    fn a_budget_holds_estimates_settles_spending_and_starts_again() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let terms = ClientTerms { budget_micros: 1_000, budget_period: BudgetPeriod::Day, ..Default::default() };
+        let rules = ClientRules::new(&terms).unwrap();
+        let t0 = SystemTime::now();
+        let cost = |micros| Spent { tokens: 10, micros };
+        let first = counters.admit(&client(), &rules, "m", cost(600), t0).unwrap();
+        let second = counters.admit(&client(), &rules, "m", cost(600), t0).unwrap();
+        // Two estimates in flight pass the budget: the next waits.
+        let midnight = crate::midnight::next_midnight(chrono_tz::UTC, t0);
+        let refused = Err(Refusal::Limit { limit: "budget_usd", allowed: 1_000, until: midnight });
+        assert_eq!(counters.admit(&client(), &rules, "m", cost(1), t0).map(|_| ()), refused);
+        counters.settle("alice", &first, cost(100), t0);
+        counters.settle("alice", &second, cost(100), t0);
+        assert_eq!(counters.spent("alice").map(|s| (s.0.micros, s.1.micros)), Some((200, 0)));
+        counters.seed(&client(), midnight, cost(999));
+        let last = counters.admit(&client(), &rules, "m", cost(5), t0).unwrap();
+        counters.settle("alice", &last, cost(5), t0);
+        assert_eq!(counters.admit(&client(), &rules, "m", cost(1), t0).map(|_| ()), refused);
+        assert!(counters.admit(&client(), &rules, "m", cost(1), midnight).is_ok(), "a new day, a new budget");
+        let tokens_only = ClientTerms { budget_tokens: 10, ..Default::default() };
+        let rules = ClientRules::new(&tokens_only).unwrap();
+        let bob: Arc<str> = Arc::from("bob");
+        assert!(counters.admit(&bob, &rules, "m", cost(0), t0).is_ok());
+        let refused = counters.admit(&bob, &rules, "m", cost(0), t0).map(|_| ());
+        assert!(matches!(refused, Err(Refusal::Limit { limit: "budget_tokens", allowed: 10, .. })));
     }
 }

@@ -217,7 +217,7 @@ impl Reloader {
                 restart.push(name);
             }
         }
-        self.pool.reconfigure(new.pool.strategy, new.models.clone());
+        self.pool.reconfigure(&new.pool, new.models.clone());
         if let Some(on_config) = self.on_config.get() {
             on_config(new);
         }

@@ -5,7 +5,7 @@
 
 use gemgate::key_state::KeySnapshot;
 use gemgate::keys::{ApiKey, Fingerprint, KeyRecord};
-use gemgate::store::{ClientLimits, ErrorRecord, LogFilter, RequestRecord, Store};
+use gemgate::store::{ClientLimits, ErrorRecord, LogFilter, RequestRecord, Retention, Store, UsageBy, UsageKey, UsageTotals};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,10 +23,10 @@ async fn exercise(url: &str) {
     };
     // Migrations are idempotent: opening twice is fine.
     let store = Store::open(url).await.map(|_| store).expect("second open");
-    let writer = store.start_writer(Duration::from_millis(20), 100, 30);
+    let writer = store.start_writer(Duration::from_millis(20), 100, Retention { log_days: 30, usage_days: 400 });
     let unique = format!("{:x}", rand::random::<u64>());
     let key = ApiKey::new(format!("AIzastore-{unique:0>29}"));
-    let record = KeyRecord { fingerprint: key.fingerprint(), key, group: Arc::from("backend") };
+    let record = KeyRecord::new(key, Arc::from("backend"));
     let snapshot = KeySnapshot { requests: 7, successes: 5, failures: 2, tokens: 99, ..KeySnapshot::default() };
     let slot = Arc::new(gemgate::pool::KeySlot::new(0, record.clone(), &snapshot));
     writer.save_key_while(slot.clone(), true, || {});
@@ -86,16 +86,50 @@ async fn exercise(url: &str) {
     let stats = store.stat_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("stat rows");
     assert!(stats.iter().filter(|r| r.client == *client).count() == 2, "{url}");
 
+    // Usage: replies added up per hour, client, model and group, twice over
+    // (the second flush adds to the rows the first wrote).
+    let hour = gemgate::store::hour_of(gemgate::store::now_ms());
+    let usage_key = UsageKey {
+        hour_ms: hour,
+        client: client.clone(),
+        model: Arc::from("gemini-2.5-flash"),
+        group: Arc::from("backend"),
+    };
+    let one = UsageTotals {
+        requests: 1,
+        input_tokens: 10,
+        output_tokens: 5,
+        thinking_tokens: 2,
+        cached_tokens: 4,
+        cost_micros: 1_500,
+    };
+    for _ in 0..2 {
+        writer.add_usage(usage_key.clone(), one);
+        writer.add_usage(usage_key.clone(), one);
+        writer.flush().await;
+    }
+    let rows = store.usage(hour, hour + 3_600_000, UsageBy::Client).await.expect("usage");
+    let mine = rows.iter().find(|r| r.name == *client).expect("usage row");
+    assert_eq!(mine.totals.requests, 4, "{url}");
+    assert_eq!((mine.totals.cached_tokens, mine.totals.cost_micros), (16, 6_000), "{url}");
+    let by_group = store.usage(hour, hour + 3_600_000, UsageBy::Group).await.expect("usage");
+    assert!(by_group.iter().any(|r| r.name == "backend" && r.totals.thinking_tokens >= 8), "{url}");
+    let spent = store.spent_since(hour).await.expect("spent");
+    assert_eq!(spent.get(&*client), Some(&(60, 6_000)), "{url}");
+
     // Client keys: stored hashed, updated, revoked.
     let hash = format!("{unique:0>64}");
     let limits = ClientLimits {
         rpm_limit: 5,
         allowed_models: vec!["gemini-2.5-flash".into()],
         expires_ms: Some(4_102_444_800_000),
+        budget_micros: 2_500_000,
+        budget_period: gemgate::config::BudgetPeriod::Week,
         ..ClientLimits::default()
     };
     let made = store.insert_client_key(&format!("c-{unique}"), &hash, "gg-…abcd", &limits).await.expect("insert");
     assert_eq!(made.allowed_models, limits.allowed_models, "{url}");
+    assert_eq!((made.budget_micros, made.period()), (2_500_000, gemgate::config::BudgetPeriod::Week), "{url}");
     assert_eq!((made.expires_ms, made.disabled_ms), (Some(4_102_444_800_000), None), "{url}");
     let disabled = ClientLimits { enabled: false, ..limits.clone() };
     assert!(store.update_client_limits(made.id, &disabled).await.expect("disable"));

@@ -150,7 +150,7 @@ pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::
         let mut kept = String::with_capacity(text.len());
         let mut changed = false;
         for line in text.lines() {
-            let fingerprint = Fingerprint::of(line.trim());
+            let fingerprint = Fingerprint::of(line.split_whitespace().next().unwrap_or_default());
             if fingerprints.contains(&fingerprint) {
                 removed.insert(fingerprint);
                 changed = true;

@@ -5,8 +5,8 @@
 use super::auth::{AuthError, ClientAuth, ClientId};
 use super::auth_limit::AuthLimiter;
 use crate::config::Config;
+use crate::accounting::Accounting;
 use crate::store::StoredClientKey;
-use crate::tenancy::ClientCounters;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
 
@@ -18,8 +18,8 @@ pub struct Access {
     metrics: ArcSwap<ClientAuth>,
     /// Failed authentications per client address, for every way in.
     pub limiter: AuthLimiter,
-    /// Requests counted against clients' limits.
-    pub counters: Arc<ClientCounters>,
+    /// Clients' counters, prices and usage.
+    pub accounting: Arc<Accounting>,
 }
 
 impl Access {
@@ -31,6 +31,7 @@ impl Access {
         stored: Vec<StoredClientKey>,
         metrics_token: &str,
         limiter: AuthLimiter,
+        accounting: Arc<Accounting>,
     ) -> Self {
         let access = Self {
             clients: ArcSwap::from_pointee(ClientAuth::new(&[], false)),
@@ -38,8 +39,7 @@ impl Access {
             generated,
             metrics: ArcSwap::from_pointee(ClientAuth::new(&[metrics_token.to_string()], false)),
             limiter,
-            // `apply_config` sets the configured zone.
-            counters: Arc::new(ClientCounters::new(chrono_tz::UTC)),
+            accounting,
         };
         access.apply_config(config);
         access
@@ -65,17 +65,24 @@ impl Access {
         {
             keys.push(generated.clone());
         }
-        let auth = ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored.load());
+        let auth =
+            ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored.load()).with_declared(&config.clients.keys);
         self.clients.store(Arc::new(auth));
-        if let Ok(zone) = config.clients.zone() {
-            self.counters.set_zone(zone);
-        }
+        self.accounting.apply_config(config);
+    }
+
+    /// Every client with a budget, and its period.
+    pub fn budgeted(&self) -> Vec<(Arc<str>, crate::config::BudgetPeriod)> {
+        self.clients.load().budgeted()
     }
 
     /// Replaces the keys made in the admin (and applies them with `config`'s).
     pub fn set_stored(&self, stored: Vec<StoredClientKey>, config: &Config) {
-        let live = |name: &str| stored.iter().any(|c| c.revoked_ms.is_none() && c.name == name);
-        self.counters.retain(live);
+        let declared = &config.clients.keys;
+        let live = |name: &str| {
+            stored.iter().any(|c| c.revoked_ms.is_none() && c.name == name) || declared.iter().any(|c| c.name == name)
+        };
+        self.accounting.counters.retain(live);
         self.stored.store(Arc::new(stored));
         self.apply_config(config);
     }

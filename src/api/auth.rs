@@ -104,12 +104,43 @@ impl ClientAuth {
                     models: &client.allowed_models,
                     expires_ms: client.expires_ms,
                     disabled: client.disabled_ms.is_some(),
+                    budget_tokens: client.budget_tokens,
+                    budget_micros: client.budget_micros,
+                    budget_period: client.period(),
                 });
                 let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
                 self.keys.push(ClientKey { hash, id });
             }
         }
         self
+    }
+
+    /// Adds the client keys declared in config (`[[clients.keys]]`), each
+    /// known by its name.
+    pub fn with_declared(mut self, declared: &[crate::config::ClientKeyConfig]) -> Self {
+        for client in declared {
+            let Some(hash) = client.hash() else { continue };
+            let rules = crate::tenancy::ClientRules::new(&crate::tenancy::ClientTerms {
+                rpm: client.rpm,
+                rpd: client.rpd,
+                tpm: client.tpm,
+                models: &client.models,
+                expires_ms: client.expires_ms(),
+                disabled: client.enabled == Some(false),
+                budget_tokens: client.budget_tokens,
+                budget_micros: (client.budget_usd * 1e6).round() as i64,
+                budget_period: client.budget_period,
+            });
+            let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
+            self.keys.push(ClientKey { hash, id });
+        }
+        self
+    }
+
+    /// Every client with a budget, and its period.
+    pub fn budgeted(&self) -> Vec<(Arc<str>, crate::config::BudgetPeriod)> {
+        let budget = |key: &ClientKey| key.id.rules.as_ref().and_then(|r| r.budget).map(|b| (key.id.name.clone(), b.period));
+        self.keys.iter().filter_map(budget).collect()
     }
 
     /// Checks the request's key.
@@ -226,6 +257,9 @@ mod tests {
             expires_ms: None,
             disabled_ms: None,
             tpm_limit: 0,
+            budget_tokens: 0,
+            budget_micros: 0,
+            budget_period: "month".into(),
         };
         let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();

@@ -79,7 +79,8 @@ impl Dialect for GoogleOpenAi {
             mode: if streaming { StreamMode::Sse } else { StreamMode::Whole },
             route: "google-openai",
             client: pass.client,
-            tokens: pass.tokens,
+            charge: pass.charge,
+            session: pass.session,
         };
         let reply = state.dispatcher.dispatch(proxied).await?;
         Ok(super::relay_response(reply, move |cut| {

@@ -10,7 +10,8 @@ use super::auth::{AuthError, ClientId};
 use super::body::{BodyError, read_body};
 use crate::dispatch::{AttemptFailure, DispatchError, KeyFailures};
 use crate::pool::LeaseError;
-use crate::tenancy::{ClientCounters, Refusal, TokenTally};
+use crate::accounting::Accounting;
+use crate::tenancy::{Charge, Refusal};
 use crate::translate::TranslateError;
 use bytes::Bytes;
 use poem::{Body, Request, Response};
@@ -84,7 +85,9 @@ impl From<DispatchError> for ClientError {
 /// [`Admitted::pass`], so no call goes upstream unchecked.
 pub struct Admitted {
     client: ClientId,
-    counters: Arc<ClientCounters>,
+    accounting: Arc<Accounting>,
+    /// The session the client named in a header, hashed.
+    named_session: Option<u64>,
     /// The body, read whole.
     pub body: Bytes,
 }
@@ -95,16 +98,17 @@ impl Admitted {
     /// A client allowed a model may use it under any name that resolves to
     /// it; one allowed a name (an alias) may use that name.
     pub fn pass(&self, asked: &str, model: &str) -> Result<Pass, ClientError> {
-        let mut tokens = None;
+        let mut charge = Charge::default();
         if let Some(rules) = &self.client.rules {
             let name = if rules.allows(asked) { asked } else { model };
             // About four bytes of a request per token: an estimate until usage settles it.
-            let estimate = self.body.len().div_ceil(4) as u64;
-            let checked = self.counters.admit(&self.client.name, rules, name, estimate, SystemTime::now());
-            tokens =
-                checked.map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
+            let estimate = self.accounting.estimate(model, self.body.len().div_ceil(4) as u64);
+            let counters = &self.accounting.counters;
+            charge = counters
+                .admit(&self.client.name, rules, name, estimate, SystemTime::now())
+                .map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
         }
-        Ok(Pass { client: self.client.name.clone(), tokens })
+        Ok(Pass { client: self.client.name.clone(), charge, session: self.named_session })
     }
 }
 
@@ -112,8 +116,11 @@ impl Admitted {
 pub struct Pass {
     /// The client's name, for the upstream call's log.
     pub client: Arc<str>,
-    /// Where the request's token count is settled, under a token limit.
-    pub tokens: Option<TokenTally>,
+    /// What the request holds against its client's limits until it ends.
+    pub charge: Charge,
+    /// The conversation, for session affinity (a header's; the dialect may
+    /// find it in the body).
+    pub session: Option<u64>,
 }
 
 /// What a client dialect supplies: its routing, its serving (translate,
@@ -147,7 +154,8 @@ pub async fn serve<D: Dialect>(dialect: &D, request: &Request, body: Body, state
     let served = async {
         let client = state.access.authenticate(request)?;
         let body = read_body(body, state.max_body_bytes).await?;
-        let admitted = Admitted { client, counters: state.access.counters.clone(), body };
+        let named_session = super::session::from_header(request);
+        let admitted = Admitted { client, accounting: state.access.accounting.clone(), named_session, body };
         dialect.serve(&call, admitted, request, state).await
     };
     match served.await {
@@ -247,17 +255,25 @@ pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
         Refusal::Expired(when) => format!("gemgate: this client key expired at {}.", utc(*when)),
         Refusal::ModelNotAllowed => format!("gemgate: this client key may not use the model `{model}`."),
         Refusal::Limit { limit, allowed, until } => {
+            let until = format!("{}s (at {})", secs_until(*until), utc(*until));
+            if *limit == "budget_usd" {
+                let usd = *allowed as f64 / 1e6;
+                return format!(
+                    "gemgate: this client key's budget of ${usd:.2} (budget_usd) is spent; it starts again in {until}."
+                );
+            }
+            if *limit == "budget_tokens" {
+                return format!(
+                    "gemgate: this client key's budget of {allowed} tokens (budget_tokens) is spent; \
+                     it starts again in {until}."
+                );
+            }
             let per = match *limit {
                 "rpd" => "requests per day",
                 "tpm" => "tokens per minute",
                 _ => "requests per minute",
             };
-            format!(
-                "gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; \
-                 the next request fits in {}s (at {}).",
-                secs_until(*until),
-                utc(*until)
-            )
+            format!("gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; the next request fits in {until}.")
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod intake;
 pub mod native;
 pub mod openai;
 pub mod paths;
+pub mod session;
 
 use crate::dispatch::{Dispatcher, StreamMode};
 use poem::web::Data;
@@ -38,8 +39,8 @@ pub struct AppState {
 pub struct ServingRules {
     /// The models served and their names.
     pub catalog: crate::catalog::Catalog,
-    /// Operator defaults and injections for generate calls.
-    pub shaping: crate::config::ShapingConfig,
+    /// Operator defaults and injections for generate calls, global and per client.
+    pub shaping: crate::shaping::Shaping,
     /// OpenAI API options.
     pub openai: crate::config::OpenAiConfig,
 }
@@ -49,23 +50,29 @@ impl ServingRules {
     pub fn new(config: &crate::config::Config) -> Self {
         Self {
             catalog: crate::catalog::Catalog::new(&config.catalog),
-            shaping: config.shaping.clone(),
+            shaping: crate::shaping::Shaping::new(&config.shaping),
             openai: config.openai.clone(),
         }
     }
 
-    /// Applies the catalog's variant and the operator's shaping to a
-    /// generate body for `model`.
-    pub fn shape(&self, model: &str, variant: Option<crate::catalog::Variant>, body: &mut serde_json::Value) {
+    /// Applies the catalog's variant and the operator's shaping for
+    /// `client` to a generate body for `model`.
+    pub fn shape(
+        &self,
+        client: &str,
+        model: &str,
+        variant: Option<crate::catalog::Variant>,
+        body: &mut serde_json::Value,
+    ) {
         if let Some(variant) = variant {
             crate::catalog::apply_variant(variant, model, body);
         }
-        crate::shaping::shape(&self.shaping, model, body);
+        crate::shaping::shape(self.shaping.of(client), model, body);
     }
 
-    /// Whether a generate body for this call must be rewritten.
-    pub fn reshapes(&self, variant: Option<crate::catalog::Variant>) -> bool {
-        variant.is_some() || crate::shaping::shapes(&self.shaping)
+    /// Whether a generate body of `client` for this call must be rewritten.
+    pub fn reshapes(&self, client: &str, variant: Option<crate::catalog::Variant>) -> bool {
+        variant.is_some() || crate::shaping::shapes(self.shaping.of(client))
     }
 }
 
@@ -121,6 +128,12 @@ impl AppState {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
         self.rules.store(Arc::new(ServingRules::new(config)));
         self.access.apply_config(config);
+    }
+
+    /// Reads what every client with a budget spent in its current period
+    /// back from the usage rollups (at start, and when budgets change).
+    pub async fn seed_budgets(&self) -> Result<(), crate::store::StoreError> {
+        self.access.accounting.seed_budgets(&self.store, &self.access.budgeted()).await
     }
 }
 

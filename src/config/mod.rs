@@ -1,8 +1,10 @@
 //! The one config file: its typed schema with defaults, loading with
 //! `GEMGATE_<SECTION>__<FIELD>` environment overrides, and validation.
 
+mod clients;
 mod schema;
 
+pub use clients::*;
 pub use schema::*;
 
 use figment::Figment;

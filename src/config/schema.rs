@@ -39,13 +39,15 @@ pub struct Config {
     /// The OpenAI-compatible API.
     pub openai: OpenAiConfig,
     /// Client keys' limits.
-    pub clients: ClientsConfig,
+    pub clients: super::ClientsConfig,
     /// The models served and their names.
     pub catalog: CatalogConfig,
     /// Defaults and injections for every generate call.
     pub shaping: ShapingConfig,
     /// Per-model, per-key limits the pool paces itself to.
     pub models: HashMap<String, ModelLimits>,
+    /// USD per 1M tokens, by model name or pattern (for usage cost and budgets).
+    pub prices: std::collections::BTreeMap<String, super::ModelPrice>,
 }
 
 /// `[shaping]`: applied to every generate call, filling only what the
@@ -65,6 +67,10 @@ pub struct ShapingConfig {
     pub system_prompt_position: PromptPosition,
     /// `safetySettings` when the client sent none.
     pub safety_settings: Vec<serde_json::Value>,
+    /// `[shaping.clients.NAME]`: a client's own shaping; the fields it sets
+    /// replace the global ones (only at the top level).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub clients: std::collections::BTreeMap<String, ShapingConfig>,
 }
 
 /// Where `[shaping] system_prompt` goes.
@@ -93,32 +99,6 @@ pub struct CatalogConfig {
     /// Serve and list `-search`, `-nothinking` and `-thinking` variants
     /// (off: names and lists are Google's own).
     pub variants: bool,
-}
-
-/// `[clients]`
-#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
-#[serde(default, deny_unknown_fields)]
-pub struct ClientsConfig {
-    /// The time zone whose midnight ends a client's day (`rpd_limit`), an
-    /// IANA name such as `UTC`, `Asia/Shanghai` or `America/Los_Angeles`.
-    pub day_zone: String,
-}
-
-impl Default for ClientsConfig {
-    fn default() -> Self {
-        Self { day_zone: "UTC".into() }
-    }
-}
-
-impl ClientsConfig {
-    /// `day_zone` parsed.
-    pub fn zone(&self) -> Result<chrono_tz::Tz, ConfigError> {
-        self.day_zone.parse().map_err(|_| ConfigError::Invalid {
-            field: "clients.day_zone",
-            message: format!("`{}` is not a time zone name (like UTC or Asia/Shanghai)", self.day_zone),
-            at: String::new(),
-        })
-    }
 }
 
 /// `[openai]`
@@ -311,11 +291,29 @@ pub enum Strategy {
 }
 
 /// `[pool]`
-#[derive(Clone, Debug, Default, Deserialize, serde::Serialize)]
+#[derive(Clone, Debug, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PoolConfig {
     /// Key selection strategy.
     pub strategy: Strategy,
+    /// Send a conversation's requests to the key it last used while that key
+    /// is usable (Gemini's implicit context cache is per key).
+    pub affinity: bool,
+    /// Seconds a conversation's key is remembered after its last request.
+    pub affinity_ttl_secs: u64,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self { strategy: Strategy::default(), affinity: true, affinity_ttl_secs: 600 }
+    }
+}
+
+impl PoolConfig {
+    /// How long a conversation keeps its key (`None`: affinity off).
+    pub fn affinity_ttl(&self) -> Option<Duration> {
+        (self.affinity && self.affinity_ttl_secs > 0).then(|| Duration::from_secs(self.affinity_ttl_secs))
+    }
 }
 
 /// `[scan]`
@@ -350,6 +348,9 @@ pub struct StoreConfig {
     pub batch_size: usize,
     /// Days the request log is kept.
     pub log_retention_days: u32,
+    /// Days hourly usage (requests, tokens, cost per client, model and key
+    /// group) is kept.
+    pub usage_retention_days: u32,
 }
 
 impl Default for StoreConfig {
@@ -360,6 +361,7 @@ impl Default for StoreConfig {
             flush_interval_ms: 1000,
             batch_size: 500,
             log_retention_days: 30,
+            usage_retention_days: 400,
         }
     }
 }
@@ -485,18 +487,24 @@ impl Config {
             return invalid("server.auth_failures_per_minute", "must be at least 1");
         }
         self.server.trusted_networks()?;
-        self.clients.zone()?;
+        self.clients.validate()?;
+        super::clients::validate_prices(&self.prices)?;
         let name_like = |name: &str, wildcard: bool| {
             (1..=128).contains(&name.len())
                 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b) || (wildcard && b == b'*'))
         };
-        if let Some(level) = &self.shaping.thinking_level
-            && !["minimal", "low", "medium", "high"].contains(&level.as_str())
-        {
-            return invalid("shaping.thinking_level", "must be minimal, low, medium or high");
+        for shaping in std::iter::once(&self.shaping).chain(self.shaping.clients.values()) {
+            if let Some(level) = &shaping.thinking_level
+                && !["minimal", "low", "medium", "high"].contains(&level.as_str())
+            {
+                return invalid("shaping.thinking_level", "must be minimal, low, medium or high");
+            }
+            if shaping.safety_settings.iter().any(|s| !s.get("category").is_some_and(|c| c.is_string())) {
+                return invalid("shaping.safety_settings", "each entry needs a category and a threshold");
+            }
         }
-        if self.shaping.safety_settings.iter().any(|s| !s.get("category").is_some_and(|c| c.is_string())) {
-            return invalid("shaping.safety_settings", "each entry needs a category and a threshold");
+        if self.shaping.clients.values().any(|client| !client.clients.is_empty()) {
+            return invalid("shaping.clients", "a client's shaping cannot hold other clients");
         }
         let catalog = &self.catalog;
         if let Some(bad) = catalog.allow.iter().chain(&catalog.deny).find(|p| !name_like(p, true)) {

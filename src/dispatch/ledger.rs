@@ -5,19 +5,21 @@
 //! an open ledger logs the request as 499).
 
 use super::usage::{Usage, parse_usage};
-use super::{AttemptFailure, DispatchError, ProxyRequest, StreamMode, failure_status, no_key_status};
+use super::{AttemptFailure, DispatchError, Dispatcher, ProxyRequest, StreamMode, failure_status, no_key_status};
+use crate::accounting::{Accounting, Finished};
 use crate::keys::Fingerprint;
 use crate::metrics::Metrics;
 use crate::pool::{KeyEvent, Lease};
 use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
+use crate::tenancy::Charge;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a request is, for its log rows and the policy.
 pub(crate) struct Ledger {
     metrics: Arc<Metrics>,
     store: StoreHandle,
+    accounting: Arc<Accounting>,
     client: Arc<str>,
     route: &'static str,
     /// The model asked for.
@@ -28,16 +30,17 @@ pub(crate) struct Ledger {
     started: Instant,
     /// Attempts made so far.
     pub attempts: u32,
-    tokens: Option<Arc<AtomicU64>>,
+    charge: Charge,
     closed: bool,
 }
 
 impl Ledger {
-    /// Opens the ledger of `request`.
-    pub fn open(metrics: Arc<Metrics>, store: StoreHandle, request: &ProxyRequest) -> Self {
+    /// Opens the ledger of `request` (which hands it its charge).
+    pub fn open(dispatcher: &Dispatcher, request: &mut ProxyRequest) -> Self {
         Self {
-            metrics,
-            store,
+            metrics: dispatcher.metrics.clone(),
+            store: dispatcher.store.clone(),
+            accounting: dispatcher.accounting.clone(),
             client: request.client.clone(),
             route: request.route,
             model: request.model.clone(),
@@ -45,7 +48,7 @@ impl Ledger {
             received_at: SystemTime::now(),
             started: Instant::now(),
             attempts: 0,
-            tokens: request.tokens.clone(),
+            charge: std::mem::take(&mut request.charge),
             closed: false,
         }
     }
@@ -85,7 +88,8 @@ impl Ledger {
     /// Served: logs the request and credits the key.
     pub fn served(mut self, lease: Lease, attempt_started: Instant, body_tail: &[u8]) {
         let usage = parse_usage(body_tail);
-        self.close(200, Some(lease.slot().record.fingerprint), usage, None);
+        let record = &lease.slot().record;
+        self.close(200, Some((record.fingerprint, &record.group)), usage, None);
         lease.settle(KeyEvent::Succeeded {
             latency: attempt_started.elapsed(),
             tokens: usage.total_tokens.max(0) as u64,
@@ -93,8 +97,8 @@ impl Ledger {
     }
 
     /// Served with an empty reply, because no other key could do better.
-    pub fn served_empty(mut self, key: Fingerprint, usage: Usage) {
-        self.close(200, Some(key), usage, Some("empty reply".into()));
+    pub fn served_empty(mut self, key: Fingerprint, group: &Arc<str>, usage: Usage) {
+        self.close(200, Some((key, group)), usage, Some("empty reply".into()));
     }
 
     /// Ends in `error` (the last key tried, if any); hands the error back.
@@ -103,7 +107,7 @@ impl Ledger {
             DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
             DispatchError::Upstream(failure) => (failure_status(failure), super::summarize(failure)),
         };
-        self.close(status, key, Usage::default(), Some(message));
+        self.close_unanswered(status, key, message);
         error
     }
 
@@ -112,21 +116,44 @@ impl Ledger {
     pub fn cut(mut self, lease: Lease, failure: &AttemptFailure, event: KeyEvent, usage: Usage) {
         self.error_row(&lease, failure);
         let error = format!("stream cut: {}", failure.google.message);
-        self.close(200, Some(lease.slot().record.fingerprint), usage, Some(error));
+        let record = &lease.slot().record;
+        self.close(200, Some((record.fingerprint, &record.group)), usage, Some(error));
         lease.settle(event);
     }
 
     /// The client left before the reply ended.
     pub fn abandoned(mut self, lease: Lease, usage: Usage) {
-        self.close(499, Some(lease.slot().record.fingerprint), usage, Some("client closed the connection".into()));
+        let record = &lease.slot().record;
+        self.close(499, Some((record.fingerprint, &record.group)), usage, Some("client closed the connection".into()));
         lease.settle(KeyEvent::Abandoned);
     }
 
-    fn close(&mut self, status: u16, key: Option<Fingerprint>, usage: Usage, error: Option<String>) {
+    /// Ends without content from Google (no usage, nothing spent).
+    fn close_unanswered(&mut self, status: u16, key: Option<Fingerprint>, error: String) {
+        self.accounting.settle(&self.charge, Finished {
+            client: &self.client,
+            model: &self.model,
+            group: None,
+            usage: Usage::default(),
+            answered: false,
+        });
+        self.write(status, key, Usage::default(), Some(error));
+    }
+
+    /// Ends after Google answered through `key` (of `group`) with `usage`.
+    fn close(&mut self, status: u16, key: Option<(Fingerprint, &Arc<str>)>, usage: Usage, error: Option<String>) {
+        self.accounting.settle(&self.charge, Finished {
+            client: &self.client,
+            model: &self.model,
+            group: key.map(|(_, group)| group),
+            usage,
+            answered: status == 200,
+        });
+        self.write(status, key.map(|(fingerprint, _)| fingerprint), usage, error);
+    }
+
+    fn write(&mut self, status: u16, key: Option<Fingerprint>, usage: Usage, error: Option<String>) {
         self.closed = true;
-        if let Some(tokens) = &self.tokens {
-            tokens.store(usage.total_tokens.max(0) as u64, Ordering::Relaxed);
-        }
         let latency = self.started.elapsed();
         self.metrics.request(self.route, &self.model, status, latency);
         self.store.log_request(RequestRecord {
@@ -156,7 +183,7 @@ impl Drop for Ledger {
         // Dropped open: the client went away while attempts were running
         // (their leases settle themselves as abandoned).
         if !self.closed {
-            self.close(499, None, Usage::default(), Some("client closed the connection".into()));
+            self.close_unanswered(499, None, "client closed the connection".into());
         }
     }
 }

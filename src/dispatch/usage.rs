@@ -6,16 +6,7 @@ use bytes::Bytes;
 use serde_json::Value;
 use std::collections::VecDeque;
 
-/// Tokens of one reply.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Usage {
-    /// `promptTokenCount`.
-    pub prompt_tokens: i64,
-    /// `candidatesTokenCount` plus `thoughtsTokenCount`.
-    pub completion_tokens: i64,
-    /// `totalTokenCount`.
-    pub total_tokens: i64,
-}
+pub use crate::prices::Usage;
 
 /// Reads the last `usageMetadata` object found in `tail`.
 pub fn parse_usage(tail: &[u8]) -> Usage {
@@ -30,6 +21,8 @@ pub fn parse_usage(tail: &[u8]) -> Usage {
         prompt_tokens: count("promptTokenCount"),
         completion_tokens: count("candidatesTokenCount") + count("thoughtsTokenCount"),
         total_tokens: count("totalTokenCount"),
+        thinking_tokens: count("thoughtsTokenCount"),
+        cached_tokens: count("cachedContentTokenCount"),
     }
 }
 
@@ -73,8 +66,11 @@ mod tests {
     #[test]
     fn usage_from_a_whole_reply_and_from_the_last_sse_event() {
         let whole = br#"{"candidates":[{"content":{"parts":[{"text":"hi"}]}}],
-            "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2, "thoughtsTokenCount": 3, "totalTokenCount": 9}}"#;
-        assert_eq!(parse_usage(whole), Usage { prompt_tokens: 4, completion_tokens: 5, total_tokens: 9 });
+            "usageMetadata": {"promptTokenCount": 4, "candidatesTokenCount": 2, "thoughtsTokenCount": 3, "totalTokenCount": 9,
+            "cachedContentTokenCount": 1}}"#;
+        let expected =
+            Usage { prompt_tokens: 4, completion_tokens: 5, total_tokens: 9, thinking_tokens: 3, cached_tokens: 1 };
+        assert_eq!(parse_usage(whole), expected);
         let sse = b"data: {\"usageMetadata\":{\"totalTokenCount\":1}}\r\n\r\ndata: {\"usageMetadata\":{\"promptTokenCount\":2,\"totalTokenCount\":7}}\r\n\r\n";
         assert_eq!(parse_usage(sse).total_tokens, 7);
         assert_eq!(parse_usage(b"no usage here"), Usage::default());

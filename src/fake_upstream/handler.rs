@@ -115,7 +115,10 @@ pub async fn serve(request: &Request, body: Bytes, state: Data<&Arc<FakeState>>)
         return error_response(&refusal, mode);
     }
     match action.as_str() {
-        "generateContent" | "streamGenerateContent" => generate(&model, &action, &payload, behaviour, mode).await,
+        "generateContent" | "streamGenerateContent" => {
+            let cached = state.cached_tokens(&key, &payload);
+            generate(&model, &action, &payload, behaviour, mode, cached).await
+        }
         "countTokens" => count_tokens(&model, &payload),
         "embedContent" | "batchEmbedContents" => embed(&model, &action, &payload),
         _ => error_response(&bodies::error(404, "NOT_FOUND", &format!("Method not found: {action}"), Vec::new()), mode),
@@ -202,7 +205,14 @@ fn validate_generate(model: &str, payload: &Value) -> Result<(), Value> {
     }
 }
 
-async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behaviour, mode: Mode) -> Response {
+async fn generate(
+    model: &str,
+    action: &str,
+    payload: &Value,
+    behaviour: Behaviour,
+    mode: Mode,
+    cached: u64,
+) -> Response {
     if let Err(error) = validate_generate(model, payload) {
         return error_response(&error, mode);
     }
@@ -211,7 +221,8 @@ async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behavio
         Ok(plan) => plan,
         Err(error) => return error_response(&error, mode),
     };
-    let prompt_tokens = bodies::count_tokens(&payload["contents"]);
+    let system = payload.get("systemInstruction").cloned().map(|s| json!([s])).unwrap_or_default();
+    let prompt_tokens = bodies::count_tokens(&payload["contents"]) + bodies::count_tokens(&system);
     let response_id = format!("fake-{:x}", rand::random::<u64>());
     let objects: Vec<Value> = match behaviour {
         Behaviour::Empty => {
@@ -224,7 +235,16 @@ async fn generate(model: &str, action: &str, payload: &Value, behaviour: Behavio
                 {"category": "HARM_CATEGORY_DANGEROUS_CONTENT", "probability": "HIGH"}]},
             "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
             "modelVersion": model, "responseId": response_id})],
-        _ => plan_objects(model, &plan, action == "streamGenerateContent", prompt_tokens, &response_id),
+        _ => {
+            let mut objects = plan_objects(model, &plan, action == "streamGenerateContent", prompt_tokens, &response_id);
+            if cached > 0
+                && let Some(usage) = objects.last_mut().and_then(|o| o.get_mut("usageMetadata"))
+            {
+                usage["cachedContentTokenCount"] = json!(cached.min(prompt_tokens));
+                usage["cacheTokensDetails"] = json!([{"modality": "TEXT", "tokenCount": cached.min(prompt_tokens)}]);
+            }
+            objects
+        }
     };
     let frames = frame(&objects, mode);
     let (cut_after, drip) = match behaviour {
@@ -445,7 +465,8 @@ pub async fn openai_compat(request: &Request, tail: &str, body: &[u8], state: &F
     }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", Mode::Sse) } else { ("generateContent", Mode::Whole) };
-    let gemini = generate(&chat.model, action, &chat.body, behaviour, mode).await;
+    let cached = state.cached_tokens(key, &chat.body);
+    let gemini = generate(&chat.model, action, &chat.body, behaviour, mode, cached).await;
     if !gemini.status().is_success() {
         let bytes = gemini.into_body().into_bytes().await.unwrap_or_default();
         let error: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);

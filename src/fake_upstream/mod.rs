@@ -28,7 +28,14 @@ pub struct FakeState {
     overrides: Mutex<HashMap<String, Behaviour>>,
     seen: Mutex<std::collections::VecDeque<String>>,
     bodies: Mutex<std::collections::VecDeque<(String, bytes::Bytes)>>,
+    /// Conversation starts each key has seen: Gemini's implicit context
+    /// cache, which is per key.
+    cached_prefixes: Mutex<std::collections::HashSet<(String, u64)>>,
 }
+
+/// The smallest prefix Gemini's implicit cache serves (tokens, as Gemini
+/// 2.5 Flash documents it).
+pub const IMPLICIT_CACHE_MIN_TOKENS: u64 = 1024;
 
 /// Request bodies remembered, newest last.
 const BODIES_KEPT: usize = 200;
@@ -60,6 +67,27 @@ impl FakeState {
             seen.pop_front();
         }
         seen.push_back(format!("{method} {path_and_query}"));
+    }
+
+    /// Tokens of this request's start (system instruction and first turn)
+    /// the key's implicit cache serves: all of them when this key saw the
+    /// same start before and it is long enough to be cached, else none.
+    fn cached_tokens(&self, key: &str, payload: &serde_json::Value) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let Some(first) = payload.get("contents").and_then(|c| c.get(0)) else { return 0 };
+        let system = payload.get("systemInstruction").cloned().unwrap_or_default();
+        let start = serde_json::json!([system.clone(), first]);
+        let tokens = bodies::count_tokens(&start);
+        if tokens < IMPLICIT_CACHE_MIN_TOKENS {
+            return 0;
+        }
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        start.to_string().hash(&mut hasher);
+        let mut seen = lock(&self.cached_prefixes);
+        if seen.len() > 100_000 {
+            seen.clear();
+        }
+        if seen.insert((key.to_string(), hasher.finish())) { 0 } else { tokens }
     }
 
     fn behaviour_of(&self, key: &str) -> Option<Behaviour> {

@@ -1,5 +1,7 @@
 //! Key files: every file in `keys/` is a list of keys, one per line. The file's
-//! name (without extension) is the group of its keys.
+//! name (without extension) is the group of its keys. A key may carry a
+//! weight (`KEY weight=3`: three times the traffic of a key of weight 1); a
+//! line `weight=3` on its own sets the weight of the keys after it.
 
 use super::{ApiKey, Fingerprint, is_google_key_shape, is_nonstandard_key_shape};
 use std::collections::HashSet;
@@ -16,6 +18,18 @@ pub struct KeyRecord {
     pub fingerprint: Fingerprint,
     /// The key file's stem, e.g. `paid` for `keys/paid.txt`.
     pub group: Arc<str>,
+    /// Its share of traffic relative to other keys (1 to [`MAX_WEIGHT`]).
+    pub weight: u32,
+}
+
+/// The largest weight a key may carry.
+pub const MAX_WEIGHT: u32 = 100;
+
+impl KeyRecord {
+    /// A key of `group` with weight 1.
+    pub fn new(key: ApiKey, group: Arc<str>) -> Self {
+        Self { fingerprint: key.fingerprint(), key, group, weight: 1 }
+    }
 }
 
 /// A line of a key file that was skipped, with the reason. Never holds the key.
@@ -75,27 +89,58 @@ pub fn parse_key_file(
     out: &mut KeySet,
 ) {
     let group: Arc<str> = Arc::from(group_of(file));
+    let mut file_weight = 1;
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let plausible = is_google_key_shape(line) || (allow_nonstandard && is_nonstandard_key_shape(line));
-        if !plausible {
-            out.warnings.push(KeyFileWarning {
-                file: file.to_string(),
-                line: index + 1,
-                reason: describe_bad_line(line, allow_nonstandard),
-            });
+        let warn = |reason: String| KeyFileWarning { file: file.to_string(), line: index + 1, reason };
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or_default();
+        if first.starts_with("weight=") && words.next().is_none() {
+            match parse_weight(first) {
+                Ok(weight) => file_weight = weight,
+                Err(reason) => out.warnings.push(warn(reason)),
+            }
             continue;
         }
-        let key = ApiKey::new(line);
-        let fingerprint = key.fingerprint();
-        if !seen.insert(fingerprint) {
+        let mut weight = file_weight;
+        let mut attributes = Ok(());
+        for word in words {
+            match parse_weight(word) {
+                Ok(value) => weight = value,
+                Err(reason) => attributes = Err(reason),
+            }
+        }
+        let plausible = is_google_key_shape(first) || (allow_nonstandard && is_nonstandard_key_shape(first));
+        if !plausible {
+            out.warnings.push(warn(describe_bad_line(first, allow_nonstandard)));
+            continue;
+        }
+        if let Err(reason) = attributes {
+            out.warnings.push(warn(reason));
+            continue;
+        }
+        let mut record = KeyRecord::new(ApiKey::new(first), group.clone());
+        record.weight = weight;
+        if !seen.insert(record.fingerprint) {
             out.duplicates += 1;
             continue;
         }
-        out.records.push(KeyRecord { key, fingerprint, group: group.clone() });
+        out.records.push(record);
+    }
+}
+
+/// `weight=N` with N from 1 to [`MAX_WEIGHT`].
+fn parse_weight(word: &str) -> Result<u32, String> {
+    let Some(value) = word.strip_prefix("weight=") else {
+        // Never echo the word: it may be a second key pasted on the line.
+        return Err("skipped: after the key, a line may hold only `weight=N`; put one key per line".into());
+    };
+    match value.parse::<u32>() {
+        Ok(weight) if (1..=MAX_WEIGHT).contains(&weight) => Ok(weight),
+        _ => Err(format!("skipped: a weight is a whole number from 1 to {MAX_WEIGHT}, not `{value}`")),
     }
 }
 
@@ -153,9 +198,6 @@ fn group_of(file: &str) -> &str {
 /// Says what is wrong without echoing the line (it may be a real key with a typo).
 fn describe_bad_line(line: &str, allow_nonstandard: bool) -> String {
     let len = line.chars().count();
-    if line.chars().any(char::is_whitespace) {
-        return "skipped: the line holds more than one word; put one key per line".into();
-    }
     if !allow_nonstandard && !line.starts_with("AIza") {
         return format!(
             "skipped: not a Google API key (expected 39 characters starting with AIza, got {len} characters); \
@@ -213,6 +255,18 @@ mod tests {
         for warning in &set.warnings {
             assert!(!warning.to_string().contains(secretish));
         }
+    }
+
+    #[test]
+    fn weights_per_line_and_for_the_lines_after() {
+        let text = format!("{} weight=3\nweight=2\n{}\n{}  weight=5\n{} weight=0\n{} {}\n", key(1), key(2), key(3), key(4), key(5), key(6));
+        let set = parse(&[("paid.txt", &text)]);
+        let weights: Vec<u32> = set.records.iter().map(|r| r.weight).collect();
+        assert_eq!(weights, [3, 2, 5]);
+        assert_eq!(set.warnings.len(), 2);
+        assert!(set.warnings[0].reason.contains("from 1 to 100"));
+        assert!(!set.warnings[1].reason.contains(&key(6)), "a second key on a line is never echoed");
+        assert_eq!(parse(&[("free.txt", &key(7))]).records[0].weight, 1);
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `PoolSupervisor` that leases them, the ready index behind the
 //! leases, and health scans. Other code uses [`PoolHandle`] and [`Lease`].
 
+mod affinity;
 mod key_actor;
 mod ready_index;
 mod scan;
@@ -14,7 +15,7 @@ pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
 pub use slot::KeySlot;
 pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
 
-use crate::config::{ModelLimits, Strategy};
+use crate::config::ModelLimits;
 use crate::key_state::{DisableReason, KeySnapshot, ScanVerdict};
 use crate::keys::{Fingerprint, KeyRecord};
 use ractor::ActorRef;
@@ -79,9 +80,15 @@ impl PoolHandle {
         Ok(Self { supervisor, scan, scanner })
     }
 
-    /// Leases a key for `model`, skipping the slots in `exclude`.
-    pub async fn lease(&self, model: &Arc<str>, exclude: &[SlotIndex]) -> Result<Lease, LeaseError> {
-        let message = |reply| PoolMsg::Lease { model: model.clone(), exclude: exclude.to_vec(), reply };
+    /// Leases a key for `model`, skipping the slots in `exclude`; the key
+    /// `session` last used when it is usable.
+    pub async fn lease(
+        &self,
+        model: &Arc<str>,
+        exclude: &[SlotIndex],
+        session: Option<u64>,
+    ) -> Result<Lease, LeaseError> {
+        let message = |reply| PoolMsg::Lease { model: model.clone(), exclude: exclude.to_vec(), session, reply };
         match self.supervisor.call(message, None).await {
             Ok(CallResult::Success(Ok(slot))) => {
                 Ok(Lease { slot, supervisor: self.supervisor.clone(), settled: false })
@@ -175,9 +182,10 @@ impl PoolHandle {
         }
     }
 
-    /// Applies a new strategy and per-model limits.
-    pub fn reconfigure(&self, strategy: Strategy, limits: HashMap<String, ModelLimits>) {
-        let _ = self.supervisor.cast(PoolMsg::Reconfigure { strategy, limits });
+    /// Applies a new strategy, session affinity and per-model limits.
+    pub fn reconfigure(&self, pool: &crate::config::PoolConfig, limits: HashMap<String, ModelLimits>) {
+        let message = PoolMsg::Reconfigure { strategy: pool.strategy, affinity_ttl: pool.affinity_ttl(), limits };
+        let _ = self.supervisor.cast(message);
     }
 
     /// Stops the supervisor and every key actor, waiting for them to end.

@@ -116,7 +116,6 @@ impl Pace {
     }
 }
 
-#[derive(Default)]
 struct KeyAvail {
     /// Copied from the key's state by `sync`.
     disabled: bool,
@@ -128,6 +127,22 @@ struct KeyAvail {
     held_until: Option<SystemTime>,
     pacing: HashMap<Arc<str>, Pace>,
     in_flight: u32,
+    /// Its share of leases relative to other keys (at least 1).
+    weight: u32,
+}
+
+impl Default for KeyAvail {
+    fn default() -> Self {
+        Self {
+            disabled: false,
+            all_until: None,
+            model_until: HashMap::new(),
+            held_until: None,
+            pacing: HashMap::new(),
+            in_flight: 0,
+            weight: 1,
+        }
+    }
 }
 
 /// How long a held key waits for its actor's answer at most; the answer
@@ -140,6 +155,9 @@ struct ModelReady {
     cooling: BTreeSet<(SystemTime, SlotIndex)>,
     cooling_at: HashMap<SlotIndex, SystemTime>,
     cursor: usize,
+    /// Leases the key at the cursor had in a row (round robin gives a key
+    /// of weight w w leases in a row).
+    streak: u32,
 }
 
 /// Usable keys per model, with lease strategies and self-pacing.
@@ -150,6 +168,8 @@ pub struct ReadyIndex {
     limits: HashMap<String, ModelLimits>,
     strategy: Strategy,
     rng: SmallRng,
+    /// The largest key weight (1 when every key weighs the same).
+    max_weight: u32,
 }
 
 /// Model indexes kept at most; a client inventing model names cannot grow
@@ -159,7 +179,27 @@ const MAX_MODEL_INDEXES: usize = 512;
 impl ReadyIndex {
     /// An empty index.
     pub fn new(strategy: Strategy, limits: HashMap<String, ModelLimits>) -> Self {
-        Self { keys: Vec::new(), live: 0, models: HashMap::new(), limits, strategy, rng: SmallRng::from_os_rng() }
+        Self {
+            keys: Vec::new(),
+            live: 0,
+            models: HashMap::new(),
+            limits,
+            strategy,
+            rng: SmallRng::from_os_rng(),
+            max_weight: 1,
+        }
+    }
+
+    /// Sets a key's weight (its share of leases relative to other keys).
+    pub fn set_weight(&mut self, slot: SlotIndex, weight: u32) {
+        let Some(Some(avail)) = self.keys.get_mut(slot as usize) else { return };
+        let (old, new) = (avail.weight, weight.max(1));
+        avail.weight = new;
+        if new >= self.max_weight {
+            self.max_weight = new;
+        } else if old == self.max_weight {
+            self.max_weight = self.keys.iter().flatten().map(|k| k.weight).max().unwrap_or(1);
+        }
     }
 
     /// Number of keys in the index.
@@ -238,15 +278,25 @@ impl ReadyIndex {
         }
     }
 
-    /// Hands out a key for `model`, skipping `exclude` (keys this request tried).
-    pub fn lease(&mut self, model: &Arc<str>, exclude: &[SlotIndex], now: SystemTime) -> Result<SlotIndex, LeaseError> {
+    /// Hands out a key for `model`, skipping `exclude` (keys this request
+    /// tried): `prefer` when it is ready, else one the strategy picks.
+    pub fn lease(
+        &mut self,
+        model: &Arc<str>,
+        exclude: &[SlotIndex],
+        prefer: Option<SlotIndex>,
+        now: SystemTime,
+    ) -> Result<SlotIndex, LeaseError> {
         if self.live == 0 {
             return Err(LeaseError::EmptyPool);
         }
         self.model_entry(model, now);
         self.expire(model, now);
         loop {
-            let picked = match self.pick(model, exclude) {
+            let preferred = prefer.filter(|slot| {
+                !exclude.contains(slot) && self.models.get(model).is_some_and(|m| m.ready.contains(slot))
+            });
+            let picked = match preferred.map_or_else(|| self.pick(model, exclude), Ok) {
                 Ok(picked) => picked,
                 Err(LeaseError::AllCooling { soonest }) => return Err(self.why_cooling(model, soonest, now)),
                 Err(err) => return Err(err),
@@ -338,6 +388,7 @@ impl ReadyIndex {
             cooling: BTreeSet::new(),
             cooling_at: HashMap::new(),
             cursor: 0,
+            streak: 0,
         };
         self.models.insert(model.clone(), entry);
         for slot in 0..self.keys.len() as SlotIndex {
@@ -410,26 +461,35 @@ impl ReadyIndex {
         }
         let usable = |slot: &SlotIndex| !exclude.contains(slot);
         let at = |position: usize| entry.ready.get_index(position).copied();
+        let keys = &self.keys;
+        let weight = |slot: SlotIndex| keys[slot as usize].as_ref().map_or(1, |k| k.weight);
         let chosen = match strategy {
             Strategy::RoundRobin => {
+                // A key of weight w takes w leases in a row before the cursor moves on.
                 let start = entry.cursor;
-                entry.cursor = entry.cursor.wrapping_add(1);
+                entry.streak += 1;
+                if at(start % len).is_none_or(|slot| entry.streak >= weight(slot)) {
+                    entry.cursor = entry.cursor.wrapping_add(1);
+                    entry.streak = 0;
+                }
                 (0..len).filter_map(|step| at((start + step) % len)).find(usable)
             }
             Strategy::Random => {
-                let start = self.rng.random_range(0..len);
+                let start = weighted_position(&mut self.rng, len, self.max_weight, |p| at(p).map_or(1, weight));
                 (0..len).filter_map(|step| at((start + step) % len)).find(usable)
             }
             Strategy::LeastInFlight => {
                 // Power of two choices: near-least load at O(1) cost.
-                let first = self.rng.random_range(0..len);
-                let second = self.rng.random_range(0..len);
+                let first = weighted_position(&mut self.rng, len, self.max_weight, |p| at(p).map_or(1, weight));
+                let second = weighted_position(&mut self.rng, len, self.max_weight, |p| at(p).map_or(1, weight));
                 let a = (0..len).filter_map(|step| at((first + step) % len)).find(usable);
                 let b = (0..len).filter_map(|step| at((second + step) % len)).find(usable);
                 match (a, b) {
                     (Some(a), Some(b)) => {
-                        let load = |slot: SlotIndex| self.keys[slot as usize].as_ref().map_or(0, |k| k.in_flight);
-                        Some(if load(b) < load(a) { b } else { a })
+                        // Load per unit of weight: a heavier key takes more in flight.
+                        let load = |slot: SlotIndex| keys[slot as usize].as_ref().map_or(0, |k| u64::from(k.in_flight));
+                        let lighter = load(b) * u64::from(weight(a)) < load(a) * u64::from(weight(b));
+                        Some(if lighter { b } else { a })
                     }
                     (a, b) => a.or(b),
                 }
@@ -437,6 +497,23 @@ impl ReadyIndex {
         };
         chosen.ok_or(LeaseError::AllTried)
     }
+}
+
+/// A random position among `len`, weighted by rejection: the key at a
+/// position of weight w is kept with probability w / `max_weight` (a few
+/// tries bound the cost when weights differ wildly).
+fn weighted_position(rng: &mut SmallRng, len: usize, max_weight: u32, weight_at: impl Fn(usize) -> u32) -> usize {
+    let mut position = rng.random_range(0..len);
+    if max_weight <= 1 {
+        return position;
+    }
+    for _ in 0..32 {
+        if rng.random_range(0..max_weight) < weight_at(position) {
+            break;
+        }
+        position = rng.random_range(0..len);
+    }
+    position
 }
 
 impl ModelReady {
@@ -483,14 +560,14 @@ mod tests {
     #[test]
     fn empty_pool_says_so() {
         let (mut idx, now) = index(0, Strategy::RoundRobin);
-        assert_eq!(idx.lease(&model("m"), &[], now), Err(LeaseError::EmptyPool));
+        assert_eq!(idx.lease(&model("m"), &[], None, now), Err(LeaseError::EmptyPool));
     }
 
     #[test]
     fn round_robin_visits_every_key() {
         let (mut idx, now) = index(3, Strategy::RoundRobin);
         let m = model("m");
-        let mut seen: Vec<_> = (0..3).map(|_| idx.lease(&m, &[], now).unwrap()).collect();
+        let mut seen: Vec<_> = (0..3).map(|_| idx.lease(&m, &[], None, now).unwrap()).collect();
         seen.sort();
         assert_eq!(seen, vec![0, 1, 2]);
     }
@@ -501,9 +578,9 @@ mod tests {
             let (mut idx, now) = index(2, strategy);
             let m = model("m");
             for _ in 0..20 {
-                assert_eq!(idx.lease(&m, &[0], now), Ok(1));
+                assert_eq!(idx.lease(&m, &[0], None, now), Ok(1));
             }
-            assert_eq!(idx.lease(&m, &[0, 1], now), Err(LeaseError::AllTried));
+            assert_eq!(idx.lease(&m, &[0, 1], None, now), Err(LeaseError::AllTried));
         }
     }
 
@@ -513,9 +590,9 @@ mod tests {
         let (pro, flash) = (model("pro"), model("flash"));
         let until = now + Duration::from_secs(30);
         idx.sync(0, &resting(&[(Some(&pro), until)]), now);
-        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllCooling { soonest: until }));
-        assert_eq!(idx.lease(&flash, &[], now), Ok(0));
-        assert_eq!(idx.lease(&pro, &[], until), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, now), Err(LeaseError::AllCooling { soonest: until }));
+        assert_eq!(idx.lease(&flash, &[], None, now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, until), Ok(0));
     }
 
     #[test]
@@ -524,10 +601,10 @@ mod tests {
         let m = model("m");
         idx.sync(0, &resting(&[(None, now + Duration::from_secs(50))]), now);
         idx.sync(1, &resting(&[(Some(&m), now + Duration::from_secs(20))]), now);
-        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) }));
+        assert_eq!(idx.lease(&m, &[], None, now), Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) }));
         // A model first seen after the all-models rest still respects it.
-        assert_eq!(idx.lease(&model("other"), &[], now), Ok(1));
-        assert_eq!(idx.lease(&model("other"), &[1], now), Err(LeaseError::AllTried));
+        assert_eq!(idx.lease(&model("other"), &[], None, now), Ok(1));
+        assert_eq!(idx.lease(&model("other"), &[1], None, now), Err(LeaseError::AllTried));
     }
 
     #[test]
@@ -537,15 +614,15 @@ mod tests {
         let midnight = now + Duration::from_secs(9 * 3600);
         let all_end = now + Duration::from_secs(60);
         idx.sync(0, &resting(&[(Some(&pro), midnight), (None, all_end)]), now);
-        assert_eq!(idx.lease(&flash, &[], now), Err(LeaseError::AllCooling { soonest: all_end }));
+        assert_eq!(idx.lease(&flash, &[], None, now), Err(LeaseError::AllCooling { soonest: all_end }));
         // Lazily, at lease time, before the key's actor says the rest ended...
         let later = now + Duration::from_secs(61);
-        assert_eq!(idx.lease(&flash, &[], later), Ok(0));
-        assert_eq!(idx.lease(&pro, &[], later), Err(LeaseError::AllCooling { soonest: midnight }));
+        assert_eq!(idx.lease(&flash, &[], None, later), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, later), Err(LeaseError::AllCooling { soonest: midnight }));
         // ...and after it has.
         idx.sync(0, &resting(&[(Some(&pro), midnight)]), later);
-        assert_eq!(idx.lease(&flash, &[], later), Ok(0));
-        assert_eq!(idx.lease(&pro, &[], later), Err(LeaseError::AllCooling { soonest: midnight }));
+        assert_eq!(idx.lease(&flash, &[], None, later), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, later), Err(LeaseError::AllCooling { soonest: midnight }));
     }
 
     #[test]
@@ -553,9 +630,9 @@ mod tests {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let m = model("m");
         idx.sync(0, &disabled(), now);
-        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllDisabled { total: 1 }));
+        assert_eq!(idx.lease(&m, &[], None, now), Err(LeaseError::AllDisabled { total: 1 }));
         idx.sync(0, &KeyState::default(), now);
-        assert_eq!(idx.lease(&m, &[], now), Ok(0));
+        assert_eq!(idx.lease(&m, &[], None, now), Ok(0));
     }
 
     #[test]
@@ -565,12 +642,12 @@ mod tests {
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
         idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
-        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
-        assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(1)), Ok(0));
-        let third = idx.lease(&pro, &[], now + Duration::from_secs(2));
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, now + Duration::from_secs(1)), Ok(0));
+        let third = idx.lease(&pro, &[], None, now + Duration::from_secs(2));
         assert_eq!(third, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
-        assert_eq!(idx.lease(&model("flash"), &[], now), Ok(0));
-        assert_eq!(idx.lease(&pro, &[], now + Duration::from_secs(60)), Ok(0));
+        assert_eq!(idx.lease(&model("flash"), &[], None, now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, now + Duration::from_secs(60)), Ok(0));
     }
 
     #[test]
@@ -580,12 +657,12 @@ mod tests {
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
         idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
-        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
-        let refused = idx.lease(&pro, &[], now);
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
+        let refused = idx.lease(&pro, &[], None, now);
         assert_eq!(refused, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
         // A rest Google asked for that outlasts the pacing is a rest.
         idx.sync(0, &resting(&[(Some(&pro), now + Duration::from_secs(600))]), now);
-        let rested = idx.lease(&pro, &[], now);
+        let rested = idx.lease(&pro, &[], None, now);
         assert_eq!(rested, Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(600) }));
     }
 
@@ -596,10 +673,10 @@ mod tests {
         let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
         idx.insert(0, &KeyState::default(), now);
         let pro = model("pro");
-        assert_eq!(idx.lease(&pro, &[], now), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
         let midnight = next_pacific_midnight(now);
-        assert_eq!(idx.lease(&pro, &[], now), Err(LeaseError::AllPaced { soonest: midnight, limit: "rpd" }));
-        assert_eq!(idx.lease(&pro, &[], midnight), Ok(0));
+        assert_eq!(idx.lease(&pro, &[], None, now), Err(LeaseError::AllPaced { soonest: midnight, limit: "rpd" }));
+        assert_eq!(idx.lease(&pro, &[], None, midnight), Ok(0));
     }
 
     #[test]
@@ -607,11 +684,28 @@ mod tests {
         let (mut idx, now) = index(1, Strategy::RoundRobin);
         let m = model("m");
         idx.hold(0, now);
-        assert_eq!(idx.lease(&m, &[], now), Err(LeaseError::AllCooling { soonest: now + HOLD_LIMIT }));
+        assert_eq!(idx.lease(&m, &[], None, now), Err(LeaseError::AllCooling { soonest: now + HOLD_LIMIT }));
         idx.sync(0, &KeyState::default(), now);
-        assert_eq!(idx.lease(&m, &[], now), Ok(0));
+        assert_eq!(idx.lease(&m, &[], None, now), Ok(0));
         idx.hold(0, now);
-        assert_eq!(idx.lease(&m, &[], now + HOLD_LIMIT), Ok(0));
+        assert_eq!(idx.lease(&m, &[], None, now + HOLD_LIMIT), Ok(0));
+    }
+
+    #[test]
+    fn weights_share_leases_in_every_strategy() {
+        for strategy in [Strategy::RoundRobin, Strategy::Random, Strategy::LeastInFlight] {
+            let (mut idx, now) = index(2, strategy);
+            idx.set_weight(0, 3);
+            let m = model("m");
+            let mut counts = [0u32; 2];
+            for _ in 0..4000 {
+                let slot = idx.lease(&m, &[], None, now).unwrap();
+                counts[slot as usize] += 1;
+                idx.release(slot);
+            }
+            let share = f64::from(counts[0]) / 4000.0;
+            assert!((share - 0.75).abs() < 0.75 * 0.05, "{strategy:?}: {counts:?}");
+        }
     }
 
     #[test]
@@ -619,13 +713,13 @@ mod tests {
         let (mut idx, now) = index(2, Strategy::LeastInFlight);
         let m = model("m");
         for _ in 0..5 {
-            let _ = idx.lease(&m, &[1], now);
+            let _ = idx.lease(&m, &[1], None, now);
         }
         // Key 0 keeps 5 in flight, key 1 none (each pick is released): key 1
         // wins whenever it is one of the two candidates, 3 times in 4.
         let picks: Vec<_> = (0..40)
             .map(|_| {
-                let slot = idx.lease(&m, &[], now).unwrap();
+                let slot = idx.lease(&m, &[], None, now).unwrap();
                 idx.release(slot);
                 slot
             })
@@ -637,11 +731,11 @@ mod tests {
     fn removed_keys_leave_every_model() {
         let (mut idx, now) = index(2, Strategy::RoundRobin);
         let m = model("m");
-        idx.lease(&m, &[], now).unwrap();
+        idx.lease(&m, &[], None, now).unwrap();
         idx.remove(0);
         assert_eq!(idx.len(), 1);
         for _ in 0..4 {
-            assert_eq!(idx.lease(&m, &[], now), Ok(1));
+            assert_eq!(idx.lease(&m, &[], None, now), Ok(1));
         }
     }
 
@@ -652,7 +746,7 @@ mod tests {
         let m = model("m");
         idx.insert(0, &resting(&[(Some(&m), now + Duration::from_secs(9))]), now);
         idx.insert(1, &resting(&[(None, now - Duration::from_secs(9))]), now);
-        assert_eq!(idx.lease(&m, &[], now), Ok(1));
-        assert_eq!(idx.lease(&m, &[1], now), Err(LeaseError::AllTried));
+        assert_eq!(idx.lease(&m, &[], None, now), Ok(1));
+        assert_eq!(idx.lease(&m, &[1], None, now), Err(LeaseError::AllTried));
     }
 }

@@ -4,6 +4,7 @@
 //! outcome changes its state, until the actor sends that state back), and
 //! starts health scans.
 
+use super::affinity::Affinity;
 use super::key_actor::{KeyActor, KeyActorArgs, KeyEvent, KeyMsg};
 use super::ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 use super::scan::{ScanError, Scanner};
@@ -25,6 +26,8 @@ pub enum PoolMsg {
         model: Arc<str>,
         /// Slots this request already tried.
         exclude: Vec<SlotIndex>,
+        /// The request's conversation, for session affinity.
+        session: Option<u64>,
         /// Where the lease goes.
         reply: RpcReplyPort<Result<Arc<KeySlot>, LeaseError>>,
     },
@@ -105,6 +108,8 @@ pub enum PoolMsg {
     Reconfigure {
         /// Strategy.
         strategy: Strategy,
+        /// How long a session keeps its key (`None`: affinity off).
+        affinity_ttl: Option<Duration>,
         /// Per-model limits.
         limits: HashMap<String, ModelLimits>,
     },
@@ -118,6 +123,8 @@ pub struct SupervisorArgs {
     pub persisted: HashMap<Fingerprint, KeySnapshot>,
     /// Lease strategy.
     pub strategy: Strategy,
+    /// How long a session keeps its key (`None`: affinity off).
+    pub affinity_ttl: Option<Duration>,
     /// Per-model limits for self-pacing.
     pub limits: HashMap<String, ModelLimits>,
     /// Where key state is persisted.
@@ -137,6 +144,7 @@ pub struct SupervisorState {
     by_fingerprint: HashMap<Fingerprint, SlotIndex>,
     by_actor: HashMap<ActorId, SlotIndex>,
     index: ReadyIndex,
+    affinity: Affinity,
     persisted: HashMap<Fingerprint, KeySnapshot>,
     store: StoreHandle,
     scanner: Arc<Scanner>,
@@ -161,6 +169,7 @@ impl Actor for PoolSupervisor {
             by_fingerprint: HashMap::with_capacity(args.keys.len()),
             by_actor: HashMap::with_capacity(args.keys.len()),
             index: ReadyIndex::new(args.strategy, args.limits),
+            affinity: Affinity::new(args.affinity_ttl, std::time::Instant::now()),
             persisted: args.persisted,
             store: args.store,
             scanner: args.scanner,
@@ -186,12 +195,14 @@ impl Actor for PoolSupervisor {
     ) -> Result<(), ActorProcessingErr> {
         let now = SystemTime::now();
         match message {
-            PoolMsg::Lease { model, exclude, reply } => {
-                let leased = state
-                    .index
-                    .lease(&model, &exclude, now)
-                    .and_then(|slot| state.slot(slot).ok_or(LeaseError::Unavailable));
-                let _ = reply.send(leased);
+            PoolMsg::Lease { model, exclude, session, reply } => {
+                let instant = std::time::Instant::now();
+                let prefer = state.affinity.preferred(session, instant);
+                let leased = state.index.lease(&model, &exclude, prefer, now);
+                if let Ok(slot) = leased {
+                    state.affinity.remember(session, slot, instant);
+                }
+                let _ = reply.send(leased.and_then(|slot| state.slot(slot).ok_or(LeaseError::Unavailable)));
             }
             PoolMsg::Settle { slot, event, release } => state.settle(slot, event, release, now),
             PoolMsg::KeyChanged { slot, state: key_state } => state.index.sync(slot, &key_state, now),
@@ -252,7 +263,10 @@ impl Actor for PoolSupervisor {
             PoolMsg::Slots { reply } => {
                 let _ = reply.send(state.slots.iter().flatten().cloned().collect());
             }
-            PoolMsg::Reconfigure { strategy, limits } => state.index.reconfigure(strategy, limits),
+            PoolMsg::Reconfigure { strategy, affinity_ttl, limits } => {
+                state.index.reconfigure(strategy, limits);
+                state.affinity.set_ttl(affinity_ttl);
+            }
         }
         Ok(())
     }
@@ -287,6 +301,7 @@ impl SupervisorState {
         let index = self.slots.len() as SlotIndex;
         let snapshot = self.persisted.remove(&record.fingerprint).unwrap_or_default();
         self.index.insert(index, &snapshot.state(), SystemTime::now());
+        self.index.set_weight(index, record.weight);
         self.by_fingerprint.insert(record.fingerprint, index);
         let slot = Arc::new(KeySlot::new(index, record, &snapshot));
         self.slots.push(Some(slot.clone()));
@@ -370,6 +385,7 @@ impl SupervisorState {
         for fingerprint in &gone {
             if let Some(index) = self.by_fingerprint.remove(fingerprint) {
                 self.index.remove(index);
+                self.affinity.forget_slot(index);
                 self.slots[index as usize] = None;
                 if let Some(actor) = self.actors[index as usize].take() {
                     self.by_actor.remove(&actor.get_id());
@@ -379,9 +395,13 @@ impl SupervisorState {
         }
         let mut added = 0;
         for (fingerprint, record) in wanted {
-            if !self.by_fingerprint.contains_key(&fingerprint) {
-                self.add_key(myself, record).await?;
-                added += 1;
+            match self.by_fingerprint.get(&fingerprint) {
+                // A key that stays may have a new weight.
+                Some(&index) => self.index.set_weight(index, record.weight),
+                None => {
+                    self.add_key(myself, record).await?;
+                    added += 1;
+                }
             }
         }
         Ok((added, gone.len()))

@@ -33,6 +33,12 @@ pub struct StoredClientKey {
     pub disabled_ms: Option<i64>,
     /// Tokens per minute (0: no limit).
     pub tpm_limit: i64,
+    /// Tokens per budget period (0: no budget).
+    pub budget_tokens: i64,
+    /// Micro-dollars per budget period (0: no budget).
+    pub budget_micros: i64,
+    /// `day`, `week` or `month`.
+    pub budget_period: String,
 }
 
 /// The limits an operator sets on a client key.
@@ -50,16 +56,39 @@ pub struct ClientLimits {
     pub enabled: bool,
     /// Tokens per minute (0: no limit).
     pub tpm_limit: i64,
+    /// Tokens per budget period (0: no budget).
+    pub budget_tokens: i64,
+    /// Micro-dollars per budget period (0: no budget).
+    pub budget_micros: i64,
+    /// The budget's period.
+    pub budget_period: crate::config::BudgetPeriod,
 }
 
 impl Default for ClientLimits {
     fn default() -> Self {
-        Self { rpm_limit: 0, rpd_limit: 0, allowed_models: Vec::new(), expires_ms: None, enabled: true, tpm_limit: 0 }
+        Self {
+            rpm_limit: 0,
+            rpd_limit: 0,
+            allowed_models: Vec::new(),
+            expires_ms: None,
+            enabled: true,
+            tpm_limit: 0,
+            budget_tokens: 0,
+            budget_micros: 0,
+            budget_period: crate::config::BudgetPeriod::Month,
+        }
+    }
+}
+
+impl StoredClientKey {
+    /// The key's budget period (`month` when the stored text is unknown).
+    pub fn period(&self) -> crate::config::BudgetPeriod {
+        crate::config::BudgetPeriod::parse(&self.budget_period).unwrap_or_default()
     }
 }
 
 const COLUMNS: &str = "id, name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, allowed_models, expires_ms, disabled_ms, \
-     tpm_limit";
+     tpm_limit, budget_tokens, budget_micros, budget_period";
 
 impl Store {
     /// Every client key, newest first.
@@ -87,7 +116,8 @@ impl Store {
         let created_ms = now_ms();
         let insert = self.dialect.sql(
             "INSERT INTO client_keys (name, key_hash, key_hint, created_ms, revoked_ms, rpm_limit, rpd_limit, \
-             allowed_models, expires_ms, disabled_ms, tpm_limit) VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?)",
+             allowed_models, expires_ms, disabled_ms, tpm_limit, budget_tokens, budget_micros, budget_period) \
+             VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         );
         sqlx::query(insert)
             .bind(name.to_string())
@@ -100,6 +130,9 @@ impl Store {
             .bind(limits.expires_ms)
             .bind((!limits.enabled).then_some(created_ms))
             .bind(limits.tpm_limit)
+            .bind(limits.budget_tokens)
+            .bind(limits.budget_micros)
+            .bind(limits.budget_period.as_str())
             .execute(&self.pool)
             .await?;
         // Read back by the unique hash: portable where RETURNING is not.
@@ -114,14 +147,17 @@ impl Store {
         let disabled = if limits.enabled { "NULL" } else { "COALESCE(disabled_ms, ?)" };
         let sql = self.dialect.sql(&format!(
             "UPDATE client_keys SET rpm_limit = ?, rpd_limit = ?, allowed_models = ?, expires_ms = ?, tpm_limit = ?, \
-             disabled_ms = {disabled} WHERE id = ?"
+             budget_tokens = ?, budget_micros = ?, budget_period = ?, disabled_ms = {disabled} WHERE id = ?"
         ));
         let mut query = sqlx::query(sql)
             .bind(limits.rpm_limit)
             .bind(limits.rpd_limit)
             .bind(models_json(&limits.allowed_models))
             .bind(limits.expires_ms)
-            .bind(limits.tpm_limit);
+            .bind(limits.tpm_limit)
+            .bind(limits.budget_tokens)
+            .bind(limits.budget_micros)
+            .bind(limits.budget_period.as_str());
         if !limits.enabled {
             query = query.bind(now_ms());
         }
@@ -155,5 +191,8 @@ fn client_row(row: &sqlx::any::AnyRow) -> Result<StoredClientKey, sqlx::Error> {
         expires_ms: row.try_get(9)?,
         disabled_ms: row.try_get(10)?,
         tpm_limit: row.try_get(11)?,
+        budget_tokens: row.try_get(12)?,
+        budget_micros: row.try_get(13)?,
+        budget_period: row.try_get(14)?,
     })
 }

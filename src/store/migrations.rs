@@ -54,4 +54,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0003_client_expiry.mysql.sql"),
         ],
     },
+    Migration {
+        version: 4,
+        description: "client budgets and hourly usage",
+        sql: [
+            include_str!("migrations/0004_usage.sqlite.sql"),
+            include_str!("migrations/0004_usage.postgres.sql"),
+            include_str!("migrations/0004_usage.mysql.sql"),
+        ],
+    },
 ];

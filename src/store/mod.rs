@@ -7,12 +7,14 @@ mod client_keys;
 mod log_query;
 mod migrations;
 mod rows;
+mod usage;
 mod writer;
 
 pub use client_keys::{ClientLimits, StoredClientKey};
 pub use log_query::{ErrorRecord, LogFilter, Page, StatRow};
 pub use rows::{RequestRecord, now_ms, to_ms};
-pub use writer::{SavedKey, StoreHandle};
+pub use usage::{UsageBy, UsageKey, UsageRow, UsageTotals, hour_of};
+pub use writer::{Retention, SavedKey, StoreHandle};
 
 use crate::key_state::KeySnapshot;
 use crate::keys::Fingerprint;
@@ -167,8 +169,8 @@ impl Store {
     }
 
     /// Starts the batch writer; the handle is cheap to clone.
-    pub fn start_writer(&self, flush_every: Duration, batch_size: usize, retention_days: u32) -> StoreHandle {
-        writer::start(self.clone(), flush_every, batch_size, retention_days)
+    pub fn start_writer(&self, flush_every: Duration, batch_size: usize, retention: Retention) -> StoreHandle {
+        writer::start(self.clone(), flush_every, batch_size, retention)
     }
 
     /// The most recent request log rows, newest first (for tests and the admin).

@@ -7,6 +7,7 @@
 use super::Store;
 use super::log_query::{self, ErrorRecord};
 use super::rows::{self, RequestRecord};
+use super::usage::{self, UsageKey, UsageTotals};
 use crate::key_state::KeySnapshot;
 use crate::keys::Fingerprint;
 use std::collections::HashMap;
@@ -33,6 +34,8 @@ struct Pending {
     counters: HashMap<Fingerprint, Arc<dyn SavedKey>>,
     requests: Vec<RequestRecord>,
     errors: Vec<ErrorRecord>,
+    /// Usage added up since the last write.
+    usage: HashMap<UsageKey, UsageTotals>,
 }
 
 /// How often moved counters are written (and on flush and shutdown).
@@ -90,6 +93,17 @@ impl StoreHandle {
         self.queue_row(|pending| &mut pending.errors, record, false);
     }
 
+    /// Adds one reply's usage to its hour's total.
+    pub fn add_usage(&self, key: UsageKey, totals: UsageTotals) {
+        let Some(shared) = &self.shared else { return };
+        let mut pending = lock(&shared.pending);
+        if pending.usage.len() >= MAX_BUFFERED_ROWS && !pending.usage.contains_key(&key) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *pending.usage.entry(key).or_default() += totals;
+    }
+
     /// Pushes a row onto one of the pending lists, dropping (and counting) it
     /// past [`MAX_BUFFERED_ROWS`]; a full batch of `wakes` rows wakes the writer.
     fn queue_row<T>(&self, list: impl FnOnce(&mut Pending) -> &mut Vec<T>, row: T, wakes: bool) {
@@ -125,7 +139,16 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, retention_days: u32) -> StoreHandle {
+/// How long rows are kept, in days.
+#[derive(Clone, Copy, Debug)]
+pub struct Retention {
+    /// Request and error rows.
+    pub log_days: u32,
+    /// Hourly usage.
+    pub usage_days: u32,
+}
+
+pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, retention: Retention) -> StoreHandle {
     let shared = Arc::new(Shared {
         pending: Mutex::default(),
         batch_full: Notify::new(),
@@ -155,12 +178,16 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
                 _ = counters.tick() => write_pending(&store, &writer, true).await,
                 _ = writer.batch_full.notified() => write_pending(&store, &writer, false).await,
                 _ = prune.tick() => {
-                    let cutoff = rows::now_ms() - i64::from(retention_days) * 86_400_000;
+                    let cutoff = rows::now_ms() - i64::from(retention.log_days) * 86_400_000;
                     if let Err(err) = rows::delete_requests_before(&store, cutoff).await {
                         tracing::warn!("store: pruning old request rows failed: {err}");
                     }
                     if let Err(err) = log_query::delete_errors_before(&store, cutoff).await {
                         tracing::warn!("store: pruning old error rows failed: {err}");
+                    }
+                    let cutoff = rows::now_ms() - i64::from(retention.usage_days) * 86_400_000;
+                    if let Err(err) = usage::delete_usage_before(&store, cutoff).await {
+                        tracing::warn!("store: pruning old usage failed: {err}");
                     }
                 }
             }
@@ -170,7 +197,7 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
 }
 
 async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
-    let (keys, requests, errors) = {
+    let (keys, requests, errors, usage) = {
         let mut pending = lock(&shared.pending);
         let mut keys = std::mem::take(&mut pending.keys);
         if with_counters {
@@ -180,7 +207,8 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
                 pending.counters.remove(fingerprint);
             }
         }
-        (keys, std::mem::take(&mut pending.requests), std::mem::take(&mut pending.errors))
+        let usage = std::mem::take(&mut pending.usage);
+        (keys, std::mem::take(&mut pending.requests), std::mem::take(&mut pending.errors), usage)
     };
     let states = keys.iter().map(|(fingerprint, slot)| (*fingerprint, slot.snapshot())).collect::<HashMap<_, _>>();
     if !states.is_empty()
@@ -200,5 +228,14 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
     }
     if let Err(err) = log_query::insert_errors(store, &errors).await {
         tracing::warn!(rows = errors.len(), "store: writing error log failed, rows dropped: {err}");
+    }
+    if !usage.is_empty()
+        && let Err(err) = usage::add_usage(store, &usage).await
+    {
+        tracing::warn!("store: adding usage failed, will retry: {err}");
+        let mut pending = lock(&shared.pending);
+        for (key, totals) in usage {
+            *pending.usage.entry(key).or_default() += totals;
+        }
     }
 }

@@ -38,11 +38,51 @@ struct ClientView {
     disabled_ms: Option<i64>,
     /// Tokens per minute (0: no limit), estimated before a reply, settled from its usage.
     tpm_limit: i64,
+    /// Tokens per budget period (0: no budget).
+    budget_tokens: i64,
+    /// US dollars per budget period, as `[prices]` prices its usage (0: no budget).
+    budget_usd: f64,
+    /// `day`, `week` or `month`, ending at midnight in `clients.day_zone`.
+    budget_period: String,
+    /// What it spent in the current budget period (when it has a budget).
+    spent: Option<SpentView>,
+}
+
+/// A client's spending in its current budget period.
+#[derive(Object)]
+struct SpentView {
+    /// Tokens settled from usage.
+    tokens: u64,
+    /// US dollars settled from usage.
+    usd: f64,
+    /// Estimates of requests still running (tokens).
+    held_tokens: u64,
+    /// When the period ends (Unix milliseconds).
+    period_ends_ms: i64,
+}
+
+impl ClientView {
+    fn of(c: StoredClientKey, ctx: &AdminContext) -> Self {
+        let spent = ctx.state.access.accounting.counters.spent(&c.name).map(|(settled, held, ends)| SpentView {
+            tokens: settled.tokens,
+            usd: settled.micros as f64 / 1e6,
+            held_tokens: held.tokens,
+            period_ends_ms: crate::store::to_ms(ends),
+        });
+        let has_budget = c.budget_tokens > 0 || c.budget_micros > 0;
+        let mut view = Self::from(c);
+        view.spent = spent.filter(|_| has_budget);
+        view
+    }
 }
 
 impl From<StoredClientKey> for ClientView {
     fn from(c: StoredClientKey) -> Self {
         Self {
+            budget_tokens: c.budget_tokens,
+            budget_usd: c.budget_micros as f64 / 1e6,
+            budget_period: c.budget_period.clone(),
+            spent: None,
             id: c.id,
             name: c.name,
             key_hint: c.key_hint,
@@ -63,7 +103,7 @@ impl From<StoredClientKey> for ClientView {
 #[oai(skip_serializing_if_is_none)]
 struct ClientList {
     items: Vec<ClientView>,
-    /// Client keys set in config.toml (`auth.client_keys`), not listed here.
+    /// Client keys set in config.toml (`auth.client_keys`, `[[clients.keys]]`), not listed here.
     config_keys: u64,
 }
 
@@ -86,6 +126,35 @@ struct LimitsInput {
     /// False disables the key (reversibly; revoking is for good).
     #[oai(default = "enabled_by_default")]
     enabled: bool,
+    /// Tokens per budget period (0: no budget).
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000000000")))]
+    budget_tokens: i64,
+    /// US dollars per budget period (0: no budget).
+    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
+    budget_usd: f64,
+    /// `day`, `week` or `month` (default).
+    #[oai(default = "month", validator(pattern = "^(day|week|month)$"))]
+    budget_period: String,
+}
+
+impl LimitsInput {
+    fn limits(&self) -> ApiResult<ClientLimits> {
+        Ok(ClientLimits {
+            rpm_limit: self.rpm_limit,
+            rpd_limit: self.rpd_limit,
+            allowed_models: check_models(&self.allowed_models)?,
+            expires_ms: self.expires_ms,
+            enabled: self.enabled,
+            tpm_limit: self.tpm_limit,
+            budget_tokens: self.budget_tokens,
+            budget_micros: (self.budget_usd * 1e6).round() as i64,
+            budget_period: crate::config::BudgetPeriod::parse(&self.budget_period).unwrap_or_default(),
+        })
+    }
+}
+
+fn month() -> String {
+    "month".into()
 }
 
 /// A client to create.
@@ -95,21 +164,8 @@ struct NewClient {
     /// 1 to 64 letters, digits, spaces, `.`, `_` or `-`; unique.
     #[oai(validator(pattern = "^[A-Za-z0-9 ._-]{1,64}$"))]
     name: String,
-    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    rpm_limit: i64,
-    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000")))]
-    rpd_limit: i64,
-    /// Tokens per minute (0: no limit).
-    #[oai(default, validator(minimum(value = "0"), maximum(value = "1000000000000")))]
-    tpm_limit: i64,
-    #[oai(default, validator(max_items = 200))]
-    allowed_models: Vec<String>,
-    /// Unix milliseconds after which the key stops working (absent: never).
-    #[oai(validator(minimum(value = "0"), maximum(value = "32503680000000")))]
-    expires_ms: Option<i64>,
-    /// False disables the key (reversibly; revoking is for good).
-    #[oai(default = "enabled_by_default")]
-    enabled: bool,
+    #[oai(flatten)]
+    limits: LimitsInput,
 }
 
 /// A client just made, with its key: shown this once, never again.
@@ -152,6 +208,7 @@ impl ClientsApi {
     async fn refresh(&self) -> ApiResult<()> {
         let stored = self.ctx.store().client_keys().await?;
         self.ctx.state.access.set_stored(stored, &self.ctx.reloader.current().config);
+        self.ctx.state.seed_budgets().await?;
         Ok(())
     }
 
@@ -165,8 +222,9 @@ impl ClientsApi {
     /// Every client key made here, newest first.
     #[oai(path = "/clients", method = "get")]
     async fn list(&self, _auth: AdminAuth) -> ApiResult<Json<ClientList>> {
-        let items = self.ctx.store().client_keys().await?.into_iter().map(ClientView::from).collect();
-        let config_keys = self.ctx.reloader.current().config.auth.client_keys.len() as u64;
+        let items = self.ctx.store().client_keys().await?.into_iter().map(|c| ClientView::of(c, &self.ctx)).collect();
+        let config = &self.ctx.reloader.current().config;
+        let config_keys = (config.auth.client_keys.len() + config.clients.keys.len()) as u64;
         Ok(Json(ClientList { items, config_keys }))
     }
 
@@ -181,39 +239,25 @@ impl ClientsApi {
         if existing.iter().any(|c| c.name == name && c.revoked_ms.is_none()) {
             return Err(ApiError::conflict(format!("a client named `{name}` exists; pick another name")));
         }
-        let limits = ClientLimits {
-            rpm_limit: body.rpm_limit,
-            rpd_limit: body.rpd_limit,
-            allowed_models: check_models(&body.allowed_models)?,
-            expires_ms: body.expires_ms,
-            enabled: body.enabled,
-            tpm_limit: body.tpm_limit,
-        };
+        let limits = body.limits.limits()?;
         let key = crate::secrets::generate_secret();
         let hash = hex::encode(Sha256::digest(key.as_bytes()));
         let stored = self.ctx.store().insert_client_key(&name, &hash, &crate::keys::mask_secret(&key), &limits).await?;
         self.refresh().await?;
         tracing::info!(client = %name, "admin created a client key");
-        Ok(Created::Created(Json(CreatedClient { client: stored.into(), key })))
+        Ok(Created::Created(Json(CreatedClient { client: ClientView::of(stored, &self.ctx), key })))
     }
 
     /// Sets a client's limits, allowed models, expiry and whether it works.
     #[oai(path = "/clients/:id", method = "put")]
     async fn update(&self, _auth: AdminAuth, id: Path<i64>, body: Json<LimitsInput>) -> ApiResult<Json<ClientView>> {
-        let limits = ClientLimits {
-            rpm_limit: body.rpm_limit,
-            rpd_limit: body.rpd_limit,
-            allowed_models: check_models(&body.allowed_models)?,
-            expires_ms: body.expires_ms,
-            enabled: body.enabled,
-            tpm_limit: body.tpm_limit,
-        };
+        let limits = body.limits()?;
         if !self.ctx.store().update_client_limits(id.0, &limits).await? {
             return Err(ApiError::not_found(format!("no client key with id {}", id.0)));
         }
         // The new limits hold from the answer on.
         self.refresh().await?;
-        Ok(Json(self.find(id.0).await?.into()))
+        Ok(Json(ClientView::of(self.find(id.0).await?, &self.ctx)))
     }
 
     /// Revokes a client key: it stops working at once and stays listed.

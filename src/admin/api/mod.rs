@@ -6,6 +6,7 @@ mod insight;
 mod keys;
 mod session;
 mod settings;
+mod usage;
 
 use super::AdminContext;
 use poem_openapi::{OpenApiService, Tags};
@@ -31,7 +32,14 @@ pub enum AdminTag {
 pub fn service(
     ctx: Arc<AdminContext>,
 ) -> OpenApiService<
-    (session::SessionApi, keys::KeysApi, clients::ClientsApi, insight::InsightApi, settings::SettingsApi),
+    (
+        session::SessionApi,
+        keys::KeysApi,
+        clients::ClientsApi,
+        insight::InsightApi,
+        usage::UsageApi,
+        settings::SettingsApi,
+    ),
     (),
 > {
     let apis = (
@@ -39,6 +47,7 @@ pub fn service(
         keys::KeysApi { ctx: ctx.clone() },
         clients::ClientsApi { ctx: ctx.clone() },
         insight::InsightApi { ctx: ctx.clone() },
+        usage::UsageApi { ctx: ctx.clone() },
         settings::SettingsApi { ctx },
     );
     OpenApiService::new(apis, "gemgate admin API", env!("CARGO_PKG_VERSION"))

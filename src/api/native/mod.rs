@@ -142,9 +142,15 @@ impl Dialect for Native {
         state: &Arc<AppState>,
     ) -> Result<Response, ClientError> {
         let Routed { version, call, mode } = routed;
+        let mut session = None;
         let (asked, route) = match call {
             NativeCall::ListModels => ("", "listModels"),
             NativeCall::GetModel(model) => (model.as_str(), "getModel"),
+            NativeCall::Action { model, action } if action.contains("enerateContent") => {
+                // Checks the body is JSON on the way.
+                session = super::session::of_native_body(&admitted.body)?;
+                (model.as_str(), route_name(action))
+            }
             NativeCall::Action { model, action } => {
                 check_json(&admitted.body)?;
                 (model.as_str(), route_name(action))
@@ -159,10 +165,10 @@ impl Dialect for Native {
         let variant = resolved.as_ref().and_then(|r| r.variant);
         if let NativeCall::Action { action, .. } = call
             && action.contains("enerateContent")
-            && rules.reshapes(variant)
+            && rules.reshapes(&pass.client, variant)
         {
             let mut json = parse_json(&body)?;
-            rules.shape(model, variant, &mut json);
+            rules.shape(&pass.client, model, variant, &mut json);
             body = Bytes::from(json.to_string());
         }
         let query = super::paths::native_upstream_query(request.uri().query().unwrap_or_default());
@@ -186,7 +192,8 @@ impl Dialect for Native {
             mode: *mode,
             route,
             client: pass.client,
-            tokens: pass.tokens,
+            charge: pass.charge,
+            session: pass.session.or(session),
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
         if matches!(call, NativeCall::ListModels) && !rules.catalog.is_plain() {

@@ -48,8 +48,10 @@ pub fn render(error: ClientError) -> Response {
                 Refusal::ModelNotAllowed => openai_error(403, &message, Some("model"), Some("model_not_allowed")),
                 Refusal::Disabled => openai_error(403, &message, None, Some("key_disabled")),
                 Refusal::Expired(_) => openai_error(403, &message, None, Some("key_expired")),
-                Refusal::Limit { until, .. } => {
-                    let mut response = openai_error(429, &message, None, Some("rate_limit_exceeded"));
+                Refusal::Limit { until, limit, .. } => {
+                    // OpenAI's own code for spent money; limits per time are rate limits.
+                    let code = if limit.starts_with("budget") { "insufficient_quota" } else { "rate_limit_exceeded" };
+                    let mut response = openai_error(429, &message, None, Some(code));
                     response.headers_mut().insert("retry-after", secs_until(until).into());
                     response
                 }

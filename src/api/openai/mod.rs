@@ -122,7 +122,8 @@ fn proxy_request(
         mode,
         route,
         client: pass.client,
-        tokens: pass.tokens,
+        charge: pass.charge,
+        session: pass.session,
     }
 }
 
@@ -148,9 +149,16 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     let (asked, variant) = resolve_in_body(&mut json, &rules.catalog)?;
     let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
-    let pass = admitted.pass(&asked, &chat.model)?;
-    if rules.reshapes(variant) {
-        rules.shape(&chat.model, variant, &mut chat.body);
+    let mut pass = admitted.pass(&asked, &chat.model)?;
+    // The conversation: named by the client (a header, or OpenAI's
+    // `prompt_cache_key`), else its start before any shaping.
+    let cache_key = json.get("prompt_cache_key").and_then(Value::as_str);
+    pass.session = pass
+        .session
+        .or_else(|| cache_key.map(super::session::from_name))
+        .or_else(|| super::session::of_gemini_value(&chat.body));
+    if rules.reshapes(&pass.client, variant) {
+        rules.shape(&pass.client, &chat.model, variant, &mut chat.body);
     }
     // Replies name the model as the client asked for it.
     let shown = if asked.is_empty() { chat.model.clone() } else { asked };
@@ -301,7 +309,8 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
             mode: StreamMode::Whole,
             route: "models",
             client: client.clone(),
-            tokens: None,
+            charge: Default::default(),
+            session: None,
         };
         let reply = state.dispatcher.dispatch(request).await?;
         let page = parse_reply(&super::collect_reply(reply.body).await?)?;
