@@ -27,6 +27,7 @@ async fn pool(keys: usize) -> PoolHandle {
         keys: records,
         persisted: HashMap::new(),
         strategy: Strategy::RoundRobin,
+        affinity_ttl: None,
         limits: HashMap::new(),
         store: StoreHandle::none(),
         scanner: Arc::new(Scanner::new(upstream, policy, 1)),

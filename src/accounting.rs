@@ -79,23 +79,22 @@ impl Accounting {
             model: finished.model.clone(),
             group: group.clone(),
         };
-        self.store.add_usage(key, UsageTotals {
-            requests: 1,
-            input_tokens: usage.prompt_tokens.max(0),
-            output_tokens: usage.completion_tokens.max(0),
-            thinking_tokens: usage.thinking_tokens.max(0),
-            cached_tokens: usage.cached_tokens.max(0),
-            cost_micros: cost as i64,
-        });
+        self.store.add_usage(
+            key,
+            UsageTotals {
+                requests: 1,
+                input_tokens: usage.prompt_tokens.max(0),
+                output_tokens: usage.completion_tokens.max(0),
+                thinking_tokens: usage.thinking_tokens.max(0),
+                cached_tokens: usage.cached_tokens.max(0),
+                cost_micros: cost as i64,
+            },
+        );
     }
 
     /// Reads what each client with a budget spent in its current period
     /// from the rollups (after writing what is buffered).
-    pub async fn seed_budgets(
-        &self,
-        store: &Store,
-        clients: &[(Arc<str>, BudgetPeriod)],
-    ) -> Result<(), StoreError> {
+    pub async fn seed_budgets(&self, store: &Store, clients: &[(Arc<str>, BudgetPeriod)]) -> Result<(), StoreError> {
         if clients.is_empty() {
             return Ok(());
         }

@@ -63,7 +63,7 @@ impl PriceTable {
             }
         }
         // Longest pattern first: the most specific wins.
-        table.patterns.sort_by(|a, b| b.1.cmp(&a.1));
+        table.patterns.sort_by_key(|pattern| std::cmp::Reverse(pattern.1));
         table
     }
 
@@ -75,7 +75,9 @@ impl PriceTable {
     /// The price of `model` (`models/` prefix ignored), if declared.
     pub fn price(&self, model: &str) -> Option<&ModelPrice> {
         let model = model.trim_start_matches("models/");
-        self.exact.get(model).or_else(|| self.patterns.iter().find(|(p, _, _)| p.matches(model)).map(|(_, _, price)| price))
+        self.exact
+            .get(model)
+            .or_else(|| self.patterns.iter().find(|(p, _, _)| p.matches(model)).map(|(_, _, price)| price))
     }
 
     /// What `tokens` of `model` cost, in micro-dollars (0 without a price).

@@ -87,11 +87,8 @@ impl ClientRules {
                 period: terms.budget_period,
             }),
         };
-        let limits = rules.rpm > 0
-            || rules.rpd > 0
-            || rules.tpm > 0
-            || !rules.models.is_empty()
-            || rules.budget.is_some();
+        let limits =
+            rules.rpm > 0 || rules.rpd > 0 || rules.tpm > 0 || !rules.models.is_empty() || rules.budget.is_some();
         (limits || rules.expires.is_some() || rules.disabled).then_some(rules)
     }
 

@@ -5,7 +5,9 @@
 
 use gemgate::key_state::KeySnapshot;
 use gemgate::keys::{ApiKey, Fingerprint, KeyRecord};
-use gemgate::store::{ClientLimits, ErrorRecord, LogFilter, RequestRecord, Retention, Store, UsageBy, UsageKey, UsageTotals};
+use gemgate::store::{
+    ClientLimits, ErrorRecord, LogFilter, RequestRecord, Retention, Store, UsageBy, UsageKey, UsageTotals,
+};
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Duration;

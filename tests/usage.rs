@@ -98,13 +98,9 @@ async fn admin_budgets_show_their_spending_and_hold() {
         c.prices.insert("gemini-2.5-*".into(), expensive_flash());
     })
     .await;
-    let (status, created) = admin_call(
-        &h,
-        "POST",
-        "/clients",
-        Some(json!({"name": "carol", "budget_usd": 0.2, "budget_period": "week"})),
-    )
-    .await;
+    let (status, created) =
+        admin_call(&h, "POST", "/clients", Some(json!({"name": "carol", "budget_usd": 0.2, "budget_period": "week"})))
+            .await;
     assert_eq!(status, 201, "{created}");
     let key = created["key"].as_str().unwrap().to_string();
     assert_eq!(created["client"]["budget_period"], "week");
@@ -176,9 +172,12 @@ async fn usage_and_cost_per_client_model_and_group_in_the_admin() {
     for _ in 0..3 {
         assert_eq!(native(&h, ALICE, "gemini-2.5-flash", PROMPT).await.status(), 200);
     }
-    assert_eq!(openai(&h, ALICE, &json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]}))
-        .await
-        .status(), 200);
+    assert_eq!(
+        openai(&h, ALICE, &json!({"model": "gemini-2.5-pro", "messages": [{"role": "user", "content": "hi"}]}))
+            .await
+            .status(),
+        200
+    );
     h.app().store_writer.flush().await;
     let (status, usage) = admin_call(&h, "GET", "/usage?by=client&days=1", None).await;
     assert_eq!(status, 200, "{usage}");

@@ -4,8 +4,8 @@
 
 use super::auth::{AuthError, ClientAuth, ClientId};
 use super::auth_limit::AuthLimiter;
-use crate::config::Config;
 use crate::accounting::Accounting;
+use crate::config::Config;
 use crate::store::StoredClientKey;
 use arc_swap::ArcSwap;
 use std::sync::Arc;
@@ -65,8 +65,9 @@ impl Access {
         {
             keys.push(generated.clone());
         }
-        let auth =
-            ClientAuth::new(&keys, config.auth.open).with_stored(&self.stored.load()).with_declared(&config.clients.keys);
+        let auth = ClientAuth::new(&keys, config.auth.open)
+            .with_stored(&self.stored.load())
+            .with_declared(&config.clients.keys);
         self.clients.store(Arc::new(auth));
         self.accounting.apply_config(config);
     }

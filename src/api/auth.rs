@@ -139,7 +139,8 @@ impl ClientAuth {
 
     /// Every client with a budget, and its period.
     pub fn budgeted(&self) -> Vec<(Arc<str>, crate::config::BudgetPeriod)> {
-        let budget = |key: &ClientKey| key.id.rules.as_ref().and_then(|r| r.budget).map(|b| (key.id.name.clone(), b.period));
+        let budget =
+            |key: &ClientKey| key.id.rules.as_ref().and_then(|r| r.budget).map(|b| (key.id.name.clone(), b.period));
         self.keys.iter().filter_map(budget).collect()
     }
 

@@ -8,9 +8,9 @@
 use super::AppState;
 use super::auth::{AuthError, ClientId};
 use super::body::{BodyError, read_body};
+use crate::accounting::Accounting;
 use crate::dispatch::{AttemptFailure, DispatchError, KeyFailures};
 use crate::pool::LeaseError;
-use crate::accounting::Accounting;
 use crate::tenancy::{Charge, Refusal};
 use crate::translate::TranslateError;
 use bytes::Bytes;
@@ -273,7 +273,9 @@ pub fn refusal_message(refusal: &Refusal, model: &str) -> String {
                 "tpm" => "tokens per minute",
                 _ => "requests per minute",
             };
-            format!("gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; the next request fits in {until}.")
+            format!(
+                "gemgate: this client key's limit of {allowed} {per} ({limit}) is used up; the next request fits in {until}."
+            )
         }
     }
 }

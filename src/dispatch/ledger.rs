@@ -130,25 +130,31 @@ impl Ledger {
 
     /// Ends without content from Google (no usage, nothing spent).
     fn close_unanswered(&mut self, status: u16, key: Option<Fingerprint>, error: String) {
-        self.accounting.settle(&self.charge, Finished {
-            client: &self.client,
-            model: &self.model,
-            group: None,
-            usage: Usage::default(),
-            answered: false,
-        });
+        self.accounting.settle(
+            &self.charge,
+            Finished {
+                client: &self.client,
+                model: &self.model,
+                group: None,
+                usage: Usage::default(),
+                answered: false,
+            },
+        );
         self.write(status, key, Usage::default(), Some(error));
     }
 
     /// Ends after Google answered through `key` (of `group`) with `usage`.
     fn close(&mut self, status: u16, key: Option<(Fingerprint, &Arc<str>)>, usage: Usage, error: Option<String>) {
-        self.accounting.settle(&self.charge, Finished {
-            client: &self.client,
-            model: &self.model,
-            group: key.map(|(_, group)| group),
-            usage,
-            answered: status == 200,
-        });
+        self.accounting.settle(
+            &self.charge,
+            Finished {
+                client: &self.client,
+                model: &self.model,
+                group: key.map(|(_, group)| group),
+                usage,
+                answered: status == 200,
+            },
+        );
         self.write(status, key.map(|(fingerprint, _)| fingerprint), usage, error);
     }
 

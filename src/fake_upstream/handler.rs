@@ -236,7 +236,8 @@ async fn generate(
             "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
             "modelVersion": model, "responseId": response_id})],
         _ => {
-            let mut objects = plan_objects(model, &plan, action == "streamGenerateContent", prompt_tokens, &response_id);
+            let mut objects =
+                plan_objects(model, &plan, action == "streamGenerateContent", prompt_tokens, &response_id);
             if cached > 0
                 && let Some(usage) = objects.last_mut().and_then(|o| o.get_mut("usageMetadata"))
             {

@@ -259,7 +259,15 @@ mod tests {
 
     #[test]
     fn weights_per_line_and_for_the_lines_after() {
-        let text = format!("{} weight=3\nweight=2\n{}\n{}  weight=5\n{} weight=0\n{} {}\n", key(1), key(2), key(3), key(4), key(5), key(6));
+        let text = format!(
+            "{} weight=3\nweight=2\n{}\n{}  weight=5\n{} weight=0\n{} {}\n",
+            key(1),
+            key(2),
+            key(3),
+            key(4),
+            key(5),
+            key(6)
+        );
         let set = parse(&[("paid.txt", &text)]);
         let weights: Vec<u32> = set.records.iter().map(|r| r.weight).collect();
         assert_eq!(weights, [3, 2, 5]);

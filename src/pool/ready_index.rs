@@ -601,7 +601,10 @@ mod tests {
         let m = model("m");
         idx.sync(0, &resting(&[(None, now + Duration::from_secs(50))]), now);
         idx.sync(1, &resting(&[(Some(&m), now + Duration::from_secs(20))]), now);
-        assert_eq!(idx.lease(&m, &[], None, now), Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) }));
+        assert_eq!(
+            idx.lease(&m, &[], None, now),
+            Err(LeaseError::AllCooling { soonest: now + Duration::from_secs(20) })
+        );
         // A model first seen after the all-models rest still respects it.
         assert_eq!(idx.lease(&model("other"), &[], None, now), Ok(1));
         assert_eq!(idx.lease(&model("other"), &[1], None, now), Err(LeaseError::AllTried));

@@ -173,9 +173,9 @@ impl Store {
     /// start of the hour holding it), for budgets.
     pub async fn spent_since(&self, since_ms: i64) -> Result<HashMap<String, (i64, i64)>, StoreError> {
         let (tokens, cost) = (self.dialect.sum("input_tokens + output_tokens"), self.dialect.sum("cost_micros"));
-        let sql = self.dialect.sql(&format!(
-            "SELECT client, {tokens}, {cost} FROM usage_hourly WHERE hour_ms >= ? GROUP BY client"
-        ));
+        let sql = self
+            .dialect
+            .sql(&format!("SELECT client, {tokens}, {cost} FROM usage_hourly WHERE hour_ms >= ? GROUP BY client"));
         let rows = sqlx::query(sql).bind(hour_of(since_ms)).fetch_all(&self.pool).await?;
         let mut spent = HashMap::with_capacity(rows.len());
         for row in rows {

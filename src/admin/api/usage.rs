@@ -120,7 +120,7 @@ impl UsageApi {
             *per_name.entry(&row.name).or_default() += row.totals;
         }
         let mut items: Vec<(&str, UsageTotals)> = per_name.into_iter().collect();
-        items.sort_by(|a, b| (b.1.cost_micros, b.1.requests).cmp(&(a.1.cost_micros, a.1.requests)));
+        items.sort_by_key(|(_, t)| std::cmp::Reverse((t.cost_micros, t.requests)));
         let items =
             items.into_iter().map(|(name, t)| NamedTotals { name: name.to_string(), totals: t.into() }).collect();
         let priced = !self.ctx.reloader.current().config.prices.is_empty();
