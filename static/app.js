@@ -27,6 +27,8 @@ const $ = sel => document.querySelector(sel);
 const fmt = n => (n === null || n === undefined) ? '–' : Number(n).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en');
 const pct = r => (r * 100).toFixed(r >= 0.9995 || r === 0 ? 0 : 1) + '%';
 const when = ms => ms ? new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en') : t('common.never');
+// A time as a datetime-local input's value (the browser's local time).
+const localInput = ms => { const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000); return d.toISOString().slice(0, 16); };
 const clock = ms => new Date(ms).toLocaleTimeString(LANG === 'zh' ? 'zh-CN' : 'en', { hour: '2-digit', minute: '2-digit' });
 function countdown(ms) {
   let s = Math.max(0, Math.round((ms - Date.now()) / 1000));
@@ -325,7 +327,7 @@ async function clientsView(view) {
       created),
     h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', {},
       h('thead', {}, h('tr', {}, [t('clients.name'), t('clients.hint'), t('clients.status'), t('clients.rpm'), t('clients.rpd'),
-        t('logs.model'), t('clients.created'), ''].map(c => h('th', { text: c })))), list)), extra));
+        t('logs.model'), t('clients.budget'), t('clients.created'), ''].map(c => h('th', { text: c })))), list)), extra));
   async function create(ev) {
     ev.preventDefault();
     try {
@@ -341,18 +343,37 @@ async function clientsView(view) {
     const r3 = h('input', { type: 'number', min: 0, value: c.tpm_limit || 0 });
     const on = h('input', { type: 'checkbox' });
     on.checked = !c.disabled_ms;
-    if (!(await dialog(`${t('clients.edit')}: ${c.name}`, h('div', {}, h('label', { class: 'field' }, t('clients.rpm'), r1),
-      h('label', { class: 'field' }, t('clients.rpd'), r2), h('label', { class: 'field' }, t('clients.tpm'), r3),
-      h('label', { class: 'field' }, t('clients.models'), m), h('label', { class: 'field' }, on, t('clients.enabled')))))) return;
-    // A PUT replaces every setting: the expiry is sent back as it is.
+    // Local time in the browser; empty: never expires.
+    const exp = h('input', { type: 'datetime-local', id: 'client-expires', value: c.expires_ms != null ? localInput(c.expires_ms) : '' });
+    const bt = h('input', { type: 'number', min: 0, value: c.budget_tokens || 0, id: 'client-budget-tokens' });
+    const bu = h('input', { type: 'number', min: 0, step: '0.01', value: c.budget_usd || 0, id: 'client-budget-usd' });
+    const bp = h('select', { id: 'client-budget-period' }, ['day', 'week', 'month'].map(p =>
+      h('option', { value: p, text: t('clients.period.' + p) })));
+    bp.value = c.budget_period || 'month';
+    const field = (label, input) => h('label', { class: 'field' }, label, input);
+    if (!(await dialog(`${t('clients.edit')}: ${c.name}`, h('div', {}, field(t('clients.rpm'), r1),
+      field(t('clients.rpd'), r2), field(t('clients.tpm'), r3), field(t('clients.models'), m),
+      field(t('clients.expires'), exp), field(t('clients.budgetTokens'), bt), field(t('clients.budgetUsd'), bu),
+      field(t('clients.budgetPeriod'), bp), h('label', { class: 'field' }, on, t('clients.enabled')))))) return;
+    // A PUT replaces every setting.
     const body = { rpm_limit: Number(r1.value) || 0, rpd_limit: Number(r2.value) || 0, tpm_limit: Number(r3.value) || 0,
-      allowed_models: modelList(m.value), enabled: on.checked };
-    if (c.expires_ms != null) body.expires_ms = c.expires_ms;
+      allowed_models: modelList(m.value), enabled: on.checked, budget_tokens: Number(bt.value) || 0,
+      budget_usd: Number(bu.value) || 0, budget_period: bp.value };
+    if (exp.value) body.expires_ms = new Date(exp.value).getTime();
     try { await api('PUT', 'clients/' + c.id, body); toast(t('common.saved')); load(); } catch (err) { fail(err); }
   }
   async function revoke(c) {
     if (!(await confirmBox(t('clients.revokeConfirm', { name: c.name })))) return;
     try { await api('DELETE', 'clients/' + c.id); load(); } catch (err) { fail(err); }
+  }
+  // "$1.20 of $5.00 / month", "12,000 of 1,000,000 tokens / day", or ∞.
+  function budgetText(c) {
+    const spent = c.spent || { tokens: 0, usd: 0 };
+    const per = t('clients.period.' + (c.budget_period || 'month'));
+    const parts = [];
+    if (c.budget_usd > 0) parts.push(`$${spent.usd.toFixed(2)} / $${c.budget_usd.toFixed(2)}`);
+    if (c.budget_tokens > 0) parts.push(`${fmt(spent.tokens)} / ${fmt(c.budget_tokens)} ${t('clients.tokens')}`);
+    return parts.length ? `${parts.join(', ')} · ${per}` : '∞';
   }
   function clientBadge(c) {
     const [cls, key] = c.revoked_ms ? ['bad', 'clients.revoked'] : c.disabled_ms ? ['bad', 'clients.disabled']
@@ -366,12 +387,56 @@ async function clientsView(view) {
       h('td', { text: c.name }), h('td', { class: 'mono', text: c.key_hint }),
       h('td', {}, clientBadge(c)),
       h('td', { text: c.rpm_limit || '∞' }), h('td', { text: c.rpd_limit || '∞' }),
-      h('td', { class: 'wrap', text: c.allowed_models.join(', ') || t('common.all') }), h('td', { text: when(c.created_ms) }),
+      h('td', { class: 'wrap', text: c.allowed_models.join(', ') || t('common.all') }),
+      h('td', { class: 'budget', text: budgetText(c) }), h('td', { text: when(c.created_ms) }),
       h('td', {}, c.revoked_ms ? '' : h('span', { class: 'row' }, h('button', { type: 'button', onclick: () => edit(c) }, t('clients.edit')),
         h('button', { type: 'button', class: 'danger', onclick: () => revoke(c) }, t('clients.revoke')))))));
     extra.textContent = res.config_keys ? t('clients.config', { n: res.config_keys }) : '';
   }
   await load();
+}
+
+// ---------- usage ----------
+async function usageView(view) {
+  const st = { by: 'client', days: '7' };
+  const by = h('select', { id: 'usage-by', onchange: e => { st.by = e.target.value; load(); } },
+    ['client', 'model', 'group'].map(v => h('option', { value: v, text: t('usage.by.' + v) })));
+  const days = h('select', { id: 'usage-days', onchange: e => { st.days = e.target.value; load(); } },
+    ['1', '7', '30', '90'].map(v => h('option', { value: v, text: t('usage.days', { n: v }) })));
+  days.value = st.days;
+  const chart = h('div', { class: 'chart-wrap', id: 'usage-chart' });
+  const body = h('tbody', { id: 'usage-rows' });
+  const note = h('p', { class: 'muted' });
+  const cols = ['ov.name', 'usage.requests', 'usage.input', 'usage.output', 'usage.thinking', 'usage.cached', 'usage.cost'];
+  view.append(h('h1', { text: t('usage.title') }),
+    h('div', { class: 'filters' }, h('label', {}, t('usage.split'), by), h('label', {}, t('usage.range'), days)),
+    h('div', { class: 'card' }, h('h2', { text: t('usage.chart') }), chart),
+    h('div', { class: 'card' }, h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
+      h('thead', {}, h('tr', {}, cols.map(c => h('th', { text: t(c) })))), body)), note));
+  const money = usd => '$' + (usd < 1 ? usd.toFixed(4) : usd.toFixed(2));
+  async function load() {
+    let u;
+    try { u = await api('GET', `usage?by=${st.by}&days=${st.days}`); } catch (err) { return fail(err); }
+    const row = (name, x) => h('tr', {}, h('td', { class: 'mono', text: name }), h('td', { text: fmt(x.requests) }),
+      h('td', { text: fmt(x.input_tokens) }), h('td', { text: fmt(x.output_tokens) }), h('td', { text: fmt(x.thinking_tokens) }),
+      h('td', { text: fmt(x.cached_tokens) }), h('td', { text: money(x.cost_usd) }));
+    body.replaceChildren(...u.items.map(i => row(i.name, i)));
+    if (u.items.length) body.append(row(t('usage.total'), u.totals));
+    else body.replaceChildren(h('tr', {}, h('td', { colspan: cols.length, class: 'muted', text: t('common.none') })));
+    note.textContent = u.priced ? t('usage.pricedNote') : t('usage.unpricedNote');
+    // One bar per hour (per day past two days), tokens in and out stacked.
+    const bucket = Number(st.days) > 2 ? 86400000 : 3600000;
+    const sums = new Map();
+    for (let at = u.from_ms - (u.from_ms % bucket); at <= u.to_ms; at += bucket) sums.set(at, { start_ms: at, requests: 0, errors: 0 });
+    for (const r of u.hours) {
+      const b = sums.get(r.hour_ms - (r.hour_ms % bucket));
+      if (b) { b.requests += r.input_tokens + r.output_tokens; b.errors += r.output_tokens; }
+    }
+    const label = ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', bucket > 3600000 ? { month: 'numeric', day: 'numeric' } : { day: 'numeric', hour: '2-digit' });
+    chart.replaceChildren(trafficChart([...sums.values()], label), h('p', { class: 'muted', text: t('usage.chartNote') }));
+  }
+  await load();
+  every(30000, load);
 }
 
 // ---------- logs ----------
@@ -487,7 +552,7 @@ async function settingsView(view) {
 }
 
 // ---------- routing ----------
-const VIEWS = { overview, keys: keysView, clients: clientsView, logs: logsView, settings: settingsView };
+const VIEWS = { overview, keys: keysView, clients: clientsView, usage: usageView, logs: logsView, settings: settingsView };
 
 async function route() {
   clearTimers();

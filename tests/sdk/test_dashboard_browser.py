@@ -110,7 +110,7 @@ def test_dashboard_in_chromium(gemgate, tmp_path):
     )
     proxy.stop()
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ["login", "overview", "keys", "logs-errors", "settings", "clients", "overview-zh", "keys-phone"]:
+    for name in ["login", "overview", "keys", "logs-errors", "settings", "clients", "usage", "overview-zh", "keys-phone"]:
         assert (shots / f"{name}.png").stat().st_size > 5000, name
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
         for name in ["overview", "keys"]:

@@ -110,10 +110,30 @@ test('the dashboard does what an operator needs', async () => {
   // Its limits, edited: a token limit, and disabled (the badge says so).
   await page.click('tr[data-client="browser-test"] button:not(.danger)');
   await page.fill('dialog input[type=number] >> nth=2', '5000');
+  await page.fill('#client-budget-usd', '2.5');
+  await page.selectOption('#client-budget-period', 'week');
+  await page.fill('#client-expires', '2031-06-01T12:00');
   await page.uncheck('dialog input[type=checkbox]');
   await page.click('#dialog-ok');
   await page.waitForFunction(() => document.querySelector('tr[data-client="browser-test"] .badge').classList.contains('bad'));
+  // The budget is shown with what was spent; the expiry went to the API.
+  await page.waitForFunction(() => /\$0\.00 \/ \$2\.50/.test(document.querySelector('tr[data-client="browser-test"] .budget').textContent));
+  const saved = await page.evaluate(async () => {
+    const list = await (await fetch('api/clients')).json();
+    return list.items.find(c => c.name === 'browser-test');
+  });
+  assert.equal(saved.budget_period, 'week');
+  assert.equal(saved.expires_ms, new Date('2031-06-01T12:00').getTime());
   await shot('clients');
+
+  // Usage and cost: the traffic sent before the test, per client and per model.
+  await page.click('a[data-view=usage]');
+  await page.waitForSelector('#usage-rows tr td.mono');
+  assert.match(await page.textContent('#usage-rows'), /client-/);
+  await page.selectOption('#usage-by', 'model');
+  await page.waitForFunction(() => /gemini-2\.5-flash/.test(document.querySelector('#usage-rows').textContent));
+  assert.ok(await page.$('#usage-chart svg'));
+  await shot('usage');
 
   // Chinese, and a phone.
   await page.click('a[data-view=overview]');
