@@ -11,7 +11,7 @@
 use crate::config::BudgetPeriod;
 use chrono_tz::Tz;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wildmatch::WildMatch;
@@ -120,16 +120,21 @@ pub enum Refusal {
     },
 }
 
-/// A request's tokens: its estimate at admission, replaced by its real
-/// count (`usageMetadata.totalTokenCount`) when it ends.
-pub type TokenTally = Arc<AtomicU64>;
+/// A request's tokens under a token limit: its estimate at admission,
+/// replaced by its real count when it ends; while it is within its minute,
+/// it is part of its client's running total.
+#[derive(Debug)]
+pub struct TokenTally {
+    tokens: AtomicU64,
+    in_minute: AtomicBool,
+}
 
 /// What a request holds against its client's counters until it ends:
 /// its token tally (under a token limit) and its estimate held against a
 /// budget. Settled once, by [`ClientCounters::settle`].
 #[derive(Debug, Default)]
 pub struct Charge {
-    tally: Option<TokenTally>,
+    tally: Option<Arc<TokenTally>>,
     hold: Option<Spent>,
 }
 
@@ -163,7 +168,10 @@ struct Counter {
     minute: VecDeque<SystemTime>,
     day_count: u32,
     day_ends: Option<SystemTime>,
-    tokens: VecDeque<(SystemTime, TokenTally)>,
+    tokens: VecDeque<(SystemTime, Arc<TokenTally>)>,
+    /// The tokens of `tokens`, kept as a running total (settled, or
+    /// estimated for requests in flight), so a check costs O(1).
+    minute_tokens: u64,
     spend: Option<Spend>,
 }
 
@@ -241,10 +249,12 @@ impl ClientCounters {
         }
         if tpm > 0 {
             while counter.tokens.front().is_some_and(|(at, _)| *at + MINUTE <= now) {
-                counter.tokens.pop_front();
+                if let Some((_, gone)) = counter.tokens.pop_front() {
+                    gone.in_minute.store(false, Ordering::Relaxed);
+                    counter.minute_tokens = counter.minute_tokens.saturating_sub(gone.tokens.load(Ordering::Relaxed));
+                }
             }
-            let used: u64 = counter.tokens.iter().map(|(_, tally)| tally.load(Ordering::Relaxed)).sum();
-            if used >= tpm
+            if counter.minute_tokens >= tpm
                 && let Some((oldest, _)) = counter.tokens.front()
             {
                 return Err(Refusal::Limit { limit: "tpm", allowed: tpm, until: *oldest + MINUTE });
@@ -279,8 +289,10 @@ impl ClientCounters {
         }
         let mut charge = Charge { tally: None, hold: budget.map(|_| estimate) };
         if tpm > 0 {
-            let tally = Arc::new(AtomicU64::new(estimate.tokens));
+            let tally =
+                Arc::new(TokenTally { tokens: AtomicU64::new(estimate.tokens), in_minute: AtomicBool::new(true) });
             counter.tokens.push_back((now, tally.clone()));
+            counter.minute_tokens += estimate.tokens;
             charge.tally = Some(tally);
         }
         Ok(charge)
@@ -290,12 +302,20 @@ impl ClientCounters {
     /// the real count, and its budget's estimate is replaced by the spending
     /// (unless the period ended meanwhile).
     pub fn settle(&self, client: &str, charge: &Charge, spent: Spent, now: SystemTime) {
+        if charge.is_empty() {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(counter) = state.by_client.get_mut(client) else { return };
         if let Some(tally) = &charge.tally {
-            tally.store(spent.tokens, Ordering::Relaxed);
+            // Under the lock, so the minute's expiry and this never cross.
+            let estimate = tally.tokens.swap(spent.tokens, Ordering::Relaxed);
+            if tally.in_minute.load(Ordering::Relaxed) {
+                counter.minute_tokens = (counter.minute_tokens + spent.tokens).saturating_sub(estimate);
+            }
         }
         let Some(hold) = charge.hold else { return };
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(spend) = state.by_client.get_mut(client).and_then(|c| c.spend.as_mut()) else { return };
+        let Some(spend) = counter.spend.as_mut() else { return };
         spend.held.tokens = spend.held.tokens.saturating_sub(hold.tokens);
         spend.held.micros = spend.held.micros.saturating_sub(hold.micros);
         if spend.ends > now {

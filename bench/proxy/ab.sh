@@ -5,6 +5,9 @@
 # with Content-Length replies and once chunked, at concurrency 64.
 #
 # Usage: bash bench/proxy/ab.sh OLD_BINARY NEW_BINARY   (ROUNDS=5 DURATION=4s)
+# OLD_CONFIG / NEW_CONFIG: a config.toml for either side (the same binary may
+# then be measured against itself under two configs); LUA: a wrk script to
+# use instead of the default one-key request (bench/proxy/clients.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 OLD=$(realpath "$1") NEW=$(realpath "$2")
@@ -34,16 +37,18 @@ wrk.body = '{"contents":[{"role":"user","parts":[{"text":"hello there, benchmark
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["x-goog-api-key"] = "bench-client-key-0123456789"
 LUA
-start() { # NAME BINARY PORT UPSTREAM
+[ -n "${LUA:-}" ] && cp "$LUA" "$WORK/post.lua"
+start() { # NAME BINARY PORT UPSTREAM CONFIG
   local dir="$WORK/$1"; mkdir -p "$dir/keys"
+  [ -n "${5:-}" ] && cp "$5" "$dir/config.toml"
   for n in $(seq 10); do python3 -c "h='AIzaok-'; print(h + '$n'.rjust(39 - len(h), '0'))"; done > "$dir/keys/k.txt"
   GEMGATE_SERVER__LISTEN=127.0.0.1:$3 GEMGATE_UPSTREAM__BASE_URL=http://127.0.0.1:$4 \
   GEMGATE_AUTH__CLIENT_KEYS=bench-client-key-0123456789 GEMGATE_SCAN__INTERVAL_SECS=0 RUST_LOG=warn \
     bash -c 'cd "$1" && exec "$2"' _ "$dir" "$2" > "$dir.log" 2>&1 &
   for _ in $(seq 100); do curl -s -o /dev/null "http://127.0.0.1:$3/healthz" && break; sleep 0.1; done
 }
-start old "$OLD" 18152 $UP; start new "$NEW" 18153 $UP
-start oldc "$OLD" 18154 $UPC; start newc "$NEW" 18155 $UPC
+start old "$OLD" 18152 $UP "${OLD_CONFIG:-}"; start new "$NEW" 18153 $UP "${NEW_CONFIG:-}"
+start oldc "$OLD" 18154 $UPC "${OLD_CONFIG:-}"; start newc "$NEW" 18155 $UPC "${NEW_CONFIG:-}"
 rps() { wrk -t2 -c64 -d"$DURATION" -s "$WORK/post.lua" "http://127.0.0.1:$1/v1beta/models/gemini-2.5-flash:generateContent" | awk '/Requests\/sec/ {print $2}'; }
 O=() N=() OC=() NC=()
 for _ in $(seq "$ROUNDS"); do
