@@ -58,6 +58,8 @@ pub struct ProxyRequest {
     pub charge: crate::tenancy::Charge,
     /// Its conversation, for session affinity (`None`: no preference).
     pub session: Option<u64>,
+    /// Its `x-request-id`, for its log rows.
+    pub request_id: Option<Arc<str>>,
 }
 
 /// A failed attempt: Google's answer (or its absence) and its class.

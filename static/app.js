@@ -37,13 +37,17 @@ function countdown(ms) {
   const mm = Math.floor(s / 60); s %= 60;
   return (d ? d + 'd ' : '') + (d || hh ? hh + 'h ' : '') + (d || hh || mm ? mm + 'm ' : '') + s + 's';
 }
-function toast(text, bad) {
+// A short message; with `action` ({ label, run }) it carries a button and
+// stays longer (an undo).
+function toast(text, bad, action) {
   const el = $('#toast');
-  el.textContent = text;
+  el.replaceChildren(text);
+  if (action) el.append(' ', h('button', { type: 'button', id: 'toast-action', onclick: () => { el.classList.remove('show'); action.run(); } }, action.label));
   el.classList.toggle('bad', !!bad);
+  el.classList.toggle('actionable', !!action);
   el.classList.add('show');
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => el.classList.remove('show'), 3500);
+  toast.timer = setTimeout(() => el.classList.remove('show'), action ? 15000 : 3500);
 }
 function every(ms, fn) { timers.push(setInterval(fn, ms)); }
 function clearTimers() { timers.forEach(clearInterval); timers = []; }
@@ -85,6 +89,17 @@ function dialog(title, body, okText) {
   });
 }
 const confirmBox = text => dialog(text, h('p', { text: '' }));
+// Google's message without its boilerplate (links to docs, "Please retry").
+function cleanGoogle(text) {
+  return String(text || '').split(/ (?:Please refer to|For more information|Learn more|To monitor your current usage)/)[0]
+    .replace(/\s*\* Quota exceeded for metric:.*$/s, m => m.split('\n')[0]).trim();
+}
+// A confirm for what cannot be taken back lightly: the OK button in red.
+async function dangerBox(title, detail, okText) {
+  const ok = $('#dialog-ok');
+  ok.classList.add('danger');
+  try { return await dialog(title, h('p', { id: 'danger-detail', text: detail }), okText); } finally { ok.classList.remove('danger'); }
+}
 
 // ---------- login ----------
 function showLogin() {
@@ -166,23 +181,33 @@ async function overview(view) {
 
 // ---------- keys ----------
 async function keysView(view) {
-  const state = { tab: '', search: '', group: '', sort: 'fingerprint', page: 1, selected: new Set(), data: null };
+  // The selection is scoped to what is shown: changing the tab, group,
+  // search or page clears it (fingerprint → group, for the confirm).
+  const state = { tab: '', search: '', group: '', sort: 'state', order: '', page: 1, selected: new Map(), everything: false, data: null };
+  const rescope = () => { state.selected.clear(); state.everything = false; state.page = 1; };
   const tabs = h('div', { class: 'tabs', role: 'tablist' });
   const search = h('input', { type: 'search', class: 'search', placeholder: t('keys.search'), 'aria-label': t('keys.search'),
-    oninput: debounce(e => { state.search = e.target.value; state.page = 1; load(); }, 250) });
-  const group = h('select', { 'aria-label': t('keys.group'), onchange: e => { state.group = e.target.value; state.page = 1; load(); } });
-  const sort = h('select', { 'aria-label': t('keys.sort'), onchange: e => { state.sort = e.target.value; load(); } },
-    ['fingerprint', 'state', 'requests', 'failures', 'last_used', 'cooling_until'].map(s => h('option', { value: s }, t('keys.sort.' + s))));
+    oninput: debounce(e => { state.search = e.target.value; rescope(); load(); }, 250) });
+  const group = h('select', { id: 'key-group', 'aria-label': t('keys.group'), onchange: e => { state.group = e.target.value; rescope(); load(); } });
+  const sort = h('select', { id: 'key-sort', 'aria-label': t('keys.sort'), onchange: e => { state.sort = e.target.value; state.order = ''; load(); } },
+    ['state', 'failures', 'cooling_until', 'last_used', 'requests', 'group', 'fingerprint'].map(s => h('option', { value: s }, t('keys.sort.' + s))));
+  // Each sort has its natural direction (largest first for counts and
+  // times); the button turns it around.
+  const natural = s => ['requests', 'failures', 'last_used', 'cooling_until'].includes(s) ? 'desc' : 'asc';
+  const direction = h('button', { type: 'button', id: 'key-order', class: 'ghost', title: t('keys.order'),
+    onclick: () => { state.order = (state.order || natural(state.sort)) === 'asc' ? 'desc' : 'asc'; load(); } });
   const bar = h('div', { class: 'progress', hidden: true }, h('div'));
   const scanText = h('span', { class: 'muted', id: 'scan-text' });
-  const selText = h('span', { class: 'muted' });
+  const selText = h('span', { class: 'muted', id: 'selection-text' });
+  const selectEverything = h('button', { type: 'button', class: 'link', id: 'select-matching', hidden: true, onclick: selectMatching });
   const bulk = (label, action, cls) => h('button', { type: 'button', class: cls, 'data-action': action, onclick: () => bulkAction(action) }, label);
-  const actions = h('div', { class: 'row' }, selText,
+  const actions = h('div', { class: 'row' }, selText, selectEverything,
     bulk(t('keys.enable'), 'enable'), bulk(t('keys.disable'), 'disable'), bulk(t('keys.verify'), 'verify'), bulk(t('keys.delete'), 'delete', 'danger'));
   const body = h('tbody');
   const pager = h('div', { class: 'row' });
-  const all = h('input', { type: 'checkbox', 'aria-label': 'select all', onchange: e => {
-    for (const k of state.data.items) e.target.checked ? state.selected.add(k.fingerprint) : state.selected.delete(k.fingerprint);
+  const all = h('input', { type: 'checkbox', id: 'select-page', 'aria-label': 'select all', onchange: e => {
+    for (const k of state.data.items) e.target.checked ? state.selected.set(k.fingerprint, k.group) : state.selected.delete(k.fingerprint);
+    state.everything = false;
     render();
   } });
   view.append(
@@ -192,7 +217,7 @@ async function keysView(view) {
     h('div', { class: 'card' },
       h('div', { class: 'row' }, bar, scanText),
       tabs,
-      h('div', { class: 'row' }, search, group, sort, h('span', { class: 'spacer' }), actions),
+      h('div', { class: 'row' }, search, group, sort, direction, h('span', { class: 'spacer' }), actions),
       h('div', { class: 'table-wrap' }, h('table', { id: 'keys-table' },
         h('thead', {}, h('tr', {}, h('th', {}, all), [t('keys.key'), t('keys.group'), t('keys.state'), t('keys.cooldown'),
           t('keys.requests'), t('keys.failures'), t('keys.lastUsed'), t('keys.lastError'), ''].map((c, i) => h('th', { class: i === 7 || i === 6 ? 'hide-sm' : '', text: c })))),
@@ -200,7 +225,9 @@ async function keysView(view) {
       pager));
 
   async function load() {
-    const q = new URLSearchParams({ page: state.page, per_page: 50, sort: state.sort });
+    const order = state.order || natural(state.sort);
+    direction.textContent = order === 'asc' ? '↑' : '↓';
+    const q = new URLSearchParams({ page: state.page, per_page: 50, sort: state.sort, order });
     if (state.tab) q.set('state', state.tab);
     if (state.search.trim()) q.set('search', state.search.trim());
     if (state.group) q.set('group', state.group);
@@ -213,7 +240,7 @@ async function keysView(view) {
     tabs.replaceChildren(...[['', t('keys.all'), total], ['active', t('state.active'), counts.active],
       ['partial', t('state.partial'), counts.partial], ['cooling', t('state.cooling'), counts.cooling], ['disabled', t('state.disabled'), counts.disabled]].map(([key, label, n]) =>
       h('button', { type: 'button', role: 'tab', class: state.tab === key ? 'active' : '', 'data-tab': key || 'all',
-        onclick: () => { state.tab = key; state.page = 1; load(); } }, `${label} (${fmt(n)})`)));
+        onclick: () => { state.tab = key; rescope(); load(); } }, `${label} (${fmt(n)})`)));
     const current = state.group;
     group.replaceChildren(h('option', { value: '' }, t('keys.allGroups')),
       ...d.groups.map(g => h('option', { value: g.name, selected: g.name === current }, `${g.name} (${g.keys})`)));
@@ -223,9 +250,11 @@ async function keysView(view) {
         title: k.cooldowns.map(c => `${c.model || t('keys.every')}: ${when(c.until_ms)} (${c.reason})`).join('\n') }, countdown(k.cooling_until_ms)) : '';
       return h('tr', { class: picked ? 'selected' : '', 'data-fingerprint': k.fingerprint },
         h('td', {}, h('input', { type: 'checkbox', checked: picked, 'aria-label': k.fingerprint, onchange: e => {
-          e.target.checked ? state.selected.add(k.fingerprint) : state.selected.delete(k.fingerprint); render();
+          e.target.checked ? state.selected.set(k.fingerprint, k.group) : state.selected.delete(k.fingerprint);
+          state.everything = false; render();
         } })),
-        h('td', { class: 'mono' }, k.masked, h('br'), h('span', { class: 'muted', text: k.fingerprint })),
+        h('td', { class: 'mono' }, h('button', { type: 'button', class: 'link key-open', onclick: ev => { ev.stopPropagation(); panel(k, ev.target.closest('tr')); } }, k.masked),
+          h('br'), h('span', { class: 'muted', text: k.fingerprint })),
         h('td', { text: k.group }),
         h('td', {}, h('span', { class: 'badge ' + k.state, text: t('state.' + k.state) }),
           k.disabled_reason ? h('div', { class: 'muted', text: t('keys.disabledBy', { reason: k.disabled_reason }) + ' · ' + t('keys.until.' + k.disabled_until) }) : ''),
@@ -237,22 +266,87 @@ async function keysView(view) {
         h('td', {}, h('button', { type: 'button', class: 'ghost', onclick: () => copyKey(k.fingerprint) }, t('keys.copy'))));
     }));
     all.checked = d.items.length > 0 && d.items.every(k => state.selected.has(k.fingerprint));
-    selText.textContent = t('keys.selected', { n: state.selected.size });
-    for (const b of actions.querySelectorAll('button')) b.disabled = state.selected.size === 0;
-    pagerFor(pager, d.page, d.per_page, d.total, p => { state.page = p; load(); });
+    selText.textContent = state.everything ? t('keys.selectedAll', { n: fmt(state.selected.size) }) : t('keys.selected', { n: state.selected.size });
+    // Every key of the page is picked and more match: offer them all.
+    selectEverything.hidden = state.everything || !all.checked || d.total <= d.items.length;
+    selectEverything.textContent = t('keys.selectMatching', { n: fmt(d.total) });
+    for (const b of actions.querySelectorAll('button[data-action]')) b.disabled = state.selected.size === 0;
+    pagerFor(pager, d.page, d.per_page, d.total, p => { state.selected.clear(); state.everything = false; state.page = p; load(); });
+  }
+  // The why behind a key, under its row: its rests per model (reason and
+  // countdown), its disable (reason, since, how it ends), counters, Google's
+  // last words without the boilerplate, and its recent failed attempts.
+  async function panel(k, row) {
+    const next = row.nextElementSibling;
+    if (next && next.classList.contains('key-panel')) { next.remove(); return; }
+    const cell = h('td', { colspan: 10 });
+    row.after(h('tr', { class: 'key-panel', 'data-panel': k.fingerprint }, cell));
+    const rests = k.cooldowns.length
+      ? h('ul', { class: 'rests' }, k.cooldowns.map(c => h('li', {}, h('b', { text: c.model || t('keys.every') }), ': ',
+        t('keys.restReason.' + c.reason) === 'keys.restReason.' + c.reason ? c.reason : t('keys.restReason.' + c.reason), ' · ',
+        h('span', { class: 'countdown', 'data-until': c.until_ms, text: countdown(c.until_ms) }), ' (', when(c.until_ms), ')')))
+      : h('p', { class: 'muted', text: t('keys.noRests') });
+    const disabled = k.disabled_reason ? h('p', {}, h('b', { text: t('keys.disabledBy', { reason: k.disabled_reason }) }), ' · ',
+      t('keys.since', { when: when(k.disabled_since_ms) }), ' · ', t('keys.until.' + k.disabled_until)) : '';
+    const numbers = h('p', { class: 'muted', text: t('keys.numbers', { requests: fmt(k.requests), ok: fmt(k.successes), failed: fmt(k.failures),
+      row: k.consecutive_failures, latency: k.mean_latency_ms == null ? '–' : k.mean_latency_ms, tokens: fmt(k.tokens) }) });
+    const last = k.last_error ? h('p', {}, h('b', { text: t('keys.lastError') + ': ' }), cleanGoogle(k.last_error)) : '';
+    const recent = h('div', {}, h('p', { class: 'muted', text: t('common.loading') }));
+    cell.replaceChildren(h('h3', { text: `${k.masked} · ${k.group}` }), disabled, h('h4', { text: t('keys.rests') }), rests, numbers, last,
+      h('h4', { text: t('keys.recent') }), recent);
+    try {
+      const res = await api('GET', 'logs/errors?' + new URLSearchParams({ key: k.fingerprint, per_page: 10 }));
+      recent.replaceChildren(res.items.length ? h('ul', { class: 'recent' }, res.items.map(e => h('li', {}, when(e.at_ms), ' · ',
+        h('b', { text: `${e.http_status} ${e.google_status}` }), e.reason ? ` (${e.reason})` : '', ' · ', e.model, ' · ', cleanGoogle(e.message))))
+        : h('p', { class: 'muted', text: t('keys.noRecent') }));
+    } catch (err) { recent.replaceChildren(h('p', { class: 'error', text: err.message })); }
+  }
+  // Every key matching the tab, group and search, page by page.
+  async function selectMatching() {
+    const q = new URLSearchParams({ per_page: 1000 });
+    if (state.tab) q.set('state', state.tab);
+    if (state.search.trim()) q.set('search', state.search.trim());
+    if (state.group) q.set('group', state.group);
+    try {
+      for (let page = 1; ; page++) {
+        q.set('page', page);
+        const res = await api('GET', 'keys?' + q);
+        for (const k of res.items) state.selected.set(k.fingerprint, k.group);
+        if (page * res.per_page >= res.total) break;
+      }
+    } catch (err) { return fail(err); }
+    state.everything = true;
+    render();
+  }
+  // "51 keys: 50 in legacy, 1 in batch2"
+  function scope() {
+    const by = new Map();
+    for (const g of state.selected.values()) by.set(g, (by.get(g) || 0) + 1);
+    const parts = [...by].sort((a, b) => b[1] - a[1]).map(([g, n]) => t('keys.inGroup', { n: fmt(n), group: g }));
+    return t('keys.scope', { n: fmt(state.selected.size), groups: parts.join(', ') });
   }
   async function bulkAction(action) {
-    const fingerprints = [...state.selected];
-    if (action === 'delete' && !(await confirmBox(t('keys.deleteConfirm', { n: fingerprints.length })))) return;
+    const fingerprints = [...state.selected.keys()];
+    if (action === 'delete' && !(await dangerBox(t('keys.deleteTitle', { scope: scope() }), t('keys.deleteDetail'), t('keys.delete')))) return;
+    if (action === 'disable' && fingerprints.length > 1 && !(await dangerBox(t('keys.disableTitle', { scope: scope() }), t('keys.disableDetail'), t('keys.disable')))) return;
     try {
       const res = await api('POST', 'keys/' + action, { fingerprints });
       if (action === 'verify') {
         const by = v => res.results.filter(r => r.verdict === v).length;
         toast(t('keys.verified', { n: res.results.length, alive: by('alive'), dead: by('invalid') + by('permission_denied'), unknown: by('unknown') }));
+      } else if (action === 'delete' && res.backup) {
+        toast(t('keys.deleted', { n: res.changed }), false, { label: t('keys.undo'), run: () => undo(res.backup) });
       } else {
         toast(t('keys.done', { n: res.changed }));
       }
-      if (action === 'delete') state.selected.clear();
+      if (action === 'delete') { state.selected.clear(); state.everything = false; }
+      setTimeout(load, 150);
+    } catch (err) { fail(err); }
+  }
+  async function undo(backup) {
+    try {
+      const res = await api('POST', 'keys/restore', { backup });
+      toast(t('keys.restored', { n: res.changed }));
       setTimeout(load, 150);
     } catch (err) { fail(err); }
   }
@@ -441,45 +535,88 @@ async function usageView(view) {
 
 // ---------- logs ----------
 async function logsView(view) {
-  const st = { kind: 'requests', page: 1 };
+  const st = { kind: 'requests', page: 1, open: new Set() };
   const field = (label, input) => h('label', {}, label, input);
   const f = {
     from: h('input', { type: 'datetime-local', id: 'log-from' }), to: h('input', { type: 'datetime-local', id: 'log-to' }),
-    status: h('input', { type: 'number', min: 0, max: 999, id: 'log-status' }), model: h('input', { id: 'log-model' }),
-    client: h('input', { id: 'log-client' }), key: h('input', { id: 'log-key', maxlength: 12 }), q: h('input', { type: 'search', id: 'log-q' }),
+    status: h('input', { id: 'log-status', maxlength: 3, size: 4, placeholder: '429, 4xx', pattern: '[0-5][0-9x][0-9x]|0' }),
+    model: h('input', { id: 'log-model' }), client: h('input', { id: 'log-client' }),
+    key: h('input', { id: 'log-key', maxlength: 12 }), q: h('input', { type: 'search', id: 'log-q' }),
+    request_id: h('input', { id: 'log-request-id', maxlength: 64 }),
   };
   const tabs = h('div', { class: 'tabs' });
-  const table = h('table', { id: 'log-table' });
+  const table = h('table', { id: 'log-table', class: 'compact log-table' });
   const pager = h('div', { class: 'row' });
+  const exportLink = h('a', { id: 'log-export', class: 'button', download: '', text: t('logs.export') });
+  const auto = h('input', { type: 'checkbox', id: 'log-auto' });
   view.append(h('h1', { text: t('logs.title') }),
     h('div', { class: 'card' }, tabs,
       h('form', { class: 'filters', onsubmit: ev => { ev.preventDefault(); st.page = 1; load(); } },
         field(t('logs.from'), f.from), field(t('logs.to'), f.to), field(t('logs.status'), f.status), field(t('logs.model'), f.model),
-        field(t('logs.client'), f.client), field(t('logs.key'), f.key), field(t('logs.text'), f.q),
-        h('button', { type: 'submit', class: 'primary', id: 'log-apply' }, t('logs.apply'))),
+        field(t('logs.client'), f.client), field(t('logs.key'), f.key), field(t('logs.text'), f.q), field(t('logs.requestId'), f.request_id),
+        h('button', { type: 'submit', class: 'primary', id: 'log-apply' }, t('logs.apply')), exportLink,
+        h('label', { class: 'inline' }, auto, t('logs.auto'))),
+      h('p', { class: 'muted', text: t('logs.traceHint') }),
       h('div', { class: 'table-wrap' }, table), pager));
+  every(5000, () => { if (auto.checked) load(); });
   function renderTabs() {
     tabs.replaceChildren(...[['requests', t('logs.requests')], ['errors', t('logs.errors')]].map(([k, label]) =>
       h('button', { type: 'button', class: st.kind === k ? 'active' : '', 'data-tab': k, onclick: () => { st.kind = k; st.page = 1; renderTabs(); load(); } }, label)));
   }
-  async function load() {
-    const q = new URLSearchParams({ page: st.page, per_page: 50 });
+  const badge = s => h('span', { class: 'badge ' + (s >= 500 || s === 0 ? 'bad' : s >= 400 ? 'warn' : 'ok'), text: s });
+  const cut = (text, cls) => h('td', { class: cls || 'cut', text: text || '', title: text || '' });
+  // A request's attempts: the failed ones from the error log (same request id), then its outcome.
+  async function trace(r, holder) {
+    let res;
+    try { res = await api('GET', 'logs/errors?' + new URLSearchParams({ request_id: r.request_id, per_page: 100 })); } catch (err) { return fail(err); }
+    const steps = res.items.slice().reverse().map(e => h('li', { class: 'attempt' },
+      h('b', { text: `#${e.attempt}` }), ' ', h('span', { class: 'mono', text: e.key_fingerprint || '' }), ' ', badge(e.http_status), ' ',
+      h('span', { class: 'mono', text: [e.google_status, e.reason].filter(Boolean).join(' · ') }), ' ',
+      h('span', { class: 'muted', text: e.latency_ms != null ? e.latency_ms + ' ms' : '' }), ' ', h('span', { text: e.kind }),
+      h('div', { class: 'muted wrap', text: e.message })));
+    steps.push(h('li', { class: 'attempt final' }, h('b', { text: `#${r.attempts}` }), ' ',
+      h('span', { class: 'mono', text: r.key_fingerprint || '' }), ' ', badge(r.status), ' ', h('span', { text: t('logs.outcome') }),
+      r.error ? h('div', { class: 'muted wrap', text: r.error }) : ''));
+    holder.replaceChildren(h('div', { class: 'muted', text: `${t('logs.requestId')}: ${r.request_id}` }), h('ol', { class: 'attempts' }, steps));
+  }
+  function query() {
+    const q = new URLSearchParams();
     if (f.from.value) q.set('from_ms', new Date(f.from.value).getTime());
     if (f.to.value) q.set('to_ms', new Date(f.to.value).getTime());
-    for (const k of ['status', 'model', 'client', 'key', 'q']) if (f[k].value.trim()) q.set(k, f[k].value.trim());
+    for (const k of ['status', 'model', 'client', 'key', 'q', 'request_id']) if (f[k].value.trim()) q.set(k, f[k].value.trim());
+    if (q.has('status')) q.set('status', q.get('status').toLowerCase());
+    return q;
+  }
+  async function load() {
+    const q = query();
+    const csv = new URLSearchParams(q); csv.set('format', 'csv');
+    exportLink.href = `api/logs/${st.kind}?` + csv;
+    q.set('page', st.page); q.set('per_page', 50);
     let res;
     try { res = await api('GET', `logs/${st.kind}?` + q); } catch (err) { return fail(err); }
     const cols = st.kind === 'requests'
       ? [t('logs.time'), t('logs.client'), t('logs.route'), t('logs.model'), t('logs.key'), t('logs.attempts'), t('logs.status'), t('logs.latency'), t('logs.tokens'), t('logs.error')]
       : [t('logs.time'), t('logs.model'), t('logs.key'), t('logs.attempt'), t('logs.status'), t('logs.google'), t('logs.reason'), t('logs.kind'), t('logs.message')];
-    const badge = s => h('span', { class: 'badge ' + (s >= 500 || s === 0 ? 'bad' : s >= 400 ? 'warn' : 'ok'), text: s });
-    const rows = res.items.map(r => st.kind === 'requests'
-      ? h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.client }), h('td', { text: r.route }), h('td', { text: r.model }),
+    const rows = [];
+    for (const r of res.items) {
+      if (st.kind !== 'requests') {
+        rows.push(h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.model }), h('td', { class: 'mono', text: r.key_fingerprint || '' }),
+          h('td', { text: r.attempt }), h('td', {}, badge(r.http_status)), h('td', { class: 'mono', text: r.google_status }),
+          h('td', { class: 'mono', text: r.reason || '' }), h('td', { text: r.kind }), cut(r.message)));
+        continue;
+      }
+      const detail = h('tr', { class: 'detail', hidden: true }, h('td', { colspan: cols.length }));
+      const open = () => {
+        detail.hidden = !detail.hidden;
+        if (detail.hidden) st.open.delete(r.request_id); else { st.open.add(r.request_id); trace(r, detail.firstChild); }
+      };
+      const row = h('tr', { class: r.request_id ? 'expandable' : '', 'data-request': r.request_id || '', onclick: r.request_id ? open : null },
+        h('td', { text: when(r.at_ms) }), h('td', { text: r.client }), h('td', { text: r.route }), h('td', { text: r.model }),
         h('td', { class: 'mono', text: r.key_fingerprint || '' }), h('td', { text: r.attempts }), h('td', {}, badge(r.status)),
-        h('td', { text: r.latency_ms + ' ms' }), h('td', { text: fmt(r.total_tokens) }), h('td', { class: 'wrap', text: r.error || '' }))
-      : h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.model }), h('td', { class: 'mono', text: r.key_fingerprint || '' }),
-        h('td', { text: r.attempt }), h('td', {}, badge(r.http_status)), h('td', { class: 'mono', text: r.google_status }),
-        h('td', { class: 'mono', text: r.reason || '' }), h('td', { text: r.kind }), h('td', { class: 'wrap', text: r.message })));
+        h('td', { text: r.latency_ms + ' ms' }), h('td', { text: fmt(r.total_tokens) }), cut(r.error));
+      rows.push(row, detail);
+      if (r.request_id && st.open.has(r.request_id)) { detail.hidden = false; trace(r, detail.firstChild); }
+    }
     table.replaceChildren(h('thead', {}, h('tr', {}, cols.map(c => h('th', { text: c })))),
       h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: cols.length, class: 'muted', text: t('common.none') }))));
     pagerFor(pager, res.page, res.per_page, res.total, p => { st.page = p; load(); });

@@ -149,8 +149,18 @@ async fn keys_list_filters_sorts_pages_and_never_shows_a_key() {
     assert_eq!(by_suffix["total"], 1);
     let by_fp = key_list(&h, &format!("?search={}", &fingerprint(&all[3])[..8])).await;
     assert_eq!(by_fp["items"][0]["fingerprint"], fingerprint(&all[3]).as_str());
-    let sorted = key_list(&h, "?sort=state&order=desc").await;
+    // By default the keys that need a look come first; a sort turns around.
+    let sorted = key_list(&h, "").await;
     assert_eq!(sorted["items"][0]["state"], "disabled");
+    let reversed = key_list(&h, "?sort=state&order=desc").await;
+    assert_eq!(
+        (reversed["items"][0]["state"].as_str(), reversed["items"][5]["state"].as_str()),
+        (Some("active"), Some("disabled"))
+    );
+    let by_requests = key_list(&h, "?sort=requests").await;
+    let counts: Vec<u64> =
+        by_requests["items"].as_array().unwrap().iter().map(|k| k["requests"].as_u64().unwrap()).collect();
+    assert!(counts.windows(2).all(|w| w[0] >= w[1]), "most requests first: {counts:?}");
     assert_eq!(key_list(&h, "?group=nope").await["total"], 0);
     h.stop().await;
 }

@@ -47,6 +47,7 @@ async fn exercise(url: &str) {
             completion_tokens: 4,
             total_tokens: 7,
             error: (status != 200).then(|| format!("429 rate_limited: 100% {unique}")),
+            request_id: Some(Arc::from(format!("req-{unique}-{status}"))),
         });
     }
     writer.log_error(ErrorRecord {
@@ -61,6 +62,8 @@ async fn exercise(url: &str) {
         reason: None,
         kind: "rate_limited".into(),
         message: format!("Quota exceeded {unique}"),
+        request_id: Some(Arc::from(format!("req-{unique}-200"))),
+        latency_ms: Some(42),
     });
     writer.flush().await;
     let states = store.load_key_states().await.expect("load");
@@ -85,6 +88,16 @@ async fn exercise(url: &str) {
     let found = store.find_errors(&errors, 10, 0).await.expect("find errors");
     assert_eq!(found.total, 1, "{url}");
     assert_eq!(found.rows[0].google_status, "RESOURCE_EXHAUSTED");
+    // Tracing: one request by its id, its failed attempt under the same id,
+    // and statuses by class.
+    let traced = LogFilter { request_id: Some(format!("req-{unique}-200")), ..LogFilter::default() };
+    let page = store.find_requests(&traced, 10, 0).await.expect("by request id");
+    assert_eq!((page.total, page.rows[0].status), (1, 200), "{url}");
+    let attempts = store.find_errors(&traced, 10, 0).await.expect("attempts by request id");
+    assert_eq!((attempts.total, attempts.rows[0].latency_ms), (1, Some(42)), "{url}");
+    let class = LogFilter { client: Some(client.to_string()), status_class: Some(4), ..LogFilter::default() };
+    let page = store.find_requests(&class, 10, 0).await.expect("by class");
+    assert_eq!((page.total, page.rows[0].status), (1, 429), "{url}");
     let stats = store.stat_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("stat rows");
     assert!(stats.iter().filter(|r| r.client == *client).count() == 2, "{url}");
 

@@ -131,10 +131,26 @@ pub fn append_keys(dir: &Path, group: &str, keys: &[String]) -> std::io::Result<
     Ok(path)
 }
 
+/// A line taken out of a key file, kept so the removal can be undone.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct RemovedLine {
+    /// The key file's name inside the keys folder.
+    pub file: String,
+    /// The line as it was (the key and its weight).
+    pub line: String,
+}
+
+impl RemovedLine {
+    /// The fingerprint of the line's key.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(self.line.split_whitespace().next().unwrap_or_default())
+    }
+}
+
 /// Removes the lines holding keys with these fingerprints from every key
-/// file of `dir`; returns the fingerprints removed.
-pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::Result<HashSet<Fingerprint>> {
-    let mut removed = HashSet::new();
+/// file of `dir`; returns the lines removed.
+pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::Result<Vec<RemovedLine>> {
+    let mut removed = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
@@ -152,7 +168,7 @@ pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::
         for line in text.lines() {
             let fingerprint = Fingerprint::of(line.split_whitespace().next().unwrap_or_default());
             if fingerprints.contains(&fingerprint) {
-                removed.insert(fingerprint);
+                removed.push(RemovedLine { file: name.clone(), line: line.trim().to_string() });
                 changed = true;
             } else {
                 kept.push_str(line);
@@ -164,6 +180,39 @@ pub fn remove_keys(dir: &Path, fingerprints: &HashSet<Fingerprint>) -> std::io::
         }
     }
     Ok(removed)
+}
+
+/// Puts removed lines back at the end of their files, but not a key the
+/// folder holds again meanwhile; returns the lines put back.
+pub fn restore_lines(dir: &Path, lines: &[RemovedLine]) -> std::io::Result<Vec<RemovedLine>> {
+    let present: HashSet<Fingerprint> =
+        crate::keys::load_key_dir(dir, true)?.records.iter().map(|r| r.fingerprint).collect();
+    let mut by_file: std::collections::BTreeMap<&str, Vec<&RemovedLine>> = Default::default();
+    for line in lines.iter().filter(|l| !present.contains(&l.fingerprint())) {
+        if !is_key_file_name(&line.file) || line.file.contains(['/', '\\']) {
+            continue;
+        }
+        by_file.entry(&line.file).or_default().push(line);
+    }
+    let mut restored = Vec::new();
+    for (file, lines) in by_file {
+        let path = dir.join(file);
+        let mut text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(err),
+        };
+        if !text.is_empty() && !text.ends_with('\n') {
+            text.push('\n');
+        }
+        for line in lines {
+            text.push_str(&line.line);
+            text.push('\n');
+            restored.push(line.clone());
+        }
+        write_atomically(&path, &text)?;
+    }
+    Ok(restored)
 }
 
 #[cfg(test)]
@@ -233,8 +282,12 @@ mod tests {
         let file = append_keys(dir.path(), "main", &[B.to_string()]).unwrap();
         assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("# keep me\n{A}\n{B}\n"));
         let gone = remove_keys(dir.path(), &HashSet::from([Fingerprint::of(A)])).unwrap();
-        assert_eq!(gone, HashSet::from([Fingerprint::of(A)]));
+        assert_eq!(gone, vec![RemovedLine { file: "main.txt".into(), line: A.into() }]);
         assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("# keep me\n{B}\n"));
+        assert_eq!(restore_lines(dir.path(), &gone).unwrap().len(), 1);
+        assert_eq!(restore_lines(dir.path(), &gone).unwrap().len(), 0, "a key back already is not doubled");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), format!("# keep me\n{B}\n{A}\n"));
+        remove_keys(dir.path(), &HashSet::from([Fingerprint::of(A)])).unwrap();
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
     }

@@ -5,6 +5,7 @@
 //! under any path prefix a reverse proxy adds.
 
 mod api;
+mod backups;
 mod config_text;
 mod error;
 mod files;

@@ -81,6 +81,7 @@ impl Dialect for GoogleOpenAi {
             client: pass.client,
             charge: pass.charge,
             session: pass.session,
+            request_id: pass.request_id,
         };
         let reply = state.dispatcher.dispatch(proxied).await?;
         Ok(super::relay_response(reply, move |cut| {

@@ -88,6 +88,8 @@ pub struct Admitted {
     accounting: Arc<Accounting>,
     /// The session the client named in a header, hashed.
     named_session: Option<u64>,
+    /// The request's id.
+    request_id: Option<Arc<str>>,
     /// The body, read whole.
     pub body: Bytes,
 }
@@ -108,7 +110,8 @@ impl Admitted {
                 .admit(&self.client.name, rules, name, estimate, SystemTime::now())
                 .map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
         }
-        Ok(Pass { client: self.client.name.clone(), charge, session: self.named_session })
+        let request_id = self.request_id.clone();
+        Ok(Pass { client: self.client.name.clone(), charge, session: self.named_session, request_id })
     }
 }
 
@@ -121,6 +124,8 @@ pub struct Pass {
     /// The conversation, for session affinity (a header's; the dialect may
     /// find it in the body).
     pub session: Option<u64>,
+    /// The request's id, for its log rows.
+    pub request_id: Option<Arc<str>>,
 }
 
 /// What a client dialect supplies: its routing, its serving (translate,
@@ -155,7 +160,9 @@ pub async fn serve<D: Dialect>(dialect: &D, request: &Request, body: Body, state
         let client = state.access.authenticate(request)?;
         let body = read_body(body, state.max_body_bytes).await?;
         let named_session = super::session::from_header(request);
-        let admitted = Admitted { client, accounting: state.access.accounting.clone(), named_session, body };
+        let request_id = request.extensions().get::<super::RequestId>().map(|id| id.0.clone());
+        let accounting = state.access.accounting.clone();
+        let admitted = Admitted { client, accounting, named_session, request_id, body };
         dialect.serve(&call, admitted, request, state).await
     };
     match served.await {

@@ -268,10 +268,17 @@ pub async fn refuse_unsafe_paths<E: Endpoint>(
     })
 }
 
+/// A request's id, as the client sees it in `x-request-id`.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub Arc<str>);
+
 /// Gives every request an id (the client's `x-request-id` when it is sane, a
 /// new one otherwise): in a tracing span around the handler, so every log
 /// line of the request carries it, and in the response header.
-pub async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Request) -> poem::Result<poem::Response> {
+pub async fn with_request_id<E: Endpoint>(
+    endpoint: Arc<E>,
+    mut request: poem::Request,
+) -> poem::Result<poem::Response> {
     use tracing::Instrument;
     let id = request
         .headers()
@@ -284,6 +291,8 @@ pub async fn with_request_id<E: Endpoint>(endpoint: Arc<E>, request: poem::Reque
         .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
     let span =
         tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
+    // The ledger stores it with the request's row and each failed attempt.
+    request.extensions_mut().insert(RequestId(Arc::from(id.as_str())));
     let mut response = endpoint.get_response(request).instrument(span).await;
     if let Ok(value) = poem::http::HeaderValue::from_str(&id) {
         response.headers_mut().insert("x-request-id", value);

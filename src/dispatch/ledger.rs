@@ -31,6 +31,9 @@ pub(crate) struct Ledger {
     /// Attempts made so far.
     pub attempts: u32,
     charge: Charge,
+    request_id: Option<Arc<str>>,
+    /// When the current attempt began.
+    attempt_started: Instant,
     closed: bool,
 }
 
@@ -49,6 +52,8 @@ impl Ledger {
             started: Instant::now(),
             attempts: 0,
             charge: std::mem::take(&mut request.charge),
+            request_id: request.request_id.clone(),
+            attempt_started: Instant::now(),
             closed: false,
         }
     }
@@ -56,6 +61,7 @@ impl Ledger {
     /// An attempt begins.
     pub fn attempt_begins(&mut self) {
         self.attempts += 1;
+        self.attempt_started = Instant::now();
     }
 
     /// The attempt's answer was taken (`outcome`: `success`, `empty_reply`).
@@ -82,6 +88,8 @@ impl Ledger {
             reason: failure.google.reason.clone(),
             kind: failure.kind.as_str().to_string(),
             message: failure.google.message.chars().take(2000).collect(),
+            request_id: self.request_id.clone(),
+            latency_ms: Some(self.attempt_started.elapsed().as_millis() as i64),
         });
     }
 
@@ -175,6 +183,7 @@ impl Ledger {
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,
             error,
+            request_id: self.request_id.clone(),
         });
     }
 

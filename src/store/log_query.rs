@@ -36,6 +36,10 @@ pub struct ErrorRecord {
     pub kind: String,
     /// Google's message (keys redacted).
     pub message: String,
+    /// The request's `x-request-id`.
+    pub request_id: Option<Arc<str>>,
+    /// How long the attempt took, milliseconds.
+    pub latency_ms: Option<i64>,
 }
 
 /// Which log rows to read.
@@ -47,6 +51,10 @@ pub struct LogFilter {
     pub to_ms: Option<i64>,
     /// Exact status (HTTP status to the client, or Google's for errors).
     pub status: Option<i64>,
+    /// A class of statuses: 2 for 2xx, 4 for 4xx, 5 for 5xx.
+    pub status_class: Option<i64>,
+    /// Exact request id.
+    pub request_id: Option<String>,
     /// Exact model.
     pub model: Option<String>,
     /// Exact client.
@@ -85,8 +93,8 @@ pub struct StatRow {
     pub total_tokens: i64,
 }
 
-const ERROR_COLUMNS: &str =
-    "at_ms, client, route, model, key_fp, attempt, http_status, google_status, reason, kind, message";
+const ERROR_COLUMNS: &str = "at_ms, client, route, model, key_fp, attempt, http_status, google_status, reason, kind, \
+                             message, request_id, latency_ms";
 
 enum Bound {
     Int(i64),
@@ -110,6 +118,13 @@ fn where_clause(filter: &LogFilter, status: &str, text: &str) -> (String, Vec<Bo
     }
     if let Some(code) = filter.status {
         add(format!("{status} = ?"), Bound::Int(code));
+    }
+    if let Some(class) = filter.status_class {
+        add(format!("{status} >= ?"), Bound::Int(class * 100));
+        add(format!("{status} < ?"), Bound::Int(class * 100 + 100));
+    }
+    if let Some(id) = &filter.request_id {
+        add("request_id = ?".into(), Bound::Text(id.clone()));
     }
     if let Some(model) = &filter.model {
         add("model = ?".into(), Bound::Text(model.clone()));
@@ -207,6 +222,8 @@ impl Store {
                     reason: row.try_get(8)?,
                     kind: row.try_get(9)?,
                     message: row.try_get(10)?,
+                    request_id: row.try_get::<Option<String>, _>(11)?.map(Arc::from),
+                    latency_ms: row.try_get(12)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()?;
@@ -243,8 +260,9 @@ pub(super) async fn insert_errors(store: &Store, records: &[ErrorRecord]) -> Res
     if records.is_empty() {
         return Ok(());
     }
-    let sql =
-        store.dialect.sql(&format!("INSERT INTO error_log ({ERROR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    let sql = store
+        .dialect
+        .sql(&format!("INSERT INTO error_log ({ERROR_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     let mut tx = store.pool.begin().await?;
     for r in records {
         sqlx::query(sqlx::AssertSqlSafe(sql.0.clone()))
@@ -259,6 +277,8 @@ pub(super) async fn insert_errors(store: &Store, records: &[ErrorRecord]) -> Res
             .bind(r.reason.clone())
             .bind(r.kind.clone())
             .bind(r.message.clone())
+            .bind(r.request_id.as_deref().map(String::from))
+            .bind(r.latency_ms)
             .execute(&mut *tx)
             .await?;
     }

@@ -63,4 +63,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0004_usage.mysql.sql"),
         ],
     },
+    Migration {
+        version: 5,
+        description: "request ids on request and error rows",
+        sql: [
+            include_str!("migrations/0005_request_ids.sqlite.sql"),
+            include_str!("migrations/0005_request_ids.postgres.sql"),
+            include_str!("migrations/0005_request_ids.mysql.sql"),
+        ],
+    },
 ];

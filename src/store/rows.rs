@@ -39,6 +39,8 @@ pub struct RequestRecord {
     pub total_tokens: i64,
     /// The error, when it failed.
     pub error: Option<String>,
+    /// Its `x-request-id`.
+    pub request_id: Option<Arc<str>>,
 }
 
 /// Now in Unix milliseconds.
@@ -146,7 +148,7 @@ pub(super) async fn save_key_states(
 }
 
 pub(super) const LOG_COLUMNS: &str = "at_ms, client, route, model, key_fp, attempts, status, latency_ms, prompt_tokens, \
-                           completion_tokens, total_tokens, error";
+                           completion_tokens, total_tokens, error, request_id";
 
 /// Appends request rows with multi-row inserts. Chunks are 100, 10 or 1 rows,
 /// so at most three statement texts exist and each connection's prepared
@@ -157,7 +159,7 @@ pub(super) async fn insert_requests(store: &Store, records: &[RequestRecord]) ->
         let size = [100, 10, 1].into_iter().find(|&n| rest.len() >= n).unwrap_or(1);
         let (chunk, tail) = rest.split_at(size);
         rest = tail;
-        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+        let row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
         let values = vec![row; chunk.len()].join(", ");
         let sql = store.dialect.sql(&format!("INSERT INTO request_log ({LOG_COLUMNS}) VALUES {values}"));
         let mut query = sqlx::query(sql);
@@ -174,7 +176,8 @@ pub(super) async fn insert_requests(store: &Store, records: &[RequestRecord]) ->
                 .bind(r.prompt_tokens)
                 .bind(r.completion_tokens)
                 .bind(r.total_tokens)
-                .bind(r.error.clone());
+                .bind(r.error.clone())
+                .bind(r.request_id.as_deref().map(String::from));
         }
         query.execute(&store.pool).await?;
     }
@@ -207,6 +210,7 @@ pub(super) fn request_row(row: &sqlx::any::AnyRow) -> Result<RequestRecord, sqlx
         completion_tokens: row.try_get(9)?,
         total_tokens: row.try_get(10)?,
         error: row.try_get(11)?,
+        request_id: row.try_get::<Option<String>, _>(12)?.map(Arc::from),
     })
 }
 

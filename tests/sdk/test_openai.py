@@ -41,7 +41,8 @@ def test_chat_completion(gemgate):
     assert reply.choices[0].message.role == "assistant"
     assert reply.choices[0].message.content == "Hello from the fake gemini-2.5-flash. You said: hello openai"
     assert reply.choices[0].finish_reason == "stop"
-    assert reply.usage.prompt_tokens == 2 and reply.usage.total_tokens > reply.usage.prompt_tokens
+    # The prompt counts the system message too, as Google counts the system instruction.
+    assert reply.usage.prompt_tokens == 4 and reply.usage.total_tokens > reply.usage.prompt_tokens
 
 
 def test_streaming_with_usage(gemgate):

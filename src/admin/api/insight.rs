@@ -8,8 +8,8 @@ use crate::admin::stats::{Figures, summarize};
 use crate::key_state::StatusCounts;
 use crate::store::{ErrorRecord, LogFilter, RequestRecord};
 use poem_openapi::param::Query;
-use poem_openapi::payload::Json;
-use poem_openapi::{Enum, Object, OpenApi};
+use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, ResponseContent};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -136,6 +136,8 @@ struct RequestLogView {
     completion_tokens: i64,
     total_tokens: i64,
     error: Option<String>,
+    /// The `x-request-id` the client got: its failed attempts carry it too.
+    request_id: Option<String>,
 }
 
 impl From<RequestRecord> for RequestLogView {
@@ -153,6 +155,7 @@ impl From<RequestRecord> for RequestLogView {
             completion_tokens: r.completion_tokens,
             total_tokens: r.total_tokens,
             error: r.error,
+            request_id: r.request_id.map(|id| id.to_string()),
         }
     }
 }
@@ -178,6 +181,10 @@ struct ErrorLogView {
     kind: String,
     /// Google's message (keys redacted).
     message: String,
+    /// The request's `x-request-id`.
+    request_id: Option<String>,
+    /// How long the attempt took.
+    latency_ms: Option<i64>,
 }
 
 impl From<ErrorRecord> for ErrorLogView {
@@ -194,6 +201,8 @@ impl From<ErrorRecord> for ErrorLogView {
             reason: r.reason,
             kind: r.kind,
             message: r.message,
+            request_id: r.request_id.map(|id| id.to_string()),
+            latency_ms: r.latency_ms,
         }
     }
 }
@@ -218,6 +227,50 @@ struct ErrorLogPage {
     items: Vec<ErrorLogView>,
 }
 
+/// A page of request rows, or every matching row (newest first, at most
+/// [`EXPORT_ROWS`]) as CSV.
+#[derive(ResponseContent)]
+enum RequestLogBody {
+    Json(Json<RequestLogPage>),
+    #[oai(content_type = "text/csv; charset=utf-8")]
+    Csv(PlainText<String>),
+}
+
+/// A page of error rows, or every matching row as CSV.
+#[derive(ResponseContent)]
+enum ErrorLogBody {
+    Json(Json<ErrorLogPage>),
+    #[oai(content_type = "text/csv; charset=utf-8")]
+    Csv(PlainText<String>),
+}
+
+#[derive(ApiResponse)]
+enum RequestLogAnswer {
+    /// The rows (`content-disposition` names the file of a CSV export).
+    #[oai(status = 200)]
+    Ok(RequestLogBody, #[oai(header = "content-disposition")] Option<String>),
+}
+
+#[derive(ApiResponse)]
+enum ErrorLogAnswer {
+    /// The rows (`content-disposition` names the file of a CSV export).
+    #[oai(status = 200)]
+    Ok(ErrorLogBody, #[oai(header = "content-disposition")] Option<String>),
+}
+
+/// How a log is answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+enum LogFormat {
+    /// A page of JSON.
+    Json,
+    /// Every matching row (up to 10,000, newest first) as CSV.
+    Csv,
+}
+
+/// Rows a CSV export holds at most.
+const EXPORT_ROWS: i64 = 10_000;
+
 /// A page of a log: 1-based page number and its size (default 50).
 struct Paging {
     page: u32,
@@ -238,16 +291,20 @@ impl Paging {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn filter(
+/// What the log endpoints filter by.
+struct Asked {
     from_ms: Option<i64>,
     to_ms: Option<i64>,
-    status: Option<i64>,
+    status: Option<String>,
     model: Option<String>,
     client: Option<String>,
     key: Option<String>,
     q: Option<String>,
-) -> ApiResult<LogFilter> {
+    request_id: Option<String>,
+}
+
+fn filter(asked: Asked) -> ApiResult<LogFilter> {
+    let Asked { from_ms, to_ms, status, model, client, key, q, request_id } = asked;
     if let (Some(from), Some(to)) = (from_ms, to_ms)
         && from > to
     {
@@ -260,10 +317,20 @@ fn filter(
         other => other,
     };
     let nonempty = |v: Option<String>| v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+    // `429` is one status, `4xx` a class.
+    let (status, status_class) = match nonempty(status) {
+        None => (None, None),
+        Some(text) => match text.strip_suffix("xx") {
+            Some(class) => (None, class.parse::<i64>().ok()),
+            None => (text.parse::<i64>().ok(), None),
+        },
+    };
     Ok(LogFilter {
         from_ms,
         to_ms,
         status,
+        status_class,
+        request_id: nonempty(request_id),
         model: nonempty(model),
         client: nonempty(client),
         key_fingerprint,
@@ -322,7 +389,9 @@ impl InsightApi {
     }
 
     /// The request log, newest first. `status` is the status sent to the
-    /// client; `q` searches the error text.
+    /// client (`429`) or a class (`4xx`); `q` searches the error text;
+    /// `request_id` finds one request (its failed attempts are in the error
+    /// log under the same id); `format=csv` exports every matching row.
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/logs/requests", method = "get")]
     async fn requests(
@@ -330,28 +399,50 @@ impl InsightApi {
         _auth: AdminAuth,
         from_ms: Query<Option<i64>>,
         to_ms: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "999")))] status: Query<Option<i64>>,
+        #[oai(validator(pattern = "^([1-5][0-9][0-9]|[1-5]xx)$"))] status: Query<Option<String>>,
         #[oai(validator(max_length = 128))] model: Query<Option<String>>,
         #[oai(validator(max_length = 64))] client: Query<Option<String>>,
         #[oai(validator(max_length = 32))] key: Query<Option<String>>,
         #[oai(validator(max_length = 200))] q: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] request_id: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100000")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
-    ) -> ApiResult<Json<RequestLogPage>> {
-        let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
+        format: Query<Option<LogFormat>>,
+    ) -> ApiResult<RequestLogAnswer> {
+        let asked = Asked {
+            from_ms: from_ms.0,
+            to_ms: to_ms.0,
+            status: status.0,
+            model: model.0,
+            client: client.0,
+            key: key.0,
+            q: q.0,
+            request_id: request_id.0,
+        };
+        let filter = filter(asked)?;
+        if format.0 == Some(LogFormat::Csv) {
+            let found = self.ctx.store().find_requests(&filter, EXPORT_ROWS, 0).await?;
+            tracing::info!(rows = found.rows.len(), "admin exported the request log");
+            let csv = super::export::requests_csv(&found.rows)?;
+            let name = Some("attachment; filename=\"gemgate-requests.csv\"".to_string());
+            return Ok(RequestLogAnswer::Ok(RequestLogBody::Csv(PlainText(csv)), name));
+        }
         let paging = Paging::of(page.0, per_page.0);
         let found = self.ctx.store().find_requests(&filter, paging.limit(), paging.offset()).await?;
-        Ok(Json(RequestLogPage {
+        let page = RequestLogPage {
             total: found.total,
             page: paging.page,
             per_page: paging.per_page,
             items: found.rows.into_iter().map(Into::into).collect(),
-        }))
+        };
+        Ok(RequestLogAnswer::Ok(RequestLogBody::Json(Json(page)), None))
     }
 
     /// The error log: every failed upstream attempt (also those a failover
     /// recovered from), with Google's status, reason and message. `status` is
-    /// Google's HTTP status; `q` searches the message.
+    /// Google's HTTP status (`429`) or a class (`5xx`); `q` searches the
+    /// message; `request_id` lists one request's failed attempts;
+    /// `format=csv` exports every matching row.
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/logs/errors", method = "get")]
     async fn errors(
@@ -359,22 +450,42 @@ impl InsightApi {
         _auth: AdminAuth,
         from_ms: Query<Option<i64>>,
         to_ms: Query<Option<i64>>,
-        #[oai(validator(minimum(value = "0"), maximum(value = "999")))] status: Query<Option<i64>>,
+        #[oai(validator(pattern = "^([0-5][0-9][0-9]|[1-5]xx|0)$"))] status: Query<Option<String>>,
         #[oai(validator(max_length = 128))] model: Query<Option<String>>,
         #[oai(validator(max_length = 64))] client: Query<Option<String>>,
         #[oai(validator(max_length = 32))] key: Query<Option<String>>,
         #[oai(validator(max_length = 200))] q: Query<Option<String>>,
+        #[oai(validator(max_length = 64))] request_id: Query<Option<String>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "100000")))] page: Query<Option<u32>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "500")))] per_page: Query<Option<u32>>,
-    ) -> ApiResult<Json<ErrorLogPage>> {
-        let filter = filter(from_ms.0, to_ms.0, status.0, model.0, client.0, key.0, q.0)?;
+        format: Query<Option<LogFormat>>,
+    ) -> ApiResult<ErrorLogAnswer> {
+        let asked = Asked {
+            from_ms: from_ms.0,
+            to_ms: to_ms.0,
+            status: status.0,
+            model: model.0,
+            client: client.0,
+            key: key.0,
+            q: q.0,
+            request_id: request_id.0,
+        };
+        let filter = filter(asked)?;
+        if format.0 == Some(LogFormat::Csv) {
+            let found = self.ctx.store().find_errors(&filter, EXPORT_ROWS, 0).await?;
+            tracing::info!(rows = found.rows.len(), "admin exported the error log");
+            let csv = super::export::errors_csv(&found.rows)?;
+            let name = Some("attachment; filename=\"gemgate-errors.csv\"".to_string());
+            return Ok(ErrorLogAnswer::Ok(ErrorLogBody::Csv(PlainText(csv)), name));
+        }
         let paging = Paging::of(page.0, per_page.0);
         let found = self.ctx.store().find_errors(&filter, paging.limit(), paging.offset()).await?;
-        Ok(Json(ErrorLogPage {
+        let page = ErrorLogPage {
             total: found.total,
             page: paging.page,
             per_page: paging.per_page,
             items: found.rows.into_iter().map(Into::into).collect(),
-        }))
+        };
+        Ok(ErrorLogAnswer::Ok(ErrorLogBody::Json(Json(page)), None))
     }
 }

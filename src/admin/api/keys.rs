@@ -3,6 +3,7 @@
 
 use super::AdminTag;
 use crate::admin::AdminContext;
+use crate::admin::backups;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::files;
 use crate::admin::security::AdminAuth;
@@ -208,6 +209,16 @@ struct BulkReport {
     changed: u64,
     /// Fingerprints not in the pool.
     not_found: Vec<String>,
+    /// After a delete: the backup that `POST /keys/restore` puts back.
+    backup: Option<String>,
+}
+
+/// A backup of deleted keys to put back.
+#[derive(Object)]
+struct RestoreRequest {
+    /// The `backup` a delete answered with.
+    #[oai(validator(max_length = 40))]
+    backup: String,
 }
 
 /// The verdict of a check.
@@ -379,7 +390,7 @@ impl KeysApi {
         let missing = self.ctx.pool().set_disabled_many(wanted.clone(), reason).await;
         let changed = (count - missing.len()) as u64;
         self.persist_now(&wanted).await;
-        Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect() }))
+        Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect(), backup: None }))
     }
 }
 
@@ -387,6 +398,8 @@ impl KeysApi {
 impl KeysApi {
     /// Keys with their state, per-model cooldowns, counters and last error.
     /// `search` matches a fingerprint (start) or the key's last characters.
+    /// Sorted by state by default (disabled first, then most failures);
+    /// counts and times sort largest first unless `order` says otherwise.
     #[allow(clippy::too_many_arguments)]
     #[oai(path = "/keys", method = "get")]
     async fn list(
@@ -425,24 +438,31 @@ impl KeysApi {
             }
             rows.push((slot, snapshot, key_state));
         }
-        let sort = sort.0.unwrap_or(KeySort::Fingerprint);
+        // By default the keys that need a look come first: disabled, then
+        // cooling, resting on some models, active; within a state the most
+        // failures first. Counts and times run largest first unless asked.
+        let sort = sort.0.unwrap_or(KeySort::State);
+        let descending = match order.0 {
+            Some(order) => order == Order::Desc,
+            None => matches!(sort, KeySort::Requests | KeySort::Failures | KeySort::LastUsed | KeySort::CoolingUntil),
+        };
         let cooling_until =
             |s: &KeySnapshot| s.active_cooldowns(now).map(|c| c.until).max().unwrap_or(SystemTime::UNIX_EPOCH);
         rows.sort_by(|a, b| {
             let primary = match sort {
                 KeySort::Fingerprint => std::cmp::Ordering::Equal,
                 KeySort::Group => a.0.record.group.cmp(&b.0.record.group),
-                KeySort::State => (a.2 as u8).cmp(&(b.2 as u8)),
+                // Disabled first (the enum runs from active to disabled).
+                KeySort::State => (b.2 as u8).cmp(&(a.2 as u8)).then_with(|| b.1.failures.cmp(&a.1.failures)),
                 KeySort::Requests => a.1.requests.cmp(&b.1.requests),
                 KeySort::Failures => a.1.failures.cmp(&b.1.failures),
                 KeySort::LastUsed => a.1.last_used.cmp(&b.1.last_used),
                 KeySort::CoolingUntil => cooling_until(&a.1).cmp(&cooling_until(&b.1)),
             };
+            let primary = if descending { primary.reverse() } else { primary };
+            // Ties stay in one order whichever way the sort runs.
             primary.then_with(|| a.0.record.fingerprint.cmp(&b.0.record.fingerprint))
         });
-        if order.0 == Some(Order::Desc) {
-            rows.reverse();
-        }
         let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
         let total = rows.len() as u64;
         let mut pacing = PacingWaits::new();
@@ -505,14 +525,40 @@ impl KeysApi {
         let wanted: HashSet<Fingerprint> = parse_fingerprints(&body.fingerprints)?.into_iter().collect();
         let _writing = self.ctx.file_writes.lock().await;
         let dir = self.ctx.reloader.current().keys_dir();
-        let removed = files::remove_keys(&dir, &wanted)
+        let lines = files::remove_keys(&dir, &wanted)
             .map_err(|e| ApiError::internal(format!("cannot rewrite the key files: {e}")))?;
-        if !removed.is_empty() {
-            self.ctx.reloader.reload_keys_edited().await;
-            tracing::info!(removed = removed.len(), "admin deleted keys");
-        }
+        let removed: HashSet<Fingerprint> = lines.iter().map(files::RemovedLine::fingerprint).collect();
         let not_found = wanted.difference(&removed).map(|fp| fp.to_string()).collect();
-        Ok(Json(BulkReport { changed: removed.len() as u64, not_found }))
+        if lines.is_empty() {
+            return Ok(Json(BulkReport { changed: 0, not_found, backup: None }));
+        }
+        let data_dir = self.ctx.reloader.current().data_dir();
+        // The keys are out of the files already: a failed backup is said, not hidden.
+        let backup = backups::save(&data_dir, lines)
+            .map_err(|e| ApiError::internal(format!("keys deleted, but their backup could not be written: {e}")))?;
+        self.ctx.reloader.reload_keys_edited().await;
+        tracing::info!(removed = removed.len(), backup = %backup, "admin deleted keys");
+        Ok(Json(BulkReport { changed: removed.len() as u64, not_found, backup: Some(backup) }))
+    }
+
+    /// Puts deleted keys back into the files they came from (undo of a
+    /// delete), except keys the folder holds again meanwhile.
+    #[oai(path = "/keys/restore", method = "post")]
+    async fn restore(&self, _auth: AdminAuth, body: Json<RestoreRequest>) -> ApiResult<Json<BulkReport>> {
+        let _writing = self.ctx.file_writes.lock().await;
+        let loaded = self.ctx.reloader.current();
+        let data_dir = loaded.data_dir();
+        let backup = backups::load(&data_dir, &body.backup)
+            .map_err(|e| ApiError::internal(format!("cannot read the backup: {e}")))?
+            .ok_or_else(|| ApiError::not_found(format!("no backup `{}` (the newest 50 are kept)", body.backup)))?;
+        let restored = files::restore_lines(&loaded.keys_dir(), &backup.lines)
+            .map_err(|e| ApiError::internal(format!("cannot write the key files: {e}")))?;
+        backups::remove(&data_dir, &body.backup);
+        if !restored.is_empty() {
+            self.ctx.reloader.reload_keys_edited().await;
+        }
+        tracing::info!(restored = restored.len(), backup = %body.backup, "admin restored deleted keys");
+        Ok(Json(BulkReport { changed: restored.len() as u64, not_found: Vec::new(), backup: None }))
     }
 
     /// Disables keys by hand; only an operator re-enables them (scans do not).

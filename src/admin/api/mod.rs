@@ -2,6 +2,7 @@
 //! The OpenAPI document is built from these types, so it cannot drift.
 
 mod clients;
+mod export;
 mod insight;
 mod keys;
 mod session;

@@ -194,6 +194,7 @@ impl Dialect for Native {
             client: pass.client,
             charge: pass.charge,
             session: pass.session.or(session),
+            request_id: pass.request_id,
         };
         let reply = state.dispatcher.dispatch(proxy_request).await?;
         if matches!(call, NativeCall::ListModels) && !rules.catalog.is_plain() {

@@ -124,6 +124,7 @@ fn proxy_request(
         client: pass.client,
         charge: pass.charge,
         session: pass.session,
+        request_id: pass.request_id,
     }
 }
 
@@ -311,6 +312,7 @@ async fn models(client: Arc<str>, state: &Arc<AppState>) -> Result<Arc<Vec<Value
             client: client.clone(),
             charge: Default::default(),
             session: None,
+            request_id: None,
         };
         let reply = state.dispatcher.dispatch(request).await?;
         let page = parse_reply(&super::collect_reply(reply.body).await?)?;

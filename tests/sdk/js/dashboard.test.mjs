@@ -55,18 +55,53 @@ test('the dashboard does what an operator needs', async () => {
   await page.click('#dialog-ok');
   await page.waitForFunction(n => document.querySelectorAll('#keys-table tbody tr').length === n + 2, before);
   await page.selectOption('select[aria-label=Group]', 'pasted');
-  await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr').length === 2);
+  await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr[data-fingerprint]').length === 2);
+  // The page's keys selected; the confirm names the scope, in red; undo
+  // puts the deleted keys back.
+  await page.check('#select-page');
+  assert.match(await page.textContent('#selection-text'), /2/);
+  await page.click('button[data-action=delete]');
+  await page.waitForSelector('#dialog-ok.danger');
+  assert.match(await page.textContent('#dialog-title'), /2 key\(s\): 2 in pasted/);
+  await page.click('#dialog-ok');
+  await page.waitForSelector('#toast-action');
+  await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr[data-fingerprint]').length === 0);
+  await page.click('#toast-action');
+  await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr[data-fingerprint]').length === 2);
+  // A change of group clears the selection: an action never reaches keys no longer shown.
+  await page.check('#select-page');
   await page.selectOption('select[aria-label=Group]', '');
   await page.waitForFunction(n => document.querySelectorAll('#keys-table tbody tr').length === n + 2, before);
+  assert.match(await page.textContent('#selection-text'), /\b0\b/);
+  assert.ok(await page.isDisabled('button[data-action=delete]'));
+  // Sorted by state (problems first) by default; the direction turns around.
+  assert.equal(await page.inputValue('#key-sort'), 'state');
+  await page.selectOption('#key-sort', 'requests');
+  await page.waitForFunction(() => document.querySelector('#key-order').textContent === '↓');
+  // Most requests first (once the reloaded list is shown).
+  await page.waitForFunction(() => {
+    const counts = [...document.querySelectorAll('#keys-table tbody tr')].map(r => Number(r.children[5].textContent.replace(/\D/g, '')));
+    return counts[0] > counts[counts.length - 1] && counts.every((n, i) => i === 0 || counts[i - 1] >= n);
+  });
+  await page.selectOption('#key-sort', 'state');
+  await page.waitForFunction(() => document.querySelector('#key-order').textContent === '↑');
+  await page.waitForFunction(() => document.querySelector('#keys-table tbody tr .badge').classList.contains('disabled'));
 
-  // Disable the first key by hand.
-  const first = page.locator('#keys-table tbody tr').first();
-  const fingerprint = await first.getAttribute('data-fingerprint');
-  await first.locator('input[type=checkbox]').check();
+  // Disable the first active key by hand.
+  const fingerprint = await page.locator('#keys-table tbody tr:has(.badge.active)').first().getAttribute('data-fingerprint');
+  await page.locator(`tr[data-fingerprint="${fingerprint}"] input[type=checkbox]`).check();
   await page.click('button[data-action=disable]');
   await page.waitForSelector(`tr[data-fingerprint="${fingerprint}"] .badge.disabled`, { timeout: 5000 });
   await page.click('button[data-tab=disabled]');
   await page.waitForSelector(`tr[data-fingerprint="${fingerprint}"]`);
+
+  // The key panel says why: disabled by hand, since when, and that only an operator ends it.
+  await page.click(`tr[data-fingerprint="${fingerprint}"] .key-open`);
+  await page.waitForSelector(`tr.key-panel[data-panel="${fingerprint}"] h4`);
+  const why = await page.textContent(`tr.key-panel[data-panel="${fingerprint}"]`);
+  assert.match(why, /manual/);
+  assert.match(why, /operator/i);
+  await shot('key-panel');
 
   // A full scan with its progress bar, to the end.
   await page.click('button[data-tab=all]');
@@ -84,6 +119,20 @@ test('the dashboard does what an operator needs', async () => {
   await page.click('#log-apply');
   await page.waitForFunction(() => document.querySelector('#log-table').textContent.includes('RESOURCE_EXHAUSTED'));
   await shot('logs-errors');
+
+  // Trace: a request that failed over opens to its attempts; export as CSV.
+  await page.fill('#log-status', '');
+  await page.click('button[data-tab=requests]');
+  await page.waitForSelector('#log-table tr.expandable');
+  const tried = await page.evaluate(() => [...document.querySelectorAll('#log-table tr.expandable')].findIndex(r => Number(r.children[5].textContent) > 1));
+  assert.ok(tried >= 0, 'a failed-over request is in the log');
+  await page.locator('#log-table tr.expandable').nth(tried).click();
+  await page.waitForSelector('#log-table ol.attempts li.final');
+  assert.ok(await page.locator('#log-table ol.attempts li').count() >= 2);
+  await shot('logs-trace');
+  assert.match(await page.getAttribute('#log-export', 'href'), /format=csv/);
+  const csv = await page.evaluate(async () => (await fetch(document.querySelector('#log-export').href)).text());
+  assert.match(csv.split('\n')[0], /^time,request_id,client/);
 
   // Change a setting; a broken one shows its error inline first.
   await page.click('a[data-view=settings]');

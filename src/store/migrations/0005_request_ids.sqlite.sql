@@ -1,0 +1,7 @@
+-- The request id (x-request-id) on every request row and on every failed
+-- attempt, so a request can be traced to its attempts, and each attempt's time.
+ALTER TABLE request_log ADD COLUMN request_id VARCHAR(64) NULL;
+ALTER TABLE error_log ADD COLUMN request_id VARCHAR(64) NULL;
+ALTER TABLE error_log ADD COLUMN latency_ms BIGINT NULL;
+CREATE INDEX request_log_request_id ON request_log (request_id);
+CREATE INDEX error_log_request_id ON error_log (request_id)
