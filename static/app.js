@@ -64,7 +64,9 @@ async function api(method, path, body) {
     method, headers, credentials: 'same-origin', body: body === undefined ? undefined : JSON.stringify(body),
   });
   let data = null;
-  try { data = await res.json(); } catch (_) { /* empty body */ }
+  const type = res.headers.get('content-type') || '';
+  if (res.ok && type.startsWith('text/plain')) data = await res.text();
+  else try { data = await res.json(); } catch (_) { /* empty body */ }
   if (res.status === 401 && path !== 'login') { showLogin(); throw new ApiError(401, t('login.title')); }
   if (!res.ok) throw new ApiError(res.status, (data && data.error && data.error.message) || res.statusText);
   return data;
@@ -205,6 +207,7 @@ async function keysView(view) {
     bulk(t('keys.enable'), 'enable'), bulk(t('keys.disable'), 'disable'), bulk(t('keys.verify'), 'verify'), bulk(t('keys.delete'), 'delete', 'danger'));
   const body = h('tbody');
   const pager = h('div', { class: 'row' });
+  const importReport = h('div', { id: 'import-report' });
   const all = h('input', { type: 'checkbox', id: 'select-page', 'aria-label': 'select all', onchange: e => {
     for (const k of state.data.items) e.target.checked ? state.selected.set(k.fingerprint, k.group) : state.selected.delete(k.fingerprint);
     state.everything = false;
@@ -214,6 +217,12 @@ async function keysView(view) {
     h('div', { class: 'row' }, h('h1', { text: t('keys.title') }), h('span', { class: 'spacer' }),
       h('button', { type: 'button', class: 'primary', id: 'add-keys', onclick: addKeys }, t('keys.add')),
       h('button', { type: 'button', id: 'scan', onclick: startScan }, t('keys.scan'))),
+    // Hygiene in one click each: the selection they make goes through the usual confirms.
+    h('div', { class: 'row hygiene' },
+      h('button', { type: 'button', id: 'pick-invalid', onclick: () => pickAll({ state: 'disabled', reason: 'invalid' }, 'disabled') }, t('keys.pickInvalid')),
+      h('button', { type: 'button', id: 'reverify-disabled', onclick: reverifyDisabled }, t('keys.reverifyDisabled')),
+      h('button', { type: 'button', id: 'export-keys', onclick: exportKeys }, t('keys.export'))),
+    importReport,
     h('div', { class: 'card' },
       h('div', { class: 'row' }, bar, scanText),
       tabs,
@@ -303,10 +312,14 @@ async function keysView(view) {
   }
   // Every key matching the tab, group and search, page by page.
   async function selectMatching() {
-    const q = new URLSearchParams({ per_page: 1000 });
-    if (state.tab) q.set('state', state.tab);
-    if (state.search.trim()) q.set('search', state.search.trim());
-    if (state.group) q.set('group', state.group);
+    const filter = {};
+    if (state.tab) filter.state = state.tab;
+    if (state.search.trim()) filter.search = state.search.trim();
+    if (state.group) filter.group = state.group;
+    await selectWhere(filter);
+  }
+  async function selectWhere(filter) {
+    const q = new URLSearchParams({ per_page: 1000, ...filter });
     try {
       for (let page = 1; ; page++) {
         q.set('page', page);
@@ -317,6 +330,35 @@ async function keysView(view) {
     } catch (err) { return fail(err); }
     state.everything = true;
     render();
+  }
+  // Shows `tab` and selects every key matching `filter` (e.g. all invalid ones).
+  async function pickAll(filter, tab) {
+    state.tab = tab; state.group = ''; state.search = ''; search.value = ''; rescope();
+    await load();
+    await selectWhere(filter);
+    toast(t('keys.picked', { n: fmt(state.selected.size) }));
+  }
+  async function reverifyDisabled() {
+    await pickAll({ state: 'disabled' }, 'disabled');
+    if (state.selected.size) await bulkAction('verify');
+  }
+  async function exportKeys() {
+    const st = h('select', { id: 'export-state' }, ['', 'active', 'partial', 'cooling', 'disabled'].map(v =>
+      h('option', { value: v, text: v ? t('state.' + v) : t('keys.all') })));
+    const gr = h('select', { id: 'export-group' }, h('option', { value: '', text: t('keys.allGroups') }),
+      ...(state.data ? state.data.groups : []).map(g => h('option', { value: g.name, text: g.name })));
+    const ok = await dialog(t('keys.exportTitle'), h('div', {}, h('p', { class: 'error', text: t('keys.exportWarn') }),
+      h('label', { class: 'field' }, t('keys.state'), st), h('label', { class: 'field' }, t('keys.group'), gr)), t('keys.export'));
+    if (!ok) return;
+    const body = {};
+    if (st.value) body.state = st.value;
+    if (gr.value) body.group = gr.value;
+    try {
+      const text = await api('POST', 'keys/export', body);
+      const link = h('a', { href: URL.createObjectURL(new Blob([text], { type: 'text/plain' })), download: 'gemgate-keys.txt' });
+      document.body.append(link); link.click(); link.remove();
+      toast(t('keys.exported', { n: text.split('\n').filter(Boolean).length }));
+    } catch (err) { fail(err); }
   }
   // "51 keys: 50 in legacy, 1 in batch2"
   function scope() {
@@ -358,7 +400,21 @@ async function keysView(view) {
     if (!ok) return;
     try {
       const res = await api('POST', 'keys/import', { text: text.value, group: grp.value || 'added' });
-      toast(t('keys.added', { added: res.added.length, present: res.already_present.length, dup: res.duplicates_in_text, rejected: res.rejected.length }));
+      const summary = t('keys.added', { added: res.added.length, present: res.already_present.length, dup: res.duplicates_in_text, rejected: res.rejected.length });
+      // The report stays on screen, with the way to check the new keys at once.
+      const added = res.added.map(k => k.fingerprint);
+      importReport.replaceChildren(h('div', { class: 'card report' }, h('p', { id: 'import-summary', text: summary }),
+        res.rejected.length ? h('ul', { class: 'muted' }, res.rejected.slice(0, 20).map(r => h('li', { text: t('keys.rejectedLine', { line: r.line, reason: r.reason }) }))) : '',
+        h('div', { class: 'row' },
+          added.length ? h('button', { type: 'button', class: 'primary', id: 'verify-added', onclick: async () => {
+            try {
+              const v = await api('POST', 'keys/verify', { fingerprints: added });
+              const by = x => v.results.filter(r => r.verdict === x).length;
+              $('#import-summary').textContent = summary + ' · ' + t('keys.verified', { n: v.results.length, alive: by('alive'), dead: by('invalid') + by('permission_denied'), unknown: by('unknown') });
+              setTimeout(load, 150);
+            } catch (err) { fail(err); }
+          } }, t('keys.verifyAdded')) : '',
+          h('button', { type: 'button', class: 'ghost', onclick: () => importReport.replaceChildren() }, t('common.close')))));
       load();
     } catch (err) { fail(err); }
   }

@@ -26,9 +26,15 @@ async fn a_failed_over_request_is_traced_to_its_attempts_and_exported() {
         .unwrap();
     assert_eq!(reply.status(), 200);
     assert_eq!(reply.headers()["x-request-id"], "trace-me-0001");
-    // One more request that gets a 4xx of its own (an unknown model).
-    assert_eq!(h.post("/v1beta/models/gemini-nope:generateContent", PROMPT).await.status(), 404);
+    // One more request that gets a 4xx of its own (an unknown model), with
+    // an id gemgate made (it begins with its time).
+    let unknown = h.post("/v1beta/models/gemini-nope:generateContent", PROMPT).await;
+    assert_eq!(unknown.status(), 404);
+    let made_id = unknown.headers()["x-request-id"].to_str().unwrap().to_string();
+    assert_eq!(made_id.len(), 20, "{made_id}");
     h.app().store_writer.flush().await;
+    let (_, by_made_id) = admin_call(&h, "GET", &format!("/logs/requests?request_id={made_id}"), None).await;
+    assert_eq!((by_made_id["total"].as_i64(), by_made_id["items"][0]["status"].as_i64()), (Some(1), Some(404)));
 
     let (status, found) = admin_call(&h, "GET", "/logs/requests?request_id=trace-me-0001", None).await;
     assert_eq!(status, 200, "{found}");

@@ -288,7 +288,7 @@ pub async fn with_request_id<E: Endpoint>(
             (1..=64).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         })
         .map(String::from)
-        .unwrap_or_else(|| format!("{:016x}", rand::random::<u64>()));
+        .unwrap_or_else(|| crate::store::new_request_id(rand::random()));
     let span =
         tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path());
     // The ledger stores it with the request's row and each failed attempt.

@@ -124,6 +124,11 @@ fn where_clause(filter: &LogFilter, status: &str, text: &str) -> (String, Vec<Bo
         add(format!("{status} < ?"), Bound::Int(class * 100 + 100));
     }
     if let Some(id) = &filter.request_id {
+        // gemgate's ids carry their time: the at_ms index narrows the search.
+        if let Some(at_ms) = request_id_time(id) {
+            add("at_ms >= ?".into(), Bound::Int(at_ms - REQUEST_ID_SLACK_MS));
+            add("at_ms <= ?".into(), Bound::Int(at_ms + REQUEST_ID_SLACK_MS));
+        }
         add("request_id = ?".into(), Bound::Text(id.clone()));
     }
     if let Some(model) = &filter.model {
@@ -140,6 +145,23 @@ fn where_clause(filter: &LogFilter, status: &str, text: &str) -> (String, Vec<Bo
     }
     if parts.is_empty() { (String::new(), values) } else { (format!(" WHERE {}", parts.join(" AND ")), values) }
 }
+
+/// A request id gemgate makes: its arrival in Unix milliseconds (12 hex
+/// digits), then 8 random hex digits, so ids sort by time and say when
+/// their request came.
+pub fn new_request_id(random: u32) -> String {
+    format!("{:012x}{random:08x}", super::rows::now_ms().max(0))
+}
+
+/// The time a request id of gemgate's names (`None` for a client's own id).
+fn request_id_time(id: &str) -> Option<i64> {
+    let hex = id.len() == 20 && id.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase());
+    hex.then(|| i64::from_str_radix(&id[..12], 16).ok())?
+}
+
+/// How far a request's row may lie from its id's time: the row keeps the
+/// arrival time, which the id took a moment before.
+const REQUEST_ID_SLACK_MS: i64 = 60_000;
 
 /// `%needle%` with LIKE's wildcards escaped by `!`, lower-cased.
 fn like_pattern(needle: &str) -> String {
@@ -294,6 +316,18 @@ pub(super) async fn delete_errors_before(store: &Store, before_ms: i64) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gemgates_request_ids_say_when() {
+        let id = new_request_id(0xdeadbeef);
+        let at = request_id_time(&id).unwrap();
+        assert!((super::super::rows::now_ms() - at).abs() < 1000);
+        assert!(id.ends_with("deadbeef"));
+        assert_eq!(request_id_time("trace-me-0001"), None, "a client's own id");
+        let filter = LogFilter { request_id: Some(id.clone()), ..LogFilter::default() };
+        let (clause, _) = where_clause(&filter, "status", "error");
+        assert_eq!(clause, " WHERE at_ms >= ? AND at_ms <= ? AND request_id = ?");
+    }
 
     #[test]
     fn like_patterns_escape_wildcards() {

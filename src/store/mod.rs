@@ -11,7 +11,7 @@ mod usage;
 mod writer;
 
 pub use client_keys::{ClientLimits, StoredClientKey};
-pub use log_query::{ErrorRecord, LogFilter, Page, StatRow};
+pub use log_query::{ErrorRecord, LogFilter, Page, StatRow, new_request_id};
 pub use rows::{RequestRecord, now_ms, to_ms};
 pub use usage::{UsageBy, UsageKey, UsageRow, UsageTotals, hour_of};
 pub use writer::{Retention, SavedKey, StoreHandle};

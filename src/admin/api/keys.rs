@@ -11,7 +11,7 @@ use crate::key_state::{DisableReason, KeySnapshot, KeyStatus, ScanVerdict, Statu
 use crate::keys::Fingerprint;
 use crate::pool::{KeySlot, ScanReport};
 use poem_openapi::param::{Path, Query};
-use poem_openapi::payload::Json;
+use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -213,6 +213,24 @@ struct BulkReport {
     backup: Option<String>,
 }
 
+/// Which keys to export.
+#[derive(Object)]
+struct ExportRequest {
+    /// Only keys in this state.
+    state: Option<KeyStateName>,
+    /// Only keys of this group.
+    #[oai(validator(max_length = 64))]
+    group: Option<String>,
+}
+
+/// Keys in clear, one per line as a key file holds them (with weights).
+#[derive(ApiResponse)]
+enum ExportedKeys {
+    /// The keys.
+    #[oai(status = 200)]
+    Ok(PlainText<String>, #[oai(header = "content-disposition")] String),
+}
+
 /// A backup of deleted keys to put back.
 #[derive(Object)]
 struct RestoreRequest {
@@ -408,6 +426,9 @@ impl KeysApi {
         state: Query<Option<KeyStateName>>,
         group: Query<Option<String>>,
         #[oai(validator(max_length = 64))] search: Query<Option<String>>,
+        /// Only keys disabled for this reason (`invalid`, `permission_denied`, `manual`, `policy`).
+        #[oai(validator(max_length = 32))]
+        reason: Query<Option<String>>,
         sort: Query<Option<KeySort>>,
         order: Query<Option<Order>>,
         #[oai(validator(minimum(value = "1"), maximum(value = "1000000")))] page: Query<Option<u32>>,
@@ -426,6 +447,11 @@ impl KeysApi {
             let key_state = KeyStateName::from(status);
             *groups.entry(slot.record.group.to_string()).or_default() += 1;
             if state.0.is_some_and(|s| s != key_state) || group.0.as_deref().is_some_and(|g| g != &*slot.record.group) {
+                continue;
+            }
+            if let Some(wanted) = reason.0.as_deref()
+                && snapshot.disabled.as_ref().is_none_or(|d| d.reason.as_str() != wanted)
+            {
                 continue;
             }
             if let Some(needle) = &search {
@@ -596,6 +622,30 @@ impl KeysApi {
             })
             .collect();
         Ok(Json(VerifyReport { results, not_found }))
+    }
+
+    /// The keys in clear, by state and/or group, one per line as a key file
+    /// holds them (`KEY weight=N` where the weight is not 1). Logged.
+    #[oai(path = "/keys/export", method = "post")]
+    async fn export(&self, _auth: AdminAuth, body: Json<ExportRequest>) -> ApiResult<ExportedKeys> {
+        let now = SystemTime::now();
+        let mut lines = String::new();
+        let mut count = 0;
+        for slot in self.ctx.pool().slots().await {
+            let key_state = KeyStateName::from(slot.snapshot().status(now));
+            let group_differs = body.group.as_deref().is_some_and(|g| g != &*slot.record.group);
+            if body.state.is_some_and(|s| s != key_state) || group_differs {
+                continue;
+            }
+            lines.push_str(slot.record.key.expose());
+            if slot.record.weight != 1 {
+                lines.push_str(&format!(" weight={}", slot.record.weight));
+            }
+            lines.push('\n');
+            count += 1;
+        }
+        tracing::warn!(keys = count, state = ?body.state, group = ?body.group, "admin exported keys in clear");
+        Ok(ExportedKeys::Ok(PlainText(lines), "attachment; filename=\"gemgate-keys.txt\"".into()))
     }
 
     /// Shows one key in clear, for copying. Logged.

@@ -54,6 +54,10 @@ test('the dashboard does what an operator needs', async () => {
   await page.fill('#paste-group', 'pasted');
   await page.click('#dialog-ok');
   await page.waitForFunction(n => document.querySelectorAll('#keys-table tbody tr').length === n + 2, before);
+  // The import report stays, with "verify these now".
+  await page.waitForSelector('#verify-added');
+  await page.click('#verify-added');
+  await page.waitForFunction(() => /2 alive|2 个/.test(document.querySelector('#import-summary').textContent));
   await page.selectOption('select[aria-label=Group]', 'pasted');
   await page.waitForFunction(() => document.querySelectorAll('#keys-table tbody tr[data-fingerprint]').length === 2);
   // The page's keys selected; the confirm names the scope, in red; undo
@@ -102,6 +106,23 @@ test('the dashboard does what an operator needs', async () => {
   assert.match(why, /manual/);
   assert.match(why, /operator/i);
   await shot('key-panel');
+
+  // Hygiene: every invalid key selected in one click (the delete confirm
+  // would name them); the export of the pasted group in clear.
+  await page.click('#pick-invalid');
+  await page.waitForFunction(() => /[1-9]/.test(document.querySelector('#selection-text').textContent));
+  await page.click('button[data-action=delete]');
+  await page.waitForSelector('#dialog-ok.danger');
+  assert.match(await page.textContent('#dialog-title'), /1 key\(s\): 1 in /);
+  await page.click('#dialog-cancel');
+  await page.click('#export-keys');
+  await page.selectOption('#export-group', 'pasted');
+  const download = page.waitForEvent('download');
+  await page.click('#dialog-ok');
+  const file = await (await download).path();
+  const exported = (await import('node:fs')).readFileSync(file, 'utf8').trim().split('\n');
+  assert.deepEqual(exported.sort(), [...NEW_KEYS].sort());
+  await page.click('button[data-tab=all]');
 
   // A full scan with its progress bar, to the end.
   await page.click('button[data-tab=all]');
