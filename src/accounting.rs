@@ -67,7 +67,7 @@ impl Accounting {
         let tokens = (usage.prompt_tokens.max(0) + usage.completion_tokens.max(0)) as u64;
         let now = SystemTime::now();
         if !charge.is_empty() {
-            self.counters.settle(finished.client, charge, Spent { tokens, micros: cost }, now);
+            self.counters.settle(charge, Spent { tokens, micros: cost }, now);
         }
         let Some(group) = finished.group else { return };
         if !finished.answered && tokens == 0 {

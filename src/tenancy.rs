@@ -134,6 +134,7 @@ pub struct TokenTally {
 /// budget. Settled once, by [`ClientCounters::settle`].
 #[derive(Debug, Default)]
 pub struct Charge {
+    counter: Option<Arc<ClientCounter>>,
     tally: Option<Arc<TokenTally>>,
     hold: Option<Spent>,
 }
@@ -163,7 +164,7 @@ struct Spend {
     held: Spent,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Counter {
     minute: VecDeque<SystemTime>,
     day_count: u32,
@@ -175,14 +176,24 @@ struct Counter {
     spend: Option<Spend>,
 }
 
-/// Requests counted per client, against its rules.
-pub struct ClientCounters {
-    state: Mutex<Counters>,
+/// One client's counters, behind its own lock: clients never wait for each
+/// other, and a request reaches its client's counters through the handle
+/// authentication gave it, with no lookup.
+#[derive(Debug, Default)]
+pub struct ClientCounter {
+    state: Mutex<Counter>,
 }
 
-struct Counters {
-    zone: Tz,
-    by_client: HashMap<Arc<str>, Counter>,
+impl ClientCounter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Counter> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Every client's counters, by name, and the zone their days end in.
+pub struct ClientCounters {
+    zone: arc_swap::ArcSwap<Tz>,
+    by_client: Mutex<HashMap<Arc<str>, Arc<ClientCounter>>>,
 }
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -190,13 +201,20 @@ const MINUTE: Duration = Duration::from_secs(60);
 impl ClientCounters {
     /// Counters whose days end at midnight in `zone`.
     pub fn new(zone: Tz) -> Self {
-        Self { state: Mutex::new(Counters { zone, by_client: HashMap::new() }) }
+        Self { zone: arc_swap::ArcSwap::from_pointee(zone), by_client: Mutex::new(HashMap::new()) }
     }
 
     /// Days end at midnight in `zone` from now on (a day already counted
     /// keeps its end).
     pub fn set_zone(&self, zone: Tz) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).zone = zone;
+        self.zone.store(Arc::new(zone));
+    }
+
+    /// The counters of `client` (made on first use); authentication hands
+    /// them to the client's requests.
+    pub fn of(&self, client: &Arc<str>) -> Arc<ClientCounter> {
+        let mut registry = self.by_client.lock().unwrap_or_else(|e| e.into_inner());
+        registry.entry(client.clone()).or_default().clone()
     }
 
     /// Admits one request of `client` for `model` at `now` and counts it, or
@@ -207,7 +225,7 @@ impl ClientCounters {
     /// spending (settled, plus the estimates of those in flight) is under it.
     pub fn admit(
         &self,
-        client: &Arc<str>,
+        client: &Arc<ClientCounter>,
         rules: &ClientRules,
         model: &str,
         estimate: Spent,
@@ -227,9 +245,9 @@ impl ClientCounters {
         if rules.rpm == 0 && rules.rpd == 0 && tpm == 0 && budget.is_none() {
             return Ok(Charge::default());
         }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let zone = state.zone;
-        let counter = state.by_client.entry(client.clone()).or_default();
+        let zone = **self.zone.load();
+        let mut counter = client.lock();
+        let counter = &mut *counter;
         while counter.minute.front().is_some_and(|&at| at + MINUTE <= now) {
             counter.minute.pop_front();
         }
@@ -287,7 +305,7 @@ impl ClientCounters {
             counter.day_count += 1;
             counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
         }
-        let mut charge = Charge { tally: None, hold: budget.map(|_| estimate) };
+        let mut charge = Charge { counter: Some(client.clone()), tally: None, hold: budget.map(|_| estimate) };
         if tpm > 0 {
             let tally =
                 Arc::new(TokenTally { tokens: AtomicU64::new(estimate.tokens), in_minute: AtomicBool::new(true) });
@@ -301,12 +319,9 @@ impl ClientCounters {
     /// Settles a request's charge with what it spent: its token tally gets
     /// the real count, and its budget's estimate is replaced by the spending
     /// (unless the period ended meanwhile).
-    pub fn settle(&self, client: &str, charge: &Charge, spent: Spent, now: SystemTime) {
-        if charge.is_empty() {
-            return;
-        }
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(counter) = state.by_client.get_mut(client) else { return };
+    pub fn settle(&self, charge: &Charge, spent: Spent, now: SystemTime) {
+        let Some(client) = charge.counter.as_ref().filter(|_| !charge.is_empty()) else { return };
+        let mut counter = client.lock();
         if let Some(tally) = &charge.tally {
             // Under the lock, so the minute's expiry and this never cross.
             let estimate = tally.tokens.swap(spent.tokens, Ordering::Relaxed);
@@ -327,8 +342,8 @@ impl ClientCounters {
     /// Sets what `client` spent in its period ending at `ends` (read from
     /// the store at start, or when its budget changes).
     pub fn seed(&self, client: &Arc<str>, ends: SystemTime, settled: Spent) {
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let counter = state.by_client.entry(client.clone()).or_default();
+        let counter = self.of(client);
+        let mut counter = counter.lock();
         match &mut counter.spend {
             Some(spend) if spend.ends == ends => spend.settled = settled,
             spend => *spend = Some(Spend { ends, settled, held: Spent::default() }),
@@ -337,19 +352,20 @@ impl ClientCounters {
 
     /// What `client` spent in its current period, settled and held.
     pub fn spent(&self, client: &str) -> Option<(Spent, Spent, SystemTime)> {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let spend = state.by_client.get(client)?.spend.as_ref()?;
+        let counter = self.by_client.lock().unwrap_or_else(|e| e.into_inner()).get(client)?.clone();
+        let counter = counter.lock();
+        let spend = counter.spend.as_ref()?;
         Some((spend.settled, spend.held, spend.ends))
     }
 
     /// The zone days and periods end in.
     pub fn zone(&self) -> Tz {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).zone
+        **self.zone.load()
     }
 
     /// Forgets clients that no longer exist (revoked or deleted).
     pub fn retain(&self, alive: impl Fn(&str) -> bool) {
-        self.state.lock().unwrap_or_else(|e| e.into_inner()).by_client.retain(|client, _| alive(client));
+        self.by_client.lock().unwrap_or_else(|e| e.into_inner()).retain(|client, _| alive(client));
     }
 }
 
@@ -387,7 +403,7 @@ mod tests {
         estimate: u64,
         now: SystemTime,
     ) -> Result<(), Refusal> {
-        counters.admit(&client(), rules, model, tokens(estimate), now).map(|_| ())
+        counters.admit(&counters.of(&client()), rules, model, tokens(estimate), now).map(|_| ())
     }
 
     #[test]
@@ -447,17 +463,17 @@ mod tests {
         let counters = ClientCounters::new(chrono_tz::UTC);
         let rules = ClientRules::new(&ClientTerms { tpm: 100, ..Default::default() }).unwrap();
         let t0 = SystemTime::now();
-        let first = counters.admit(&client(), &rules, "m", tokens(30), t0).unwrap();
-        let second = counters.admit(&client(), &rules, "m", tokens(30), t0).unwrap();
+        let first = counters.admit(&counters.of(&client()), &rules, "m", tokens(30), t0).unwrap();
+        let second = counters.admit(&counters.of(&client()), &rules, "m", tokens(30), t0).unwrap();
         // Both settle higher than estimated: the minute is used up.
-        counters.settle("alice", &first, tokens(60), t0);
-        counters.settle("alice", &second, tokens(50), t0);
+        counters.settle(&first, tokens(60), t0);
+        counters.settle(&second, tokens(50), t0);
         let refused = check(&counters, &rules, "m", 30, t0 + Duration::from_secs(1));
         assert_eq!(refused, Err(Refusal::Limit { limit: "tpm", allowed: 100, until: t0 + MINUTE }));
         // A failed request settles at 0 and frees its share.
-        counters.settle("alice", &second, tokens(0), t0);
+        counters.settle(&second, tokens(0), t0);
         assert!(check(&counters, &rules, "m", 30, t0 + Duration::from_secs(2)).is_ok());
-        let listing = counters.admit(&client(), &rules, "", tokens(0), t0 + Duration::from_secs(2));
+        let listing = counters.admit(&counters.of(&client()), &rules, "", tokens(0), t0 + Duration::from_secs(2));
         assert!(listing.is_ok_and(|charge| charge.is_empty()), "listing is free");
         assert!(check(&counters, &rules, "m", 30, t0 + MINUTE + Duration::from_secs(3)).is_ok());
     }
@@ -483,25 +499,25 @@ mod tests {
         let rules = ClientRules::new(&terms).unwrap();
         let t0 = SystemTime::now();
         let cost = |micros| Spent { tokens: 10, micros };
-        let first = counters.admit(&client(), &rules, "m", cost(600), t0).unwrap();
-        let second = counters.admit(&client(), &rules, "m", cost(600), t0).unwrap();
+        let first = counters.admit(&counters.of(&client()), &rules, "m", cost(600), t0).unwrap();
+        let second = counters.admit(&counters.of(&client()), &rules, "m", cost(600), t0).unwrap();
         // Two estimates in flight pass the budget: the next waits.
         let midnight = crate::midnight::next_midnight(chrono_tz::UTC, t0);
         let refused = Err(Refusal::Limit { limit: "budget_usd", allowed: 1_000, until: midnight });
-        assert_eq!(counters.admit(&client(), &rules, "m", cost(1), t0).map(|_| ()), refused);
-        counters.settle("alice", &first, cost(100), t0);
-        counters.settle("alice", &second, cost(100), t0);
+        assert_eq!(counters.admit(&counters.of(&client()), &rules, "m", cost(1), t0).map(|_| ()), refused);
+        counters.settle(&first, cost(100), t0);
+        counters.settle(&second, cost(100), t0);
         assert_eq!(counters.spent("alice").map(|s| (s.0.micros, s.1.micros)), Some((200, 0)));
         counters.seed(&client(), midnight, cost(999));
-        let last = counters.admit(&client(), &rules, "m", cost(5), t0).unwrap();
-        counters.settle("alice", &last, cost(5), t0);
-        assert_eq!(counters.admit(&client(), &rules, "m", cost(1), t0).map(|_| ()), refused);
-        assert!(counters.admit(&client(), &rules, "m", cost(1), midnight).is_ok(), "a new day, a new budget");
+        let last = counters.admit(&counters.of(&client()), &rules, "m", cost(5), t0).unwrap();
+        counters.settle(&last, cost(5), t0);
+        assert_eq!(counters.admit(&counters.of(&client()), &rules, "m", cost(1), t0).map(|_| ()), refused);
+        assert!(counters.admit(&counters.of(&client()), &rules, "m", cost(1), midnight).is_ok(), "a new day, a new budget");
         let tokens_only = ClientTerms { budget_tokens: 10, ..Default::default() };
         let rules = ClientRules::new(&tokens_only).unwrap();
         let bob: Arc<str> = Arc::from("bob");
-        assert!(counters.admit(&bob, &rules, "m", cost(0), t0).is_ok());
-        let refused = counters.admit(&bob, &rules, "m", cost(0), t0).map(|_| ());
+        assert!(counters.admit(&counters.of(&bob), &rules, "m", cost(0), t0).is_ok());
+        let refused = counters.admit(&counters.of(&bob), &rules, "m", cost(0), t0).map(|_| ());
         assert!(matches!(refused, Err(Refusal::Limit { limit: "budget_tokens", allowed: 10, .. })));
     }
 }

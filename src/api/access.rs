@@ -65,9 +65,10 @@ impl Access {
         {
             keys.push(generated.clone());
         }
+        let counters = &self.accounting.counters;
         let auth = ClientAuth::new(&keys, config.auth.open)
-            .with_stored(&self.stored.load())
-            .with_declared(&config.clients.keys);
+            .with_stored(&self.stored.load(), counters)
+            .with_declared(&config.clients.keys, counters);
         self.clients.store(Arc::new(auth));
         self.accounting.apply_config(config);
     }

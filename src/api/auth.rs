@@ -19,6 +19,8 @@ pub struct ClientId {
     pub name: Arc<str>,
     /// Its limits, when the operator set any.
     pub rules: Option<Arc<crate::tenancy::ClientRules>>,
+    /// Its counters (with its rules).
+    pub counter: Option<Arc<crate::tenancy::ClientCounter>>,
 }
 
 impl PartialEq for ClientId {
@@ -82,7 +84,8 @@ impl ClientAuth {
         let keys = keys
             .iter()
             .map(|key| {
-                let id = ClientId { name: Arc::from(format!("client-{}", Fingerprint::of(key))), rules: None };
+                let name = Arc::from(format!("client-{}", Fingerprint::of(key)));
+                let id = ClientId { name, rules: None, counter: None };
                 (Sha256::digest(key.as_bytes()).into(), id)
             })
             .collect();
@@ -91,7 +94,11 @@ impl ClientAuth {
 
     /// Adds the client keys made in the admin (revoked ones are left out);
     /// each is known by its name.
-    pub fn with_stored(mut self, stored: &[crate::store::StoredClientKey]) -> Self {
+    pub fn with_stored(
+        mut self,
+        stored: &[crate::store::StoredClientKey],
+        counters: &crate::tenancy::ClientCounters,
+    ) -> Self {
         for client in stored.iter().filter(|c| c.revoked_ms.is_none()) {
             let mut hash = [0u8; 32];
             if hex::decode_to_slice(&client.key_hash, &mut hash).is_ok() {
@@ -106,7 +113,9 @@ impl ClientAuth {
                     budget_micros: client.budget_micros,
                     budget_period: client.period(),
                 });
-                let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
+                let name: Arc<str> = Arc::from(client.name.as_str());
+                let counter = rules.as_ref().map(|_| counters.of(&name));
+                let id = ClientId { name, rules: rules.map(Arc::new), counter };
                 self.keys.insert(hash, id);
             }
         }
@@ -115,7 +124,11 @@ impl ClientAuth {
 
     /// Adds the client keys declared in config (`[[clients.keys]]`), each
     /// known by its name.
-    pub fn with_declared(mut self, declared: &[crate::config::ClientKeyConfig]) -> Self {
+    pub fn with_declared(
+        mut self,
+        declared: &[crate::config::ClientKeyConfig],
+        counters: &crate::tenancy::ClientCounters,
+    ) -> Self {
         for client in declared {
             let Some(hash) = client.hash() else { continue };
             let rules = crate::tenancy::ClientRules::new(&crate::tenancy::ClientTerms {
@@ -129,7 +142,9 @@ impl ClientAuth {
                 budget_micros: (client.budget_usd * 1e6).round() as i64,
                 budget_period: client.budget_period,
             });
-            let id = ClientId { name: Arc::from(client.name.as_str()), rules: rules.map(Arc::new) };
+            let name: Arc<str> = Arc::from(client.name.as_str());
+            let counter = rules.as_ref().map(|_| counters.of(&name));
+            let id = ClientId { name, rules: rules.map(Arc::new), counter };
             self.keys.insert(hash, id);
         }
         self
@@ -153,7 +168,7 @@ impl ClientAuth {
                 Some(key) => format!("open-{}", Fingerprint::of(&key)),
                 None => "open".to_string(),
             };
-            return Ok(ClientId { name: Arc::from(name), rules: None });
+            return Ok(ClientId { name: Arc::from(name), rules: None, counter: None });
         }
         let presented = presented.ok_or(AuthError::Missing)?;
         let hash: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
@@ -252,11 +267,12 @@ mod tests {
             budget_micros: 0,
             budget_period: "month".into(),
         };
-        let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)]);
+        let counters = crate::tenancy::ClientCounters::new(chrono_tz::UTC);
+        let auth = ClientAuth::new(&[KEY.to_string()], false).with_stored(&[stored(None)], &counters);
         let id = auth.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000")))).unwrap();
         assert_eq!(&*id.name, "alice");
         assert!(auth.check(&request("/x", Some(("x-goog-api-key", KEY)))).is_ok());
-        let revoked = ClientAuth::new(&[], false).with_stored(&[stored(Some(5))]);
+        let revoked = ClientAuth::new(&[], false).with_stored(&[stored(Some(5))], &counters);
         let refused = revoked.check(&request("/x", Some(("x-goog-api-key", "gg-alice-key-000000"))));
         assert_eq!(refused, Err(AuthError::Invalid));
     }

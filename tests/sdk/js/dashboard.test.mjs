@@ -212,10 +212,35 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForSelector('[data-stat=requests]');
   await shot('overview-zh');
   await page.click('#lang');
+  // Nothing wider than the screen on a phone or a desktop (tables scroll
+  // inside their own box), on every page.
+  const overflow = () => page.evaluate(() => {
+    const width = document.documentElement.clientWidth;
+    const wide = [...document.querySelectorAll('body *')].filter(el => {
+      if (el.closest('.table-wrap') || el.closest('dialog') || el.closest('#toast')) return false;
+      const box = el.getBoundingClientRect();
+      return box.width > 0 && box.right > width + 1;
+    }).map(el => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}.${[...el.classList].join('.')} ${Math.round(el.getBoundingClientRect().right)}`);
+    return { scroll: document.documentElement.scrollWidth - width, wide: wide.slice(0, 8) };
+  });
+  for (const width of [390, 1400]) {
+    await page.setViewportSize({ width, height: 844 });
+    const loaded = { overview: '#ov-traffic svg', keys: '#keys-table tbody tr', clients: 'tr[data-client]',
+      usage: '#usage-rows tr', logs: '#log-table tbody tr', settings: '#config-text' };
+    for (const [view, content] of Object.entries(loaded)) {
+      await page.click(`a[data-view=${view}]`);
+      await page.waitForSelector(`#view[data-view=${view}] ${content}`);
+      const found = await overflow();
+      assert.ok(found.scroll <= 0 && found.wide.length === 0, `${view} at ${width}px overflows: ${JSON.stringify(found)}`);
+    }
+  }
   await page.setViewportSize({ width: 390, height: 844 });
   await page.click('a[data-view=keys]');
   await page.waitForSelector('#keys-table tbody tr');
   await shot('keys-phone');
+  await page.click('a[data-view=overview]');
+  await page.waitForSelector('[data-stat=requests]');
+  await shot('overview-phone');
 
   assert.deepEqual(problems, [], 'no script errors or CSP violations');
 });
