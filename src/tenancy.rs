@@ -512,7 +512,10 @@ mod tests {
         let last = counters.admit(&counters.of(&client()), &rules, "m", cost(5), t0).unwrap();
         counters.settle(&last, cost(5), t0);
         assert_eq!(counters.admit(&counters.of(&client()), &rules, "m", cost(1), t0).map(|_| ()), refused);
-        assert!(counters.admit(&counters.of(&client()), &rules, "m", cost(1), midnight).is_ok(), "a new day, a new budget");
+        assert!(
+            counters.admit(&counters.of(&client()), &rules, "m", cost(1), midnight).is_ok(),
+            "a new day, a new budget"
+        );
         let tokens_only = ClientTerms { budget_tokens: 10, ..Default::default() };
         let rules = ClientRules::new(&tokens_only).unwrap();
         let bob: Arc<str> = Arc::from("bob");
