@@ -156,7 +156,7 @@ async fn json_logs_carry_the_request_id_that_the_response_returns() {
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-request-id"], "trace-42");
     let generated = http.post(&url).header("x-goog-api-key", CLIENT_KEY).body(PROMPT).send().await.unwrap();
-    assert_eq!(generated.headers()["x-request-id"].len(), 16);
+    assert_eq!(generated.headers()["x-request-id"].len(), 20, "12 hex digits of time, 8 random");
     Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     let output = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
