@@ -11,7 +11,6 @@
 use crate::config::BudgetPeriod;
 use chrono_tz::Tz;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wildmatch::WildMatch;
@@ -120,14 +119,6 @@ pub enum Refusal {
     },
 }
 
-/// A request's tokens under a token limit: its estimate at admission,
-/// replaced by its real count when it ends; while it is within its minute,
-/// it is part of its client's running total.
-#[derive(Debug)]
-pub struct TokenTally {
-    tokens: AtomicU64,
-    in_minute: AtomicBool,
-}
 
 /// What a request holds against its client's counters until it ends:
 /// its token tally (under a token limit) and its estimate held against a
@@ -135,7 +126,10 @@ pub struct TokenTally {
 #[derive(Debug, Default)]
 pub struct Charge {
     counter: Option<Arc<ClientCounter>>,
-    tally: Option<Arc<TokenTally>>,
+    /// Under a token limit: the request's place in its client's minute
+    /// (a sequence number, so settling finds it without a per-request
+    /// allocation that would live for a minute).
+    tally: Option<u64>,
     hold: Option<Spent>,
 }
 
@@ -169,9 +163,12 @@ struct Counter {
     minute: VecDeque<SystemTime>,
     day_count: u32,
     day_ends: Option<SystemTime>,
-    tokens: VecDeque<(SystemTime, Arc<TokenTally>)>,
-    /// The tokens of `tokens`, kept as a running total (settled, or
-    /// estimated for requests in flight), so a check costs O(1).
+    /// The minute's requests under a token limit: when, and their tokens
+    /// (estimated until settled).
+    tokens: VecDeque<(SystemTime, u64)>,
+    /// The sequence number of `tokens`' front (numbers grow by one per entry).
+    tokens_front: u64,
+    /// The tokens of `tokens`, kept as a running total, so a check costs O(1).
     minute_tokens: u64,
     spend: Option<Spend>,
 }
@@ -268,8 +265,8 @@ impl ClientCounters {
         if tpm > 0 {
             while counter.tokens.front().is_some_and(|(at, _)| *at + MINUTE <= now) {
                 if let Some((_, gone)) = counter.tokens.pop_front() {
-                    gone.in_minute.store(false, Ordering::Relaxed);
-                    counter.minute_tokens = counter.minute_tokens.saturating_sub(gone.tokens.load(Ordering::Relaxed));
+                    counter.tokens_front += 1;
+                    counter.minute_tokens = counter.minute_tokens.saturating_sub(gone);
                 }
             }
             if counter.minute_tokens >= tpm
@@ -307,11 +304,9 @@ impl ClientCounters {
         }
         let mut charge = Charge { counter: Some(client.clone()), tally: None, hold: budget.map(|_| estimate) };
         if tpm > 0 {
-            let tally =
-                Arc::new(TokenTally { tokens: AtomicU64::new(estimate.tokens), in_minute: AtomicBool::new(true) });
-            counter.tokens.push_back((now, tally.clone()));
+            charge.tally = Some(counter.tokens_front + counter.tokens.len() as u64);
+            counter.tokens.push_back((now, estimate.tokens));
             counter.minute_tokens += estimate.tokens;
-            charge.tally = Some(tally);
         }
         Ok(charge)
     }
@@ -322,10 +317,12 @@ impl ClientCounters {
     pub fn settle(&self, charge: &Charge, spent: Spent, now: SystemTime) {
         let Some(client) = charge.counter.as_ref().filter(|_| !charge.is_empty()) else { return };
         let mut counter = client.lock();
-        if let Some(tally) = &charge.tally {
-            // Under the lock, so the minute's expiry and this never cross.
-            let estimate = tally.tokens.swap(spent.tokens, Ordering::Relaxed);
-            if tally.in_minute.load(Ordering::Relaxed) {
+        if let Some(seq) = charge.tally {
+            // Still in its minute: its estimate becomes its count.
+            let place = seq.checked_sub(counter.tokens_front).and_then(|i| usize::try_from(i).ok());
+            let counter = &mut *counter;
+            if let Some(entry) = place.and_then(|i| counter.tokens.get_mut(i)) {
+                let estimate = std::mem::replace(&mut entry.1, spent.tokens);
                 counter.minute_tokens = (counter.minute_tokens + spent.tokens).saturating_sub(estimate);
             }
         }
