@@ -119,7 +119,6 @@ pub enum Refusal {
     },
 }
 
-
 /// What a request holds against its client's counters until it ends:
 /// its token tally (under a token limit) and its estimate held against a
 /// budget. Settled once, by [`ClientCounters::settle`].
