@@ -115,7 +115,13 @@ pub fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
 /// Appends `keys` to `dir/<group>.txt`; returns the file.
 pub fn append_keys(dir: &Path, group: &str, keys: &[String]) -> std::io::Result<PathBuf> {
     let path = dir.join(format!("{group}.txt"));
-    let mut text = match std::fs::read_to_string(&path) {
+    append_lines(&path, keys.iter().map(String::as_str))?;
+    Ok(path)
+}
+
+/// Appends lines at the end of a key file (made if missing), atomically.
+fn append_lines<'a>(path: &Path, lines: impl IntoIterator<Item = &'a str>) -> std::io::Result<()> {
+    let mut text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(err) => return Err(err),
@@ -123,12 +129,11 @@ pub fn append_keys(dir: &Path, group: &str, keys: &[String]) -> std::io::Result<
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    for key in keys {
-        text.push_str(key);
+    for line in lines {
+        text.push_str(line);
         text.push('\n');
     }
-    write_atomically(&path, &text)?;
-    Ok(path)
+    write_atomically(path, &text)
 }
 
 /// A line taken out of a key file, kept so the removal can be undone.
@@ -196,21 +201,8 @@ pub fn restore_lines(dir: &Path, lines: &[RemovedLine]) -> std::io::Result<Vec<R
     }
     let mut restored = Vec::new();
     for (file, lines) in by_file {
-        let path = dir.join(file);
-        let mut text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
-            Err(err) => return Err(err),
-        };
-        if !text.is_empty() && !text.ends_with('\n') {
-            text.push('\n');
-        }
-        for line in lines {
-            text.push_str(&line.line);
-            text.push('\n');
-            restored.push(line.clone());
-        }
-        write_atomically(&path, &text)?;
+        append_lines(&dir.join(file), lines.iter().map(|l| l.line.as_str()))?;
+        restored.extend(lines.into_iter().cloned());
     }
     Ok(restored)
 }

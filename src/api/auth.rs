@@ -113,13 +113,23 @@ impl ClientAuth {
                     budget_micros: client.budget_micros,
                     budget_period: client.period(),
                 });
-                let name: Arc<str> = Arc::from(client.name.as_str());
-                let counter = rules.as_ref().map(|_| counters.of(&name));
-                let id = ClientId { name, rules: rules.map(Arc::new), counter };
-                self.keys.insert(hash, id);
+                self.add_named(hash, &client.name, rules, counters);
             }
         }
         self
+    }
+
+    /// Adds a client known by its name, with its counters when it has rules.
+    fn add_named(
+        &mut self,
+        hash: [u8; 32],
+        name: &str,
+        rules: Option<crate::tenancy::ClientRules>,
+        counters: &crate::tenancy::ClientCounters,
+    ) {
+        let name: Arc<str> = Arc::from(name);
+        let counter = rules.as_ref().map(|_| counters.of(&name));
+        self.keys.insert(hash, ClientId { name, rules: rules.map(Arc::new), counter });
     }
 
     /// Adds the client keys declared in config (`[[clients.keys]]`), each
@@ -142,10 +152,7 @@ impl ClientAuth {
                 budget_micros: (client.budget_usd * 1e6).round() as i64,
                 budget_period: client.budget_period,
             });
-            let name: Arc<str> = Arc::from(client.name.as_str());
-            let counter = rules.as_ref().map(|_| counters.of(&name));
-            let id = ClientId { name, rules: rules.map(Arc::new), counter };
-            self.keys.insert(hash, id);
+            self.add_named(hash, &client.name, rules, counters);
         }
         self
     }
