@@ -86,6 +86,45 @@ pub struct CooldownEntry {
     pub until: SystemTime,
     /// Why (the failure kind that caused it).
     pub reason: String,
+    /// Where its length came from.
+    pub source: RestSource,
+}
+
+/// Where a rest's length came from, for the operator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum RestSource {
+    /// Google's `RetryInfo.retryDelay`.
+    RetryDelay,
+    /// A daily quota: until midnight Pacific.
+    DailyQuota,
+    /// gemgate's configured rest (`[cooldown]`) or its failure streak rule.
+    #[default]
+    Configured,
+    /// The operator's policy script.
+    Script,
+}
+
+impl RestSource {
+    /// Stable name for the store and the admin.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RetryDelay => "retry_delay",
+            Self::DailyQuota => "daily_quota",
+            Self::Configured => "configured",
+            Self::Script => "script",
+        }
+    }
+
+    /// Parses the stored name (an unknown one, or none from an older
+    /// store, is `Configured`).
+    pub fn parse(text: &str) -> Self {
+        match text {
+            "retry_delay" => Self::RetryDelay,
+            "daily_quota" => Self::DailyQuota,
+            "script" => Self::Script,
+            _ => Self::Configured,
+        }
+    }
 }
 
 /// Disabled: why and since when.
@@ -122,6 +161,72 @@ pub struct KeySnapshot {
     pub latency_ms_total: u64,
     /// Tokens served (`usageMetadata.totalTokenCount`).
     pub tokens: u64,
+    /// Recent outcomes (since the process started; not persisted).
+    pub outcomes: Outcomes,
+}
+
+/// A key's recent outcomes: the last 64 attempts in order, and successes
+/// and failures per five minutes over the last hour. Fixed size (about 120
+/// bytes a key), so 10,000 keys keep their history in about a megabyte.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcomes {
+    /// One bit per attempt, newest in bit 0; a set bit is a failure.
+    pub failed_bits: u64,
+    /// How many of the bits hold attempts (at most 64).
+    pub count: u8,
+    /// (successes, failures) per five-minute bucket; bucket `i` counts
+    /// the five minutes numbered `newest - i` since the Unix epoch.
+    pub buckets: [(u32, u32); Outcomes::BUCKETS],
+    /// The newest bucket's number.
+    pub newest: u64,
+}
+
+impl Outcomes {
+    /// Buckets kept: an hour.
+    pub const BUCKETS: usize = 12;
+    /// One bucket's length.
+    pub const BUCKET_SECS: u64 = 300;
+
+    /// Counts one attempt at `now`.
+    pub fn record(&mut self, failed: bool, now: SystemTime) {
+        self.failed_bits = (self.failed_bits << 1) | u64::from(failed);
+        self.count = self.count.saturating_add(1).min(64);
+        self.advance(now);
+        let bucket = &mut self.buckets[0];
+        if failed { bucket.1 = bucket.1.saturating_add(1) } else { bucket.0 = bucket.0.saturating_add(1) }
+    }
+
+    /// The buckets as of `now`, oldest first: (start, successes, failures).
+    pub fn hour(&self, now: SystemTime) -> Vec<(SystemTime, u32, u32)> {
+        let mut moved = *self;
+        moved.advance(now);
+        (0..Self::BUCKETS)
+            .rev()
+            .map(|i| {
+                let start = moved.newest.saturating_sub(i as u64) * Self::BUCKET_SECS;
+                let (ok, failed) = moved.buckets[i];
+                (std::time::UNIX_EPOCH + std::time::Duration::from_secs(start), ok, failed)
+            })
+            .collect()
+    }
+
+    /// The last attempts, oldest first: true for a failure.
+    pub fn last(&self) -> Vec<bool> {
+        (0..self.count).rev().map(|i| self.failed_bits >> i & 1 == 1).collect()
+    }
+
+    /// Moves the buckets on to the five minutes holding `now`.
+    fn advance(&mut self, now: SystemTime) {
+        let secs = now.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let current = secs / Self::BUCKET_SECS;
+        if current <= self.newest {
+            return;
+        }
+        let shift = usize::try_from(current - self.newest).unwrap_or(Self::BUCKETS).min(Self::BUCKETS);
+        self.buckets.rotate_right(shift);
+        self.buckets[..shift].fill((0, 0));
+        self.newest = current;
+    }
 }
 
 /// What a key can do at one moment.
@@ -199,5 +304,34 @@ impl KeySnapshot {
     /// The rarely changing part.
     pub fn state(&self) -> KeyState {
         KeyState { disabled: self.disabled, cooldowns: self.cooldowns.clone(), last_error: self.last_error.clone() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn outcomes_keep_the_last_attempts_and_an_hour_of_buckets() {
+        let start = UNIX_EPOCH + Duration::from_secs(1_000 * Outcomes::BUCKET_SECS);
+        let mut outcomes = Outcomes::default();
+        outcomes.record(false, start);
+        outcomes.record(true, start + Duration::from_secs(10));
+        outcomes.record(false, start + Duration::from_secs(Outcomes::BUCKET_SECS * 2));
+        assert_eq!(outcomes.last(), vec![false, true, false]);
+        let hour = outcomes.hour(start + Duration::from_secs(Outcomes::BUCKET_SECS * 2));
+        assert_eq!(hour.len(), Outcomes::BUCKETS);
+        assert_eq!((hour[Outcomes::BUCKETS - 1].1, hour[Outcomes::BUCKETS - 1].2), (1, 0));
+        assert_eq!((hour[Outcomes::BUCKETS - 3].1, hour[Outcomes::BUCKETS - 3].2), (1, 1));
+        assert_eq!(hour[Outcomes::BUCKETS - 3].0, start);
+        // An hour later every bucket has moved out; the last attempts stay.
+        let later = outcomes.hour(start + Duration::from_secs(Outcomes::BUCKET_SECS * 20));
+        assert!(later.iter().all(|&(_, ok, failed)| ok == 0 && failed == 0));
+        for _ in 0..70 {
+            outcomes.record(true, start);
+        }
+        assert_eq!(outcomes.last().len(), 64);
+        assert!(outcomes.last().iter().all(|&failed| failed));
     }
 }

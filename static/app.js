@@ -68,8 +68,16 @@ async function api(method, path, body) {
   if (res.ok && type.startsWith('text/plain')) data = await res.text();
   else try { data = await res.json(); } catch (_) { /* empty body */ }
   if (res.status === 401 && path !== 'login') { showLogin(); throw new ApiError(401, t('login.title')); }
-  if (!res.ok) throw new ApiError(res.status, (data && data.error && data.error.message) || res.statusText);
+  if (!res.ok) throw new ApiError(res.status, serverMessage(data && data.error) || res.statusText);
   return data;
+}
+
+// The server's message in the operator's language: English as sent, other
+// languages from the message's id (the English text when none is known).
+function serverMessage(error) {
+  if (!error) return '';
+  if (LANG === 'en' || !error.id) return error.message;
+  return tOr('err.' + error.id, error.message).split(/\{(\w+)\}/).map((part, i) => i % 2 ? ((error.args || {})[part] ?? '') : part).join('');
 }
 
 function fail(err) { if (err.status !== 401) toast(err.message, true); }
@@ -97,6 +105,20 @@ function cleanGoogle(text) {
     .replace(/\s*\* Quota exceeded for metric:.*$/s, m => m.split('\n')[0]).trim();
 }
 // A confirm for what cannot be taken back lightly: the OK button in red.
+// A translation, or `fallback` when there is none.
+const tOr = (key, fallback) => { const text = t(key); return text === key ? fallback : text; };
+const reasonText = reason => tOr('keys.disableReason.' + reason, reason);
+
+// The last attempts of a key as a strip of cells (newest right): green
+// succeeded, red failed.
+function heatStrip(recent, last = 24) {
+  const outcomes = (recent || '').slice(-last);
+  const strip = h('span', { class: 'heat', role: 'img', 'aria-label': t('keys.heat', { n: outcomes.length, failed: outcomes.split('x').length - 1 }),
+    title: t('keys.heat', { n: outcomes.length, failed: outcomes.split('x').length - 1 }) });
+  for (const o of outcomes) strip.appendChild(h('i', { class: o === 'x' ? 'bad' : 'ok' }));
+  return strip;
+}
+
 async function dangerBox(title, detail, okText) {
   const ok = $('#dialog-ok');
   ok.classList.add('danger');
@@ -137,6 +159,14 @@ async function overview(view) {
     ['hour', 'day', 'week'].map(r => h('option', { value: r, selected: r === range }, t('ov.range.' + r))));
   const cards = h('div', { class: 'grid', id: 'ov-cards' });
   const traffic = h('div', { id: 'ov-traffic' });
+  // What the chart shows and how it is split (kept for the session).
+  let metric = sessionStorage.getItem('gemgate.metric') || 'requests';
+  let split = sessionStorage.getItem('gemgate.split') || 'none';
+  const metricSel = h('select', { id: 'ov-metric', 'aria-label': t('ov.metric'), onchange: e => { metric = e.target.value; sessionStorage.setItem('gemgate.metric', metric); load(); } },
+    ['requests', 'errors', 'rate_limited', 'google_429'].map(m => h('option', { value: m, selected: m === metric }, t('ov.metric.' + m))));
+  const splitSel = h('select', { id: 'ov-split', 'aria-label': t('ov.split'), onchange: e => { split = e.target.value; sessionStorage.setItem('gemgate.split', split); load(); } },
+    ['none', 'model', 'group', 'client'].map(m => h('option', { value: m, selected: m === split }, t('ov.split.' + m))));
+  const legend = h('div', { class: 'legend', id: 'ov-legend' });
   const states = h('div', { id: 'ov-states' });
   const tables = h('div', { class: 'grid2', id: 'ov-tables' });
   const note = h('p', { class: 'muted', id: 'ov-note' });
@@ -144,28 +174,40 @@ async function overview(view) {
     h('div', { class: 'row' }, h('h1', { text: t('ov.title') }), h('span', { class: 'spacer' }), rangeSel),
     cards, note,
     h('div', { class: 'grid-wide' },
-      h('div', { class: 'card' }, h('h2', { text: t('ov.traffic') }), traffic,
-        h('div', { class: 'legend' }, h('span', {}, h('i', { class: 'ok' }), t('ov.ok')), h('span', {}, h('i', { class: 'bad' }), t('ov.err')))),
+      h('div', { class: 'card' }, h('div', { class: 'row' }, h('h2', { text: t('ov.traffic') }), h('span', { class: 'spacer' }), metricSel, splitSel),
+        traffic, legend),
       h('div', { class: 'card' }, h('h2', { text: t('ov.states') }), states)),
     tables);
   async function load() {
     let s;
-    try { s = await api('GET', 'stats?range=' + range); } catch (err) { return fail(err); }
+    try { s = await api('GET', 'stats?' + new URLSearchParams({ range, split })); } catch (err) { return fail(err); }
     const p = s.pool;
-    const stat = (label, value, id) => h('div', { class: 'stat', 'data-stat': id }, h('div', { class: 'label', text: label }), h('div', { class: 'value', text: value }));
+    const stat = (label, value, id, sub) => h('div', { class: 'stat', 'data-stat': id }, h('div', { class: 'label', text: label }),
+      h('div', { class: 'value', text: value }), sub ? h('div', { class: 'sub muted', text: sub }) : '');
     cards.replaceChildren(
       stat(t('ov.requests'), fmt(s.totals.requests), 'requests'),
       stat(t('ov.success'), pct(s.totals.success_rate), 'success'),
       stat(t('ov.latency'), `${fmt(s.totals.p50_ms)} / ${fmt(s.totals.p95_ms)} ms`, 'latency'),
       stat(t('ov.tokens'), fmt(s.totals.tokens), 'tokens'),
       stat(t('ov.inflight'), fmt(p.in_flight), 'inflight'),
-      stat(t('ov.keys'), `${fmt(p.active + p.partial)} / ${fmt(p.keys)}`, 'keys'));
+      // Ready means serving every model: keys resting on some models are
+      // counted apart, cooling and disabled ones not at all.
+      stat(t('ov.keys'), `${fmt(p.active)} / ${fmt(p.keys)}`, 'keys',
+        p.partial ? t('ov.keysPartial', { n: fmt(p.partial) }) : ''));
     note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : ''].filter(Boolean).join(' ');
     const label = range === 'hour' ? clock : ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', { month: 'numeric', day: 'numeric', hour: '2-digit' });
-    traffic.replaceChildren(trafficChart(s.buckets, label));
+    if (metric === 'requests' && split === 'none') {
+      traffic.replaceChildren(trafficChart(s.buckets, label));
+      legend.replaceChildren(h('span', {}, h('i', { class: 'ok' }), t('ov.ok')), h('span', {}, h('i', { class: 'bad' }), t('ov.err')));
+    } else {
+      const series = s.series.map(x => ({ name: x.name === 'all' ? t('ov.metric.' + metric) : x.name, values: x.points.map(p => p[metric]) }));
+      traffic.replaceChildren(stackedChart(s.buckets.map(b => b.start_ms), series, label));
+      legend.replaceChildren(...series.map((x, n) => h('span', { class: 'series-name' }, h('i', { class: 'series s' + (n % 6) }),
+        `${x.name} (${fmt(x.values.reduce((a, b) => a + b, 0))})`)));
+    }
     states.replaceChildren(stateBar(p),
       h('ul', { class: 'state-list' }, ['active', 'partial', 'cooling', 'disabled'].map(st =>
-        h('li', {}, h('a', { href: '#keys', class: 'state-link' }, h('i', { class: 'dot ' + st }), t('state.' + st)),
+        h('li', {}, h('a', { href: '#keys/' + st, class: 'state-link', 'data-state': st }, h('i', { class: 'dot ' + st }), t('state.' + st)),
           h('b', { text: fmt(p[st]) })))));
     const table = (title, rows) => {
       if (!rows.length) return h('div', { class: 'card' }, h('h2', { text: title }), h('p', { class: 'muted', text: t('common.none') }));
@@ -182,10 +224,10 @@ async function overview(view) {
 }
 
 // ---------- keys ----------
-async function keysView(view) {
+async function keysView(view, tab) {
   // The selection is scoped to what is shown: changing the tab, group,
   // search or page clears it (fingerprint → group, for the confirm).
-  const state = { tab: '', search: '', group: '', sort: 'state', order: '', page: 1, selected: new Map(), everything: false, data: null };
+  const state = { tab: ['active', 'partial', 'cooling', 'disabled'].includes(tab) ? tab : '', search: '', group: '', sort: 'state', order: '', page: 1, selected: new Map(), everything: false, data: null };
   const rescope = () => { state.selected.clear(); state.everything = false; state.page = 1; };
   const tabs = h('div', { class: 'tabs', role: 'tablist' });
   const search = h('input', { type: 'search', class: 'search', placeholder: t('keys.search'), 'aria-label': t('keys.search'),
@@ -266,7 +308,9 @@ async function keysView(view) {
           h('br'), h('span', { class: 'muted', text: k.fingerprint })),
         h('td', { text: k.group }),
         h('td', {}, h('span', { class: 'badge ' + k.state, text: t('state.' + k.state) }),
-          k.disabled_reason ? h('div', { class: 'muted', text: t('keys.disabledBy', { reason: k.disabled_reason }) + ' · ' + t('keys.until.' + k.disabled_until) }) : ''),
+          k.disabled_reason ? h('div', { class: 'muted disabled-why', text: [t('keys.disabledBy', { reason: reasonText(k.disabled_reason) }),
+            when(k.disabled_since_ms), t('keys.until.' + k.disabled_until)].join(' · ') }) : '',
+          heatStrip(k.recent)),
         h('td', {}, cooling),
         h('td', { text: fmt(k.requests) }),
         h('td', { text: fmt(k.failures) }),
@@ -291,17 +335,20 @@ async function keysView(view) {
     const cell = h('td', { colspan: 10 });
     row.after(h('tr', { class: 'key-panel', 'data-panel': k.fingerprint }, cell));
     const rests = k.cooldowns.length
-      ? h('ul', { class: 'rests' }, k.cooldowns.map(c => h('li', {}, h('b', { text: c.model || t('keys.every') }), ': ',
-        t('keys.restReason.' + c.reason) === 'keys.restReason.' + c.reason ? c.reason : t('keys.restReason.' + c.reason), ' · ',
+      ? h('ul', { class: 'rests' }, k.cooldowns.map(c => h('li', { 'data-source': c.source }, h('b', { text: c.model || t('keys.every') }), ': ',
+        tOr('keys.restReason.' + c.reason, c.reason), ' · ', tOr('keys.source.' + c.source, c.source), ' · ',
         h('span', { class: 'countdown', 'data-until': c.until_ms, text: countdown(c.until_ms) }), ' (', when(c.until_ms), ')')))
       : h('p', { class: 'muted', text: t('keys.noRests') });
-    const disabled = k.disabled_reason ? h('p', {}, h('b', { text: t('keys.disabledBy', { reason: k.disabled_reason }) }), ' · ',
+    const disabled = k.disabled_reason ? h('p', { class: 'disabled-why' }, h('b', { text: t('keys.disabledBy', { reason: reasonText(k.disabled_reason) }) }), ' · ',
       t('keys.since', { when: when(k.disabled_since_ms) }), ' · ', t('keys.until.' + k.disabled_until)) : '';
     const numbers = h('p', { class: 'muted', text: t('keys.numbers', { requests: fmt(k.requests), ok: fmt(k.successes), failed: fmt(k.failures),
       row: k.consecutive_failures, latency: k.mean_latency_ms == null ? '–' : k.mean_latency_ms, tokens: fmt(k.tokens) }) });
     const last = k.last_error ? h('p', {}, h('b', { text: t('keys.lastError') + ': ' }), cleanGoogle(k.last_error)) : '';
     const recent = h('div', {}, h('p', { class: 'muted', text: t('common.loading') }));
-    cell.replaceChildren(h('h3', { text: `${k.masked} · ${k.group}` }), disabled, h('h4', { text: t('keys.rests') }), rests, numbers, last,
+    // The last hour's success rate in five-minute steps, and the last attempts.
+    const hourAgo = h('div', { class: 'spark-row' }, h('span', { class: 'muted', text: t('keys.successHour') }),
+      successSparkline(k.hour, ms => clock(ms)), heatStrip(k.recent, 64));
+    cell.replaceChildren(h('h3', { text: `${k.masked} · ${k.group}` }), disabled, h('h4', { text: t('keys.rests') }), rests, numbers, hourAgo, last,
       h('h4', { text: t('keys.recent') }), recent);
     try {
       const res = await api('GET', 'logs/errors?' + new URLSearchParams({ key: k.fingerprint, per_page: 10 }));
@@ -749,14 +796,15 @@ const VIEWS = { overview, keys: keysView, clients: clientsView, usage: usageView
 
 async function route() {
   clearTimers();
-  const name = (location.hash || '#overview').slice(1);
+  // `#keys/cooling` opens a view on one of its tabs.
+  const [name, sub] = (location.hash || '#overview').slice(1).split('/');
   const render = VIEWS[name] || overview;
   for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.view === name);
   const view = $('#view');
   view.replaceChildren();
   view.dataset.view = name;
   $('#nav').hidden = false; $('#logout').hidden = false;
-  try { await render(view); } catch (err) { fail(err); }
+  try { await render(view, sub || ''); } catch (err) { fail(err); }
 }
 
 async function start() {

@@ -12,11 +12,17 @@ pub struct ErrorBody {
 
 /// What went wrong.
 #[derive(Debug, Object)]
+#[oai(skip_serializing_if_is_none)]
 pub struct ErrorDetail {
     /// HTTP status.
     pub code: u16,
-    /// What went wrong and what to do, in words.
+    /// What went wrong and what to do, in English words.
     pub message: String,
+    /// A stable name of the message, for clients that show it in another
+    /// language (the dashboard does), with `args` to fill in.
+    pub id: Option<String>,
+    /// The message's variable parts, by name.
+    pub args: Option<std::collections::BTreeMap<String, String>>,
 }
 
 /// Every error an admin endpoint answers.
@@ -47,11 +53,12 @@ pub enum ApiError {
 }
 
 fn body(code: u16, message: impl Into<String>) -> Json<ErrorBody> {
-    Json(ErrorBody { error: ErrorDetail { code, message: message.into() } })
+    Json(ErrorBody { error: ErrorDetail { code, message: message.into(), id: None, args: None } })
 }
 
 fn bad_request(err: poem::Error) -> ApiError {
-    ApiError::bad_request(err.to_string())
+    let detail = err.to_string();
+    ApiError::bad_request(detail.clone()).with_id("bad_input", &[("detail", &detail)])
 }
 
 impl ApiError {
@@ -79,16 +86,34 @@ impl ApiError {
     pub fn too_many(message: impl Into<String>) -> Self {
         Self::TooManyRequests(body(429, message))
     }
+    /// Names the message (`id`) and its variable parts, so the dashboard
+    /// can show it in the operator's language.
+    pub fn with_id(mut self, id: &'static str, args: &[(&str, &str)]) -> Self {
+        let (Self::BadRequest(body)
+        | Self::Unauthorized(body)
+        | Self::Forbidden(body)
+        | Self::NotFound(body)
+        | Self::Conflict(body)
+        | Self::TooManyRequests(body)
+        | Self::Internal(body)) = &mut self;
+        body.error.id = Some(id.to_string());
+        if !args.is_empty() {
+            body.error.args = Some(args.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        }
+        self
+    }
     /// 500, logged.
     pub fn internal(message: impl std::fmt::Display) -> Self {
         tracing::error!("admin: {message}");
-        Self::Internal(body(500, message.to_string()))
+        let detail = message.to_string();
+        Self::Internal(body(500, detail.clone())).with_id("internal", &[("detail", &detail)])
     }
 }
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
-        Self::internal(format!("the store failed: {err}"))
+        let detail = err.to_string();
+        Self::internal(format!("the store failed: {detail}")).with_id("store_failed", &[("detail", &detail)])
     }
 }
 

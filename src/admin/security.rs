@@ -40,18 +40,27 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
     let ctx = context(req)?;
     match ctx.state.access.limiter.guard(req, || ctx.gate.check_key(&bearer.token)) {
         Ok(()) => Ok(Admin),
-        Err(err @ crate::api::auth::AuthError::TooMany(_)) => Err(ApiError::too_many(err.message()).into()),
-        Err(_) => Err(ApiError::unauthorized("the bearer token is not the admin key").into()),
+        Err(err @ crate::api::auth::AuthError::TooMany(wait)) => {
+            let secs = wait.as_secs().max(1).to_string();
+            Err(ApiError::too_many(err.message()).with_id("too_many_tries", &[("secs", &secs)]).into())
+        }
+        Err(_) => {
+            Err(ApiError::unauthorized("the bearer token is not the admin key").with_id("not_admin_key", &[]).into())
+        }
     }
 }
 
 async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Admin> {
     let Some(csrf) = context(req)?.gate.session_csrf(&cookie.key) else {
-        return Err(ApiError::unauthorized("the session has ended; sign in again").into());
+        return Err(ApiError::unauthorized("the session has ended; sign in again")
+            .with_id("session_ended", &[])
+            .into());
     };
     let safe = matches!(*req.method(), poem::http::Method::GET | poem::http::Method::HEAD);
     if !safe && !csrf_matches(&csrf, req.header("x-csrf-token")) {
-        return Err(ApiError::forbidden("missing or wrong x-csrf-token header for this session").into());
+        return Err(ApiError::forbidden("missing or wrong x-csrf-token header for this session")
+            .with_id("csrf", &[])
+            .into());
     }
     Ok(Admin)
 }

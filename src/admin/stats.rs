@@ -82,6 +82,106 @@ pub struct Summary {
     pub by_client: Vec<(String, Figures)>,
 }
 
+/// What one time bucket counts for a chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Requests.
+    pub requests: u64,
+    /// Requests answered with a status of 400 or more.
+    pub errors: u64,
+    /// Requests answered 429 (every key resting, or a client's limit).
+    pub rate_limited: u64,
+    /// Attempts Google answered 429 (failover absorbs most of them).
+    pub google_429: u64,
+}
+
+/// What a chart splits its counts by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Split {
+    /// Nothing: one series.
+    None,
+    /// The model.
+    Model,
+    /// The key group (of the request's last key, or of the attempt's key).
+    Group,
+    /// The client.
+    Client,
+}
+
+/// One line of a chart: a name and its counts per bucket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Series {
+    /// A model, group or client; `(other)` for the rest; `all` unsplit.
+    pub name: String,
+    /// One per bucket, oldest first.
+    pub points: Vec<Counts>,
+}
+
+/// Series kept by name; the rest are summed as `(other)`.
+pub const TOP_SERIES: usize = 5;
+
+/// Counts per bucket split by `split`, from requests (`rows`) and failed
+/// attempts (`attempts`, where `status` is Google's): the busiest
+/// [`TOP_SERIES`] names, then `(other)`.
+pub fn series(
+    rows: &[StatRow],
+    attempts: &[StatRow],
+    window: (i64, i64, i64),
+    split: Split,
+    group_of: impl Fn(&str) -> Option<String>,
+) -> Vec<Series> {
+    let (from_ms, to_ms, bucket_ms) = (window.0, window.1, window.2.max(1));
+    let first = from_ms - from_ms.rem_euclid(bucket_ms);
+    let count = ((to_ms - first) / bucket_ms + 1).clamp(1, 10_000) as usize;
+    let name_of = |row: &StatRow| match split {
+        Split::None => "all".to_string(),
+        Split::Model if row.model.is_empty() => "(none)".to_string(),
+        Split::Model => row.model.clone(),
+        Split::Group => row.key_fingerprint.as_deref().and_then(&group_of).unwrap_or_else(|| "(no key)".to_string()),
+        Split::Client => row.client.clone(),
+    };
+    let mut by_name: BTreeMap<String, Vec<Counts>> = BTreeMap::new();
+    let mut count_in = |row: &StatRow, add: &dyn Fn(&mut Counts)| {
+        if row.at_ms < from_ms || row.at_ms > to_ms {
+            return;
+        }
+        let points = by_name.entry(name_of(row)).or_insert_with(|| vec![Counts::default(); count]);
+        if let Some(point) = points.get_mut(((row.at_ms - first) / bucket_ms) as usize) {
+            add(point);
+        }
+    };
+    for row in rows {
+        count_in(row, &|c| {
+            c.requests += 1;
+            c.errors += u64::from(row.status >= 400);
+            c.rate_limited += u64::from(row.status == 429);
+        });
+    }
+    for attempt in attempts.iter().filter(|a| a.status == 429) {
+        count_in(attempt, &|c| c.google_429 += 1);
+    }
+    let weight = |points: &[Counts]| points.iter().map(|c| c.requests + c.google_429).sum::<u64>();
+    let mut ranked: Vec<Series> = by_name.into_iter().map(|(name, points)| Series { name, points }).collect();
+    ranked.sort_by(|a, b| weight(&b.points).cmp(&weight(&a.points)).then_with(|| a.name.cmp(&b.name)));
+    if ranked.len() > TOP_SERIES + 1 {
+        let rest = ranked.split_off(TOP_SERIES);
+        let mut other = vec![Counts::default(); count];
+        for series in rest {
+            for (sum, c) in other.iter_mut().zip(series.points) {
+                sum.requests += c.requests;
+                sum.errors += c.errors;
+                sum.rate_limited += c.rate_limited;
+                sum.google_429 += c.google_429;
+            }
+        }
+        ranked.push(Series { name: "(other)".to_string(), points: other });
+    }
+    if ranked.is_empty() {
+        ranked.push(Series { name: "all".to_string(), points: vec![Counts::default(); count] });
+    }
+    ranked
+}
+
 fn ranked(map: BTreeMap<String, Accumulator>) -> Vec<(String, Figures)> {
     let mut out: Vec<(String, Figures)> = map.into_iter().map(|(k, a)| (k, a.figures())).collect();
     out.sort_by(|a, b| b.1.requests.cmp(&a.1.requests).then_with(|| a.0.cmp(&b.0)));
@@ -153,6 +253,28 @@ mod tests {
         assert_eq!(s.by_model[0].0, "m1");
         assert_eq!(s.by_group, vec![("paid".to_string(), s.totals.clone())]);
         assert_eq!(s.totals.tokens, 1010);
+    }
+
+    #[test]
+    fn series_split_by_model_keep_the_busiest_and_sum_the_rest() {
+        let mut rows: Vec<StatRow> = Vec::new();
+        for (n, model) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
+            for i in 0..(10 - n as i64) {
+                rows.push(row(1000 + i, if i == 0 { 429 } else { 200 }, 1, model));
+            }
+        }
+        let attempts = vec![row(2100, 429, 1, "a"), row(2200, 503, 1, "a")];
+        let split = series(&rows, &attempts, (1000, 2999, 1000), Split::Model, |_| None);
+        let names: Vec<&str> = split.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c", "d", "e", "(other)"]);
+        assert_eq!(split[0].points.len(), 2);
+        assert_eq!(split[0].points[0], Counts { requests: 10, errors: 1, rate_limited: 1, google_429: 0 });
+        assert_eq!(split[0].points[1], Counts { requests: 0, errors: 0, rate_limited: 0, google_429: 1 });
+        // f (5 rows) and g (4 rows) together.
+        assert_eq!(split[5].points[0], Counts { requests: 9, errors: 2, rate_limited: 2, google_429: 0 });
+        let all = series(&rows, &attempts, (1000, 2999, 1000), Split::None, |_| None);
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].points[0].requests, rows.len() as u64);
     }
 
     #[test]

@@ -52,6 +52,7 @@ pub(super) fn failed_event(failure: &AttemptFailure, decision: &Decision, latenc
             },
             until: now + c.duration,
             reason: failure.kind.as_str().to_string(),
+            source: c.source,
         }),
         disable: decision.disable,
     }

@@ -3,7 +3,7 @@
 
 use super::{Cooldown, CooldownScope, Decision, NextStep, Outcome, Policy, next_pacific_midnight};
 use crate::config::{CooldownConfig, RetryConfig};
-use crate::key_state::DisableReason;
+use crate::key_state::{DisableReason, RestSource};
 use crate::upstream::FailureKind;
 use std::time::{Duration, SystemTime};
 
@@ -27,12 +27,21 @@ impl DefaultPolicy {
         }
     }
 
-    fn rate_limit_cooldown(&self, outcome: &Outcome, daily: bool) -> Duration {
+    fn rate_limit_cooldown(&self, outcome: &Outcome, daily: bool) -> Cooldown {
+        let scope = CooldownScope::Model(outcome.model.clone());
         if daily {
             let now = SystemTime::now();
-            return next_pacific_midnight(now).duration_since(now).unwrap_or_default();
+            let duration = next_pacific_midnight(now).duration_since(now).unwrap_or_default();
+            return Cooldown { scope, duration, source: RestSource::DailyQuota };
         }
-        outcome.retry_delay.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(self.cooldown.rate_limit_secs))
+        match outcome.retry_delay.filter(|d| !d.is_zero()) {
+            Some(duration) => Cooldown { scope, duration, source: RestSource::RetryDelay },
+            None => Cooldown {
+                scope,
+                duration: Duration::from_secs(self.cooldown.rate_limit_secs),
+                source: RestSource::Configured,
+            },
+        }
     }
 
     /// Too many failures in a row rest the key on every model for a while.
@@ -41,6 +50,7 @@ impl DefaultPolicy {
         (threshold > 0 && outcome.consecutive_failures >= threshold).then(|| Cooldown {
             scope: CooldownScope::AllModels,
             duration: Duration::from_secs(self.cooldown.failure_secs),
+            source: RestSource::Configured,
         })
     }
 }
@@ -58,11 +68,10 @@ impl Policy for DefaultPolicy {
     fn decide(&self, outcome: &Outcome) -> Decision {
         let retry_now =
             if outcome.bytes_sent > 0 { NextStep::Fail } else { NextStep::RetryOtherKey { after: Duration::ZERO } };
-        let model_scope = CooldownScope::Model(outcome.model.clone());
         match &outcome.kind {
             FailureKind::RateLimited { daily } => Decision {
                 next: retry_now,
-                cooldown: Some(Cooldown { scope: model_scope, duration: self.rate_limit_cooldown(outcome, *daily) }),
+                cooldown: Some(self.rate_limit_cooldown(outcome, *daily)),
                 disable: None,
                 charge_key: true,
             },
@@ -80,6 +89,7 @@ impl Policy for DefaultPolicy {
                 cooldown: Some(Cooldown {
                     scope: CooldownScope::AllModels,
                     duration: Duration::from_secs(self.cooldown.precondition_secs),
+                    source: RestSource::Configured,
                 }),
                 disable: None,
                 charge_key: true,
@@ -145,11 +155,15 @@ mod tests {
             d.cooldown,
             Some(Cooldown {
                 scope: CooldownScope::Model(Arc::from("gemini-2.5-pro")),
-                duration: Duration::from_secs(37)
+                duration: Duration::from_secs(37),
+                source: RestSource::RetryDelay,
             })
         );
         o.retry_delay = None;
-        assert_eq!(policy().decide(&o).cooldown.unwrap().duration, Duration::from_secs(60));
+        let configured = policy().decide(&o).cooldown.unwrap();
+        assert_eq!((configured.duration, configured.source), (Duration::from_secs(60), RestSource::Configured));
+        let daily = policy().decide(&outcome(FailureKind::RateLimited { daily: true })).cooldown.unwrap();
+        assert_eq!(daily.source, RestSource::DailyQuota);
     }
 
     #[test]

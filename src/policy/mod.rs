@@ -11,7 +11,7 @@ pub mod script;
 pub use default::DefaultPolicy;
 pub use pacific::next_pacific_midnight;
 
-use crate::key_state::{DisableReason, ScanVerdict};
+use crate::key_state::{DisableReason, RestSource, ScanVerdict};
 use crate::keys::Fingerprint;
 use crate::upstream::FailureKind;
 use std::sync::Arc;
@@ -85,6 +85,8 @@ pub struct Cooldown {
     pub scope: CooldownScope,
     /// How long.
     pub duration: Duration,
+    /// Where the length came from.
+    pub source: RestSource,
 }
 
 /// What a policy decided about one failed attempt.

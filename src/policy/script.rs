@@ -11,7 +11,7 @@
 //! slow script delays neither other requests nor `/healthz` and the admin.
 
 use super::{Cooldown, CooldownScope, Decision, DefaultPolicy, EmptyReply, NextStep, Outcome, Policy};
-use crate::key_state::{DisableReason, ScanVerdict};
+use crate::key_state::{DisableReason, RestSource, ScanVerdict};
 use crate::keys::Fingerprint;
 use rhai::{AST, Dynamic, Engine, EvalAltResult, Map, Position, Scope};
 use std::path::Path;
@@ -347,7 +347,12 @@ pub fn parse_decision(value: &Dynamic, outcome: &Outcome, default: &Decision) ->
             Some(Ok(model)) => CooldownScope::Model(Arc::from(model)),
             Some(Err(_)) => return Err("cooldown_model must be a string".into()),
         };
-        decision.cooldown = (secs > 0.0).then(|| Cooldown { scope, duration: Duration::from_secs_f64(secs) });
+        let duration = Duration::from_secs_f64(secs);
+        // The built-in rest passed back unchanged keeps its source.
+        let builtin =
+            default.cooldown.as_ref().filter(|c| c.scope == scope && c.duration.abs_diff(duration).as_millis() < 1);
+        let source = builtin.map_or(RestSource::Script, |c| c.source);
+        decision.cooldown = (secs > 0.0).then(|| Cooldown { scope, duration, source });
     }
     if let Some(disable) = map.get("disable_key") {
         decision.disable = if disable.is_unit() || disable.as_bool() == Ok(false) {
@@ -406,7 +411,8 @@ mod tests {
         outcome.attempt = 3;
         let third = policy.decide(&outcome);
         assert_eq!(third.disable, Some(DisableReason::Policy));
-        assert_eq!(third.cooldown.unwrap().scope, CooldownScope::AllModels);
+        let rest = third.cooldown.unwrap();
+        assert_eq!((rest.scope, rest.source), (CooldownScope::AllModels, RestSource::Script), "the script's own rest");
         assert_eq!(faults.load(Ordering::Relaxed), 0);
     }
 

@@ -160,6 +160,7 @@ impl KeyActorState {
                 snap.latency_ms_total += latency.as_millis() as u64;
                 snap.tokens += tokens;
                 snap.last_used = Some(now);
+                snap.outcomes.record(false, now);
             }
             KeyEvent::Failed { latency, charge, error, cooldown, disable } => {
                 // The supervisor held the key for these; it waits for the answer.
@@ -171,6 +172,7 @@ impl KeyActorState {
                     snap.failures += 1;
                     snap.consecutive_failures += 1;
                     snap.last_error = Some(error);
+                    snap.outcomes.record(true, now);
                     self.recent.push_back(now);
                     self.state_changed = true;
                 }

@@ -547,7 +547,12 @@ mod tests {
     fn resting(rests: &[(Option<&Arc<str>>, SystemTime)]) -> KeyState {
         let cooldowns = rests
             .iter()
-            .map(|(model, until)| CooldownEntry { model: model.cloned(), until: *until, reason: "test".into() })
+            .map(|(model, until)| CooldownEntry {
+                model: model.cloned(),
+                until: *until,
+                reason: "test".into(),
+                source: Default::default(),
+            })
             .collect();
         KeyState { cooldowns, ..KeyState::default() }
     }

@@ -33,6 +33,8 @@ struct KeyCounters {
     last_used_ms: AtomicU64,
     latency_ms_total: AtomicU64,
     tokens: AtomicU64,
+    /// Written by the actor once per attempt, read by the admin.
+    outcomes: std::sync::Mutex<crate::key_state::Outcomes>,
 }
 
 fn to_ms(time: Option<SystemTime>) -> u64 {
@@ -75,6 +77,7 @@ impl KeySlot {
             last_used: (last_used_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(last_used_ms)),
             latency_ms_total: c.latency_ms_total.load(Ordering::Relaxed),
             tokens: c.tokens.load(Ordering::Relaxed),
+            outcomes: *c.outcomes.lock().unwrap_or_else(|e| e.into_inner()),
         }
     }
 
@@ -100,6 +103,7 @@ impl KeySlot {
         c.last_used_ms.store(to_ms(s.last_used), Ordering::Relaxed);
         c.latency_ms_total.store(s.latency_ms_total, Ordering::Relaxed);
         c.tokens.store(s.tokens, Ordering::Relaxed);
+        *c.outcomes.lock().unwrap_or_else(|e| e.into_inner()) = s.outcomes;
     }
 
     /// Publishes state (KeyActor only).

@@ -277,6 +277,33 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Failed attempts since `from_ms` for statistics, newest first, at most
+    /// `cap`: `status` is Google's (0 without an answer), no tokens.
+    pub async fn attempt_stat_rows(&self, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
+        let sql = self.dialect.sql(&format!(
+            "SELECT at_ms, client, model, key_fp, http_status, latency_ms FROM error_log \
+             WHERE at_ms >= ? ORDER BY id DESC LIMIT {}",
+            cap.max(0)
+        ));
+        let rows = sqlx::query(sql).bind(from_ms).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(StatRow {
+                    at_ms: row.try_get(0)?,
+                    client: row.try_get(1)?,
+                    model: row.try_get(2)?,
+                    key_fingerprint: row.try_get(3)?,
+                    status: int(row, 4)?,
+                    latency_ms: row.try_get::<Option<i64>, _>(5)?.unwrap_or(0),
+                    total_tokens: 0,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::from)
+    }
+}
+
 /// Appends error rows (one statement per row: errors are far fewer than requests).
 pub(super) async fn insert_errors(store: &Store, records: &[ErrorRecord]) -> Result<(), StoreError> {
     if records.is_empty() {

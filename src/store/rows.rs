@@ -2,7 +2,7 @@
 //! PostgreSQL and MySQL all accept (placeholders rewritten per dialect).
 
 use super::{Store, StoreError};
-use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot};
+use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot, RestSource};
 use crate::keys::Fingerprint;
 use serde::{Deserialize, Serialize};
 use sqlx::{AnyPool, Row};
@@ -62,6 +62,9 @@ struct StoredCooldown {
     model: Option<String>,
     until_ms: i64,
     reason: String,
+    /// Absent in rows written before sources were kept.
+    #[serde(default)]
+    source: String,
 }
 
 pub(super) async fn load_key_states(pool: &AnyPool) -> Result<HashMap<Fingerprint, KeySnapshot>, StoreError> {
@@ -84,7 +87,12 @@ pub(super) async fn load_key_states(pool: &AnyPool) -> Result<HashMap<Fingerprin
                 .map(|reason| Disabled { reason, since: from_ms(disabled_at.unwrap_or(0)) }),
             cooldowns: cooldowns
                 .into_iter()
-                .map(|c| CooldownEntry { model: c.model.map(Arc::from), until: from_ms(c.until_ms), reason: c.reason })
+                .map(|c| CooldownEntry {
+                    model: c.model.map(Arc::from),
+                    until: from_ms(c.until_ms),
+                    reason: c.reason,
+                    source: RestSource::parse(&c.source),
+                })
                 .collect(),
             requests: row.try_get::<i64, _>(4)? as u64,
             successes: row.try_get::<i64, _>(5)? as u64,
@@ -95,6 +103,7 @@ pub(super) async fn load_key_states(pool: &AnyPool) -> Result<HashMap<Fingerprin
             last_error: row.try_get(9)?,
             latency_ms_total: row.try_get::<i64, _>(10)? as u64,
             tokens: row.try_get::<i64, _>(11)? as u64,
+            outcomes: Default::default(),
         };
         states.insert(fingerprint, snapshot);
     }
@@ -122,6 +131,7 @@ pub(super) async fn save_key_states(
                 model: c.model.as_deref().map(String::from),
                 until_ms: to_ms(c.until),
                 reason: c.reason.clone(),
+                source: c.source.as_str().to_string(),
             })
             .collect();
         let fp = fingerprint.to_string();

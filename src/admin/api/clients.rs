@@ -197,7 +197,8 @@ fn check_models(models: &[String]) -> ApiResult<Vec<String>> {
             if plain {
                 Ok(m.to_string())
             } else {
-                Err(ApiError::bad_request(format!("`{m}` is not a model name or pattern (`*` matches any part)")))
+                Err(ApiError::bad_request(format!("`{m}` is not a model name or pattern (`*` matches any part)"))
+                    .with_id("not_model_pattern", &[("text", m)]))
             }
         })
         .collect()
@@ -213,7 +214,9 @@ impl ClientsApi {
     }
 
     async fn find(&self, id: i64) -> ApiResult<StoredClientKey> {
-        self.ctx.store().client_key(id).await?.ok_or_else(|| ApiError::not_found(format!("no client key with id {id}")))
+        self.ctx.store().client_key(id).await?.ok_or_else(|| {
+            ApiError::not_found(format!("no client key with id {id}")).with_id("no_client", &[("id", &id.to_string())])
+        })
     }
 }
 
@@ -233,11 +236,12 @@ impl ClientsApi {
     async fn create(&self, _auth: AdminAuth, body: Json<NewClient>) -> ApiResult<Created> {
         let name = body.name.trim().to_string();
         if name.is_empty() {
-            return Err(ApiError::bad_request("name: give the client a name"));
+            return Err(ApiError::bad_request("name: give the client a name").with_id("client_name_missing", &[]));
         }
         let existing = self.ctx.store().client_keys().await?;
         if existing.iter().any(|c| c.name == name && c.revoked_ms.is_none()) {
-            return Err(ApiError::conflict(format!("a client named `{name}` exists; pick another name")));
+            return Err(ApiError::conflict(format!("a client named `{name}` exists; pick another name"))
+                .with_id("client_exists", &[("name", &name)]));
         }
         let limits = body.limits.limits()?;
         let key = crate::secrets::generate_secret();
@@ -253,7 +257,8 @@ impl ClientsApi {
     async fn update(&self, _auth: AdminAuth, id: Path<i64>, body: Json<LimitsInput>) -> ApiResult<Json<ClientView>> {
         let limits = body.limits()?;
         if !self.ctx.store().update_client_limits(id.0, &limits).await? {
-            return Err(ApiError::not_found(format!("no client key with id {}", id.0)));
+            return Err(ApiError::not_found(format!("no client key with id {}", id.0))
+                .with_id("no_client", &[("id", &id.0.to_string())]));
         }
         // The new limits hold from the answer on.
         self.refresh().await?;
@@ -265,7 +270,8 @@ impl ClientsApi {
     async fn revoke(&self, _auth: AdminAuth, id: Path<i64>) -> ApiResult<Json<ClientView>> {
         let client = self.find(id.0).await?;
         if client.revoked_ms.is_some() {
-            return Err(ApiError::conflict(format!("client key {} is already revoked", id.0)));
+            return Err(ApiError::conflict(format!("client key {} is already revoked", id.0))
+                .with_id("client_revoked", &[("id", &id.0.to_string())]));
         }
         self.ctx.store().revoke_client_key(id.0).await?;
         self.refresh().await?;

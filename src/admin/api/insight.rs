@@ -4,7 +4,7 @@ use super::AdminTag;
 use crate::admin::AdminContext;
 use crate::admin::error::{ApiError, ApiResult};
 use crate::admin::security::AdminAuth;
-use crate::admin::stats::{Figures, summarize};
+use crate::admin::stats::{Counts, Figures, Split, series, summarize};
 use crate::key_state::StatusCounts;
 use crate::store::{ErrorRecord, LogFilter, RequestRecord};
 use poem_openapi::param::Query;
@@ -32,6 +32,46 @@ enum Range {
     Day,
     /// Last 7 days, 4-hour buckets.
     Week,
+}
+
+/// What the chart series split by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Enum)]
+#[oai(rename_all = "lowercase")]
+enum SplitBy {
+    /// One series.
+    None,
+    /// By model.
+    Model,
+    /// By key group.
+    Group,
+    /// By client.
+    Client,
+}
+
+/// Counts of one time bucket.
+#[derive(Object)]
+struct CountsView {
+    requests: u64,
+    /// Requests answered with a status of 400 or more.
+    errors: u64,
+    /// Requests answered 429.
+    rate_limited: u64,
+    /// Attempts Google answered 429 (most are absorbed by failover).
+    google_429: u64,
+}
+
+/// One chart series: a name and its counts per bucket (as `buckets`).
+#[derive(Object)]
+struct SeriesView {
+    /// A model, key group or client; `(other)` sums the rest; `all` unsplit.
+    name: String,
+    points: Vec<CountsView>,
+}
+
+impl From<Counts> for CountsView {
+    fn from(c: Counts) -> Self {
+        Self { requests: c.requests, errors: c.errors, rate_limited: c.rate_limited, google_429: c.google_429 }
+    }
 }
 
 /// Figures for a set of requests.
@@ -116,6 +156,9 @@ struct StatsView {
     by_model: Vec<NamedFigures>,
     by_group: Vec<NamedFigures>,
     by_client: Vec<NamedFigures>,
+    /// Requests, errors, 429s and Google's 429s per bucket, split as asked
+    /// (the five busiest names, then `(other)`).
+    series: Vec<SeriesView>,
     pool: PoolHealth,
 }
 
@@ -308,11 +351,12 @@ fn filter(asked: Asked) -> ApiResult<LogFilter> {
     if let (Some(from), Some(to)) = (from_ms, to_ms)
         && from > to
     {
-        return Err(ApiError::bad_request("from_ms is after to_ms"));
+        return Err(ApiError::bad_request("from_ms is after to_ms").with_id("range_backwards", &[]));
     }
     let key_fingerprint = match key.map(|k| k.trim().to_lowercase()).filter(|k| !k.is_empty()) {
         Some(k) if crate::keys::Fingerprint::parse(&k).is_none() => {
-            return Err(ApiError::bad_request("key: give a key fingerprint (12 hex digits)"));
+            return Err(ApiError::bad_request("key: give a key fingerprint (12 hex digits)")
+                .with_id("not_fingerprint", &[("text", "")]));
         }
         other => other,
     };
@@ -341,9 +385,15 @@ fn filter(asked: Asked) -> ApiResult<LogFilter> {
 #[OpenApi(tag = "AdminTag::Insight")]
 impl InsightApi {
     /// Requests, success rate, latency percentiles and tokens over time, by
-    /// model, key group and client; the pool's health now.
+    /// model, key group and client; chart series of requests, errors and
+    /// 429s split by `split`; the pool's health now.
     #[oai(path = "/stats", method = "get")]
-    async fn stats(&self, _auth: AdminAuth, range: Query<Option<Range>>) -> ApiResult<Json<StatsView>> {
+    async fn stats(
+        &self,
+        _auth: AdminAuth,
+        range: Query<Option<Range>>,
+        split: Query<Option<SplitBy>>,
+    ) -> ApiResult<Json<StatsView>> {
         let (span_ms, bucket_ms) = match range.0.unwrap_or(Range::Hour) {
             Range::Hour => (3_600_000, 60_000),
             Range::Day => (86_400_000, 1_800_000),
@@ -356,6 +406,17 @@ impl InsightApi {
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
         let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
+        let attempts = self.ctx.store().attempt_stat_rows(from_ms, STATS_ROW_CAP).await?;
+        let split = match split.0.unwrap_or(SplitBy::None) {
+            SplitBy::None => Split::None,
+            SplitBy::Model => Split::Model,
+            SplitBy::Group => Split::Group,
+            SplitBy::Client => Split::Client,
+        };
+        let series = series(&rows, &attempts, (from_ms, to_ms, bucket_ms), split, |fp| groups.get(fp).cloned())
+            .into_iter()
+            .map(|s| SeriesView { name: s.name, points: s.points.into_iter().map(CountsView::from).collect() })
+            .collect();
         let counts = StatusCounts::of(slots.iter().map(|slot| slot.snapshot()), SystemTime::now());
         let named = |list: Vec<(String, Figures)>| {
             list.into_iter().map(|(name, f)| NamedFigures { name, figures: f.into() }).collect()
@@ -364,7 +425,7 @@ impl InsightApi {
             from_ms,
             to_ms,
             bucket_ms,
-            sampled: rows.len() as i64 >= STATS_ROW_CAP,
+            sampled: rows.len() as i64 >= STATS_ROW_CAP || attempts.len() as i64 >= STATS_ROW_CAP,
             totals: summary.totals.into(),
             buckets: summary
                 .buckets
@@ -374,6 +435,7 @@ impl InsightApi {
             by_model: named(summary.by_model),
             by_group: named(summary.by_group),
             by_client: named(summary.by_client),
+            series,
             pool: PoolHealth {
                 keys: slots.len() as u64,
                 active: counts.active,

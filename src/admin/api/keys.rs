@@ -45,6 +45,21 @@ struct CooldownView {
     until_ms: i64,
     /// Why.
     reason: String,
+    /// Where its length came from: `retry_delay` (Google's), `daily_quota`
+    /// (until midnight Pacific), `configured` (`[cooldown]`), `script` (the
+    /// policy script) or `pacing` (the limits declared in `[models]`).
+    source: String,
+}
+
+/// Successes and failures in five minutes.
+#[derive(Object)]
+struct OutcomeBucket {
+    /// Unix milliseconds when the five minutes start.
+    start_ms: i64,
+    /// Attempts that succeeded.
+    ok: u32,
+    /// Attempts charged as failures.
+    failed: u32,
 }
 
 /// A key as the admin sees it (never in clear).
@@ -86,6 +101,12 @@ struct KeyView {
     last_used_ms: Option<i64>,
     /// The last failure, in words.
     last_error: Option<String>,
+    /// The last (up to 64) attempts, oldest first: `o` succeeded, `x`
+    /// failed (since the process started).
+    recent: String,
+    /// The last hour in five-minute buckets, oldest first (since the
+    /// process started).
+    hour: Vec<OutcomeBucket>,
 }
 
 /// Keys in each state, over the whole pool.
@@ -343,6 +364,7 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, pacing: &PacingWaits, now: Syste
         model: Some(wait.model.to_string()),
         until_ms: ms(wait.until),
         reason: format!("pacing_{}", wait.limit),
+        source: "pacing".to_string(),
     });
     let cooldowns: Vec<CooldownView> = snapshot
         .active_cooldowns(now)
@@ -350,6 +372,7 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, pacing: &PacingWaits, now: Syste
             model: c.model.as_deref().map(String::from),
             until_ms: ms(c.until),
             reason: c.reason.clone(),
+            source: c.source.as_str().to_string(),
         })
         .chain(paced)
         .collect();
@@ -371,6 +394,13 @@ fn view(slot: &KeySlot, snapshot: &KeySnapshot, pacing: &PacingWaits, now: Syste
         tokens: snapshot.tokens,
         last_used_ms: snapshot.last_used.map(ms),
         last_error: snapshot.last_error.clone(),
+        recent: snapshot.outcomes.last().into_iter().map(|failed| if failed { 'x' } else { 'o' }).collect(),
+        hour: snapshot
+            .outcomes
+            .hour(now)
+            .into_iter()
+            .map(|(start, ok, failed)| OutcomeBucket { start_ms: ms(start), ok, failed })
+            .collect(),
     }
 }
 
@@ -380,8 +410,10 @@ fn parse_fingerprints(list: &[String]) -> ApiResult<Vec<Fingerprint>> {
     let mut parsed = list
         .iter()
         .map(|text| {
-            Fingerprint::parse(text.trim())
-                .ok_or_else(|| ApiError::bad_request(format!("`{text}` is not a key fingerprint (12 hex digits)")))
+            Fingerprint::parse(text.trim()).ok_or_else(|| {
+                ApiError::bad_request(format!("`{text}` is not a key fingerprint (12 hex digits)"))
+                    .with_id("not_fingerprint", &[("text", text)])
+            })
         })
         .collect::<ApiResult<Vec<_>>>()?;
     parsed.sort_unstable();
@@ -513,7 +545,7 @@ impl KeysApi {
         let loaded = self.ctx.reloader.current();
         let group = body.group.clone().unwrap_or_else(|| "added".into());
         if !files::is_group_name(&group) {
-            return Err(ApiError::bad_request("group: use 1 to 40 letters, digits, - or _"));
+            return Err(ApiError::bad_request("group: use 1 to 40 letters, digits, - or _").with_id("bad_group", &[]));
         }
         let extracted = files::extract_keys(&body.text, loaded.config.keys.allow_nonstandard);
         let present: HashSet<Fingerprint> =
@@ -576,7 +608,10 @@ impl KeysApi {
         let data_dir = loaded.data_dir();
         let backup = backups::load(&data_dir, &body.backup)
             .map_err(|e| ApiError::internal(format!("cannot read the backup: {e}")))?
-            .ok_or_else(|| ApiError::not_found(format!("no backup `{}` (the newest 50 are kept)", body.backup)))?;
+            .ok_or_else(|| {
+                ApiError::not_found(format!("no backup `{}` (the newest 50 are kept)", body.backup))
+                    .with_id("no_backup", &[("name", &body.backup)])
+            })?;
         let restored = files::restore_lines(&loaded.keys_dir(), &backup.lines)
             .map_err(|e| ApiError::internal(format!("cannot write the key files: {e}")))?;
         backups::remove(&data_dir, &body.backup);
@@ -660,7 +695,7 @@ impl KeysApi {
             Some(fp) => self.slot_by_fingerprint(*fp).await,
             None => None,
         }
-        .ok_or_else(|| ApiError::not_found("no key with that fingerprint in the pool"))?;
+        .ok_or_else(|| ApiError::not_found("no key with that fingerprint in the pool").with_id("no_key", &[]))?;
         tracing::warn!(key = %slot.record.fingerprint, "admin revealed a key in clear");
         Ok(Json(RevealedKey { fingerprint: slot.record.fingerprint.to_string(), key: slot.record.key.expose().into() }))
     }
@@ -668,7 +703,11 @@ impl KeysApi {
     /// Starts a health scan of every key (disabled ones included).
     #[oai(path = "/scan", method = "post")]
     async fn start_scan(&self, _auth: AdminAuth) -> ApiResult<ScanStarted> {
-        self.ctx.pool().start_scan().await.map_err(|e| ApiError::conflict(e.to_string()))?;
+        self.ctx
+            .pool()
+            .start_scan()
+            .await
+            .map_err(|e| ApiError::conflict(e.to_string()).with_id("scan_running", &[]))?;
         Ok(ScanStarted::Accepted(Json(self.ctx.pool().scan_report().into())))
     }
 

@@ -99,17 +99,26 @@ impl SessionApi {
                 Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
                 cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
             )),
-            Err(err @ AuthError::TooMany(_)) => Err(ApiError::too_many(err.message())),
-            Err(_) => Err(ApiError::unauthorized("that is not the admin key")),
+            Err(err @ AuthError::TooMany(wait)) => {
+                let secs = wait.as_secs().max(1).to_string();
+                Err(ApiError::too_many(err.message()).with_id("too_many_tries", &[("secs", &secs)]))
+            }
+            Err(_) => Err(ApiError::unauthorized("that is not the admin key").with_id("not_admin_key", &[])),
         }
     }
 
     /// The current session's CSRF token (for a dashboard page that was reloaded).
     #[oai(path = "/session", method = "get")]
     async fn session(&self, req: &Request, _auth: AdminAuth) -> ApiResult<Json<SessionInfo>> {
-        let token = session_cookie(req)
-            .ok_or_else(|| ApiError::unauthorized("no session cookie (bearer callers need no CSRF token)"))?;
-        let csrf = self.ctx.gate.session_csrf(&token).ok_or_else(|| ApiError::unauthorized("the session has ended"))?;
+        let token = session_cookie(req).ok_or_else(|| {
+            ApiError::unauthorized("no session cookie (bearer callers need no CSRF token)")
+                .with_id("session_ended", &[])
+        })?;
+        let csrf = self
+            .ctx
+            .gate
+            .session_csrf(&token)
+            .ok_or_else(|| ApiError::unauthorized("the session has ended").with_id("session_ended", &[]))?;
         Ok(Json(SessionInfo { csrf_token: csrf, expires_in_secs: SESSION_TTL.as_secs() }))
     }
 

@@ -136,6 +136,7 @@ impl SettingsApi {
             ApiError::conflict(
                 "gemgate was started without a config file, so there is none to edit; start it with --config",
             )
+            .with_id("no_config_file", &[])
         })
     }
 
@@ -143,28 +144,37 @@ impl SettingsApi {
     fn checked_config(&self, edited: &str) -> ApiResult<(std::path::PathBuf, String)> {
         let file = self.config_file()?;
         let current = std::fs::read_to_string(&file).unwrap_or_default();
-        let text = config_text::restore(edited, &current).map_err(ApiError::bad_request)?;
-        let config = crate::config::parse_str(&text).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let text = config_text::restore(edited, &current)
+            .map_err(|e| ApiError::bad_request(e.clone()).with_id("config_invalid", &[("detail", &e)]))?;
+        let config = crate::config::parse_str(&text).map_err(|e| {
+            let detail = e.to_string();
+            ApiError::bad_request(detail.clone()).with_id("config_invalid", &[("detail", &detail)])
+        })?;
         for (setting, variable) in crate::config::env_overrides() {
             if toml_value(&text, &setting) != toml_value(&current, &setting) {
                 return Err(ApiError::bad_request(format!(
                     "{setting}: set by the environment variable {variable}, which wins over the file; \
                      change or unset the variable for a new value to take effect"
-                )));
+                ))
+                .with_id("env_override", &[("setting", &setting), ("variable", &variable)]));
             }
         }
         // What the admin can make gemgate read or write stays in the config's folder.
         let base_dir = file.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
         let loaded = crate::config::LoadedConfig { config, file: Some(file.clone()), base_dir };
         if !loaded.is_inside_base(&loaded.config.keys.dir) {
-            return Err(ApiError::bad_request("keys.dir: the keys folder must be inside the config file's folder"));
+            return Err(ApiError::bad_request("keys.dir: the keys folder must be inside the config file's folder")
+                .with_id("keys_dir_outside", &[]));
         }
         if loaded.policy_file().is_some() && !loaded.is_inside_base(&loaded.config.policy.file) {
-            return Err(ApiError::bad_request("policy.file: the script must be inside the config file's folder"));
+            return Err(ApiError::bad_request("policy.file: the script must be inside the config file's folder")
+                .with_id("policy_outside", &[]));
         }
         // Built as a reload would build it: a script that cannot be read or compiled is refused.
         crate::policy::configured_policy(&loaded, Arc::default()).map_err(|e| {
-            ApiError::bad_request(format!("policy.file: the script cannot be read or does not compile: {e}"))
+            let detail = e.to_string();
+            ApiError::bad_request(format!("policy.file: the script cannot be read or does not compile: {detail}"))
+                .with_id("policy_broken", &[("detail", &detail)])
         })?;
         Ok((file, text))
     }
@@ -172,6 +182,7 @@ impl SettingsApi {
     fn policy_file(&self) -> ApiResult<std::path::PathBuf> {
         self.ctx.reloader.current().policy_file().ok_or_else(|| {
             ApiError::conflict("no policy script is configured: set `[policy] file` in config.toml first")
+                .with_id("no_policy_file", &[])
         })
     }
 }
@@ -227,7 +238,9 @@ impl SettingsApi {
         let event = reload_message(&self.ctx, "config", since);
         tracing::info!(file = %file.display(), "admin saved config.toml");
         match event {
-            Some(e) if !e.accepted => Err(ApiError::bad_request(e.message)),
+            Some(e) if !e.accepted => {
+                Err(ApiError::bad_request(e.message.clone()).with_id("config_invalid", &[("detail", &e.message)]))
+            }
             e => Ok(Json(Saved {
                 file: file.display().to_string(),
                 message: e.map_or_else(|| "saved".into(), |e| e.message),
@@ -262,8 +275,10 @@ impl SettingsApi {
         let config = self.ctx.reloader.current().config;
         let fallback = crate::policy::DefaultPolicy::new(&config.cooldown, &config.retry);
         let name = file.display().to_string();
-        crate::policy::script::ScriptPolicy::compile(&name, &body.text, fallback, Arc::default())
-            .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        crate::policy::script::ScriptPolicy::compile(&name, &body.text, fallback, Arc::default()).map_err(|e| {
+            let detail = e.to_string();
+            ApiError::bad_request(detail.clone()).with_id("policy_broken", &[("detail", &detail)])
+        })?;
         write_atomically(&file, &body.text).map_err(|e| ApiError::internal(format!("cannot write {name}: {e}")))?;
         let since = crate::store::now_ms();
         self.ctx.reloader.reload_policy();
@@ -287,9 +302,10 @@ impl SettingsApi {
             }
         };
         let config = self.ctx.reloader.current().config;
-        crate::policy::case::run_case(&name, &source, &case, &config)
-            .map(Json)
-            .map_err(|e| ApiError::bad_request(e.to_string()))
+        crate::policy::case::run_case(&name, &source, &case, &config).map(Json).map_err(|e| {
+            let detail = e.to_string();
+            ApiError::bad_request(detail.clone()).with_id("policy_case", &[("detail", &detail)])
+        })
     }
 
     /// Reloads of config, keys and policy, newest first, with the errors of

@@ -8,9 +8,12 @@
 //! one step under one lock, so limits hold exactly under concurrency. Pure:
 //! callers pass `now`.
 
+mod minute;
+
 use crate::config::BudgetPeriod;
 use chrono_tz::Tz;
-use std::collections::{HashMap, VecDeque};
+use minute::{Minute, second_of};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wildmatch::WildMatch;
@@ -125,10 +128,9 @@ pub enum Refusal {
 #[derive(Debug, Default)]
 pub struct Charge {
     counter: Option<Arc<ClientCounter>>,
-    /// Under a token limit: the request's place in its client's minute
-    /// (a sequence number, so settling finds it without a per-request
-    /// allocation that would live for a minute).
-    tally: Option<u64>,
+    /// Under a token limit: the second the request was counted in, and
+    /// its estimated tokens.
+    tally: Option<(u64, u64)>,
     hold: Option<Spent>,
 }
 
@@ -159,16 +161,10 @@ struct Spend {
 
 #[derive(Debug, Default)]
 struct Counter {
-    minute: VecDeque<SystemTime>,
+    /// Requests and tokens (estimated until settled) of the last minute.
+    minute: Minute,
     day_count: u32,
     day_ends: Option<SystemTime>,
-    /// The minute's requests under a token limit: when, and their tokens
-    /// (estimated until settled).
-    tokens: VecDeque<(SystemTime, u64)>,
-    /// The sequence number of `tokens`' front (numbers grow by one per entry).
-    tokens_front: u64,
-    /// The tokens of `tokens`, kept as a running total, so a check costs O(1).
-    minute_tokens: u64,
     spend: Option<Spend>,
 }
 
@@ -191,8 +187,6 @@ pub struct ClientCounters {
     zone: arc_swap::ArcSwap<Tz>,
     by_client: Mutex<HashMap<Arc<str>, Arc<ClientCounter>>>,
 }
-
-const MINUTE: Duration = Duration::from_secs(60);
 
 impl ClientCounters {
     /// Counters whose days end at midnight in `zone`.
@@ -244,9 +238,8 @@ impl ClientCounters {
         let zone = **self.zone.load();
         let mut counter = client.lock();
         let counter = &mut *counter;
-        while counter.minute.front().is_some_and(|&at| at + MINUTE <= now) {
-            counter.minute.pop_front();
-        }
+        let second = second_of(now);
+        counter.minute.expire(second);
         if counter.day_ends.is_some_and(|end| end <= now) {
             counter.day_count = 0;
             counter.day_ends = None;
@@ -255,24 +248,13 @@ impl ClientCounters {
             let until = *counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
             return Err(Refusal::Limit { limit: "rpd", allowed: rules.rpd.into(), until });
         }
-        if rules.rpm > 0
-            && counter.minute.len() >= rules.rpm as usize
-            && let Some(&oldest) = counter.minute.front()
-        {
-            return Err(Refusal::Limit { limit: "rpm", allowed: rules.rpm.into(), until: oldest + MINUTE });
+        if rules.rpm > 0 && counter.minute.requests() >= u64::from(rules.rpm) {
+            let until = counter.minute.frees_at(second, false);
+            return Err(Refusal::Limit { limit: "rpm", allowed: rules.rpm.into(), until });
         }
-        if tpm > 0 {
-            while counter.tokens.front().is_some_and(|(at, _)| *at + MINUTE <= now) {
-                if let Some((_, gone)) = counter.tokens.pop_front() {
-                    counter.tokens_front += 1;
-                    counter.minute_tokens = counter.minute_tokens.saturating_sub(gone);
-                }
-            }
-            if counter.minute_tokens >= tpm
-                && let Some((oldest, _)) = counter.tokens.front()
-            {
-                return Err(Refusal::Limit { limit: "tpm", allowed: tpm, until: *oldest + MINUTE });
-            }
+        if tpm > 0 && counter.minute.tokens() >= tpm {
+            let until = counter.minute.frees_at(second, true);
+            return Err(Refusal::Limit { limit: "tpm", allowed: tpm, until });
         }
         if let Some(budget) = budget {
             let spend = current_spend(counter, zone, budget.period, now);
@@ -290,24 +272,15 @@ impl ClientCounters {
             spend.held.tokens += estimate.tokens;
             spend.held.micros += estimate.micros;
         }
-        if rules.rpm > 0 {
-            counter.minute.push_back(now);
-            // A lowered limit leaves older entries: keep no more than it needs.
-            while counter.minute.len() > rules.rpm as usize {
-                counter.minute.pop_front();
-            }
+        if rules.rpm > 0 || tpm > 0 {
+            counter.minute.add(second, if tpm > 0 { estimate.tokens } else { 0 });
         }
         if rules.rpd > 0 {
             counter.day_count += 1;
             counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
         }
-        let mut charge = Charge { counter: Some(client.clone()), tally: None, hold: budget.map(|_| estimate) };
-        if tpm > 0 {
-            charge.tally = Some(counter.tokens_front + counter.tokens.len() as u64);
-            counter.tokens.push_back((now, estimate.tokens));
-            counter.minute_tokens += estimate.tokens;
-        }
-        Ok(charge)
+        let tally = (tpm > 0).then_some((second, estimate.tokens));
+        Ok(Charge { counter: Some(client.clone()), tally, hold: budget.map(|_| estimate) })
     }
 
     /// Settles a request's charge with what it spent: its token tally gets
@@ -316,14 +289,9 @@ impl ClientCounters {
     pub fn settle(&self, charge: &Charge, spent: Spent, now: SystemTime) {
         let Some(client) = charge.counter.as_ref().filter(|_| !charge.is_empty()) else { return };
         let mut counter = client.lock();
-        if let Some(seq) = charge.tally {
+        if let Some((second, estimate)) = charge.tally {
             // Still in its minute: its estimate becomes its count.
-            let place = seq.checked_sub(counter.tokens_front).and_then(|i| usize::try_from(i).ok());
-            let counter = &mut *counter;
-            if let Some(entry) = place.and_then(|i| counter.tokens.get_mut(i)) {
-                let estimate = std::mem::replace(&mut entry.1, spent.tokens);
-                counter.minute_tokens = (counter.minute_tokens + spent.tokens).saturating_sub(estimate);
-            }
+            counter.minute.settle(second, estimate, spent.tokens);
         }
         let Some(hold) = charge.hold else { return };
         let Some(spend) = counter.spend.as_mut() else { return };
@@ -419,14 +387,18 @@ mod tests {
     fn a_minute_slides_and_refusals_count_nothing() {
         let counters = ClientCounters::new(chrono_tz::UTC);
         let rules = ClientRules::new(&ClientTerms { rpm: 2, ..Default::default() }).unwrap();
-        let t0 = SystemTime::now();
+        // A request counts in its second and the sixty after it.
+        let t0 = UNIX_EPOCH + Duration::from_millis(1_700_000_000_250);
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let second = |secs: u64| UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs);
         assert_eq!(check(&counters, &rules, "m", 0, t0), Ok(()));
-        assert_eq!(check(&counters, &rules, "m", 0, t0 + Duration::from_secs(10)), Ok(()));
-        let refused = check(&counters, &rules, "m", 0, t0 + Duration::from_secs(20));
-        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: t0 + MINUTE }));
-        assert_eq!(check(&counters, &rules, "m", 0, t0 + MINUTE), Ok(()));
-        let refused = check(&counters, &rules, "m", 0, t0 + MINUTE);
-        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: t0 + Duration::from_secs(70) }));
+        assert_eq!(check(&counters, &rules, "m", 0, at(10)), Ok(()));
+        let refused = check(&counters, &rules, "m", 0, at(20));
+        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: second(61) }));
+        assert!(check(&counters, &rules, "m", 0, at(60)).is_err(), "never more than 2 in a rolling minute");
+        assert_eq!(check(&counters, &rules, "m", 0, at(61)), Ok(()));
+        let refused = check(&counters, &rules, "m", 0, at(61));
+        assert_eq!(refused, Err(Refusal::Limit { limit: "rpm", allowed: 2, until: second(71) }));
     }
 
     #[test]
@@ -458,20 +430,20 @@ mod tests {
     fn tokens_per_minute_settle_from_usage() {
         let counters = ClientCounters::new(chrono_tz::UTC);
         let rules = ClientRules::new(&ClientTerms { tpm: 100, ..Default::default() }).unwrap();
-        let t0 = SystemTime::now();
+        let t0 = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let first = counters.admit(&counters.of(&client()), &rules, "m", tokens(30), t0).unwrap();
         let second = counters.admit(&counters.of(&client()), &rules, "m", tokens(30), t0).unwrap();
         // Both settle higher than estimated: the minute is used up.
         counters.settle(&first, tokens(60), t0);
         counters.settle(&second, tokens(50), t0);
         let refused = check(&counters, &rules, "m", 30, t0 + Duration::from_secs(1));
-        assert_eq!(refused, Err(Refusal::Limit { limit: "tpm", allowed: 100, until: t0 + MINUTE }));
+        assert_eq!(refused, Err(Refusal::Limit { limit: "tpm", allowed: 100, until: t0 + Duration::from_secs(61) }));
         // A failed request settles at 0 and frees its share.
         counters.settle(&second, tokens(0), t0);
         assert!(check(&counters, &rules, "m", 30, t0 + Duration::from_secs(2)).is_ok());
         let listing = counters.admit(&counters.of(&client()), &rules, "", tokens(0), t0 + Duration::from_secs(2));
         assert!(listing.is_ok_and(|charge| charge.is_empty()), "listing is free");
-        assert!(check(&counters, &rules, "m", 30, t0 + MINUTE + Duration::from_secs(3)).is_ok());
+        assert!(check(&counters, &rules, "m", 30, t0 + Duration::from_secs(63)).is_ok());
     }
 
     #[test]
