@@ -104,7 +104,6 @@ function cleanGoogle(text) {
   return String(text || '').split(/ (?:Please refer to|For more information|Learn more|To monitor your current usage)/)[0]
     .replace(/\s*\* Quota exceeded for metric:.*$/s, m => m.split('\n')[0]).trim();
 }
-// A confirm for what cannot be taken back lightly: the OK button in red.
 // A translation, or `fallback` when there is none.
 const tOr = (key, fallback) => { const text = t(key); return text === key ? fallback : text; };
 const reasonText = reason => tOr('keys.disableReason.' + reason, reason);
@@ -119,6 +118,7 @@ function heatStrip(recent, last = 24) {
   return strip;
 }
 
+// A confirm for what cannot be taken back lightly: the OK button in red.
 async function dangerBox(title, detail, okText) {
   const ok = $('#dialog-ok');
   ok.classList.add('danger');
@@ -315,7 +315,7 @@ async function keysView(view, tab) {
         h('td', { text: fmt(k.requests) }),
         h('td', { text: fmt(k.failures) }),
         h('td', { class: 'hide-sm', text: when(k.last_used_ms) }),
-        h('td', { class: 'wrap hide-sm', text: k.last_error || '' }),
+        h('td', { class: 'wrap hide-sm', text: cleanGoogle(k.last_error), title: k.last_error || '' }),
         h('td', {}, h('button', { type: 'button', class: 'ghost', onclick: () => copyKey(k.fingerprint) }, t('keys.copy'))));
     }));
     all.checked = d.items.length > 0 && d.items.every(k => state.selected.has(k.fingerprint));
@@ -489,7 +489,14 @@ async function keysView(view, tab) {
   }
   await load();
   followScan();
-  every(1000, () => { for (const el of body.querySelectorAll('.countdown')) el.textContent = countdown(Number(el.dataset.until)); });
+  // Rests count down; one that ends says so instead of lingering at 0s.
+  every(1000, () => {
+    for (const el of body.querySelectorAll('.countdown')) {
+      const ended = Number(el.dataset.until) <= Date.now();
+      el.textContent = ended ? t('keys.restEnded') : countdown(Number(el.dataset.until));
+      el.classList.toggle('ended', ended);
+    }
+  });
   every(10000, load);
 }
 

@@ -33,7 +33,9 @@ function trafficChart(buckets, labelOf) {
   const ticks = Math.min(6, buckets.length);
   for (let k = 0; k < ticks; k++) {
     const i = Math.floor((k * (buckets.length - 1)) / Math.max(1, ticks - 1));
-    svg.appendChild(svgEl('text', { x: left + i * step, y: height - 4 }, labelOf(buckets[i].start_ms)));
+    // The last label ends at the right edge instead of running past it.
+    const last = k === ticks - 1 && ticks > 1;
+    svg.appendChild(svgEl('text', { x: last ? width : left + i * step, y: height - 4, 'text-anchor': last ? 'end' : 'start' }, labelOf(buckets[i].start_ms)));
   }
   return svg;
 }
@@ -68,7 +70,8 @@ function stackedChart(starts, series, labelOf) {
   const ticks = Math.min(6, starts.length);
   for (let k = 0; k < ticks; k++) {
     const i = Math.floor((k * (starts.length - 1)) / Math.max(1, ticks - 1));
-    svg.appendChild(svgEl('text', { x: left + i * step, y: height - 4 }, labelOf(starts[i])));
+    const last = k === ticks - 1 && ticks > 1;
+    svg.appendChild(svgEl('text', { x: last ? width : left + i * step, y: height - 4, 'text-anchor': last ? 'end' : 'start' }, labelOf(starts[i])));
   }
   return svg;
 }

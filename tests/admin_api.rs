@@ -118,6 +118,25 @@ async fn sessions_use_a_cookie_a_csrf_token_and_limit_failed_logins() {
 }
 
 #[tokio::test]
+async fn keys_are_found_by_their_last_error() {
+    let all = vec![fake_key("ok", 1), fake_key("invalid", 1)];
+    let h = harness(&all).await;
+    // Requests until one tried the invalid key (failover serves them all).
+    h.eventually("a request tried the invalid key", async || {
+        assert_eq!(h.generate("gemini-2.5-flash").await.status(), StatusCode::OK);
+        h.snapshot(&all[1]).await.disabled.is_some()
+    })
+    .await;
+    let found = key_list(&h, "?search=not%20VALID").await;
+    assert_eq!(
+        (found["total"].as_u64(), found["items"][0]["fingerprint"].as_str()),
+        (Some(1), Some(fingerprint(&all[1]).as_str()))
+    );
+    assert_eq!(key_list(&h, "?search=overloaded").await["total"], 0);
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn keys_list_filters_sorts_pages_and_never_shows_a_key() {
     let mut all = keys("ok", 5);
     all.push(fake_key("invalid", 1));
@@ -149,6 +168,12 @@ async fn keys_list_filters_sorts_pages_and_never_shows_a_key() {
     assert_eq!(by_suffix["total"], 1);
     let by_fp = key_list(&h, &format!("?search={}", &fingerprint(&all[3])[..8])).await;
     assert_eq!(by_fp["items"][0]["fingerprint"], fingerprint(&all[3]).as_str());
+    // A key's start (the behaviour token makes it unique here).
+    let by_start = key_list(&h, &format!("?search={}", &all[5][..12])).await;
+    assert_eq!(
+        (by_start["total"].as_u64(), by_start["items"][0]["fingerprint"].as_str()),
+        (Some(1), Some(fingerprint(&all[5]).as_str()))
+    );
     // By default the keys that need a look come first; a sort turns around.
     let sorted = key_list(&h, "").await;
     assert_eq!(sorted["items"][0]["state"], "disabled");
@@ -288,8 +313,10 @@ async fn client_keys_are_made_shown_once_limited_and_revoked() {
     assert_eq!(list["items"][0]["name"], "alice");
     assert_eq!(list["config_keys"], 1);
 
-    let (status, _) = admin(&h, "POST", "/clients", Some(json!({"name": "alice"}))).await;
+    let (status, taken) = admin(&h, "POST", "/clients", Some(json!({"name": "alice"}))).await;
     assert_eq!(status, StatusCode::CONFLICT, "names are unique");
+    // Named, with its variable part, for the dashboard to translate.
+    assert_eq!((&taken["error"]["id"], &taken["error"]["args"]["name"]), (&json!("client_exists"), &json!("alice")));
     let (status, _) = admin(&h, "POST", "/clients", Some(json!({"name": "<script>"}))).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let (status, updated) =

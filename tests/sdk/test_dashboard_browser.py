@@ -4,12 +4,14 @@ Needs Debian's chromium (.ci/run installs it) and node; screenshots of every
 page land in target/dashboard-screenshots.
 """
 
+import hashlib
 import http.client
 import json
 import os
 import shutil
 import subprocess
 import threading
+import urllib.error
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -42,6 +44,37 @@ def traffic(base_url: str, count: int):
             headers={"x-goog-api-key": CLIENT_KEY, "content-type": "application/json"},
         )
         urllib.request.urlopen(request, timeout=10).read()
+
+
+def fingerprint(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+def admin(base_url: str, path: str, body: dict):
+    request = urllib.request.Request(
+        f"{base_url}/admin/api/{path}",
+        data=json.dumps(body).encode(),
+        headers={"authorization": f"Bearer {ADMIN_KEY}", "content-type": "application/json"},
+    )
+    return json.loads(urllib.request.urlopen(request, timeout=10).read() or b"null")
+
+
+def failed_over_three_times(base_url: str, keys: dict):
+    """One request that tries exactly three keys: while only the rate-limited,
+    the daily-quota and the overloaded key are enabled, every attempt fails
+    and no fourth key is left. The keys for other checks wait disabled."""
+    waiting = [fingerprint(keys[name]) for name in ("ok1", "ok2", "invalid", "denied")]
+    admin(base_url, "keys/disable", {"fingerprints": waiting})
+    body = json.dumps({"contents": [{"parts": [{"text": "trace me"}]}]}).encode()
+    request = urllib.request.Request(
+        f"{base_url}/v1beta/models/gemini-2.5-flash:generateContent",
+        data=body,
+        headers={"x-goog-api-key": CLIENT_KEY, "content-type": "application/json"},
+    )
+    with pytest.raises(urllib.error.HTTPError):
+        urllib.request.urlopen(request, timeout=30)
+    # The denied key stays out of traffic: the browser's scan disables it.
+    admin(base_url, "keys/enable", {"fingerprints": waiting[:3]})
 
 
 class PrefixProxy:
@@ -90,10 +123,20 @@ class PrefixProxy:
 def test_dashboard_in_chromium(gemgate, tmp_path):
     if not (JS / "node_modules" / "playwright-core").is_dir():
         subprocess.run(["npm", "install", "--no-audit", "--no-fund"], cwd=JS, check=True)
-    keys = [fake_key("ok", 1), fake_key("ok", 2), fake_key("rpm", 1), fake_key("invalid", 1)]
+    named = {
+        "ok1": fake_key("ok", 1),
+        "ok2": fake_key("ok", 2),
+        "rpm": fake_key("rpm", 1),
+        "invalid": fake_key("invalid", 1),
+        "rpd": fake_key("rpd", 1),
+        "overload": fake_key("overload", 1),
+        "denied": fake_key("denied", 1),
+    }
     policy = (ROOT / "policies" / "default.rhai").read_text()
-    server = gemgate(keys, config=CONFIG, files={"policy.rhai": policy})
+    server = gemgate(list(named.values()), config=CONFIG, files={"policy.rhai": policy})
+    failed_over_three_times(server.base_url, named)
     traffic(server.base_url, 24)
+    admin(server.base_url, "keys/enable", {"fingerprints": [fingerprint(named["denied"])]})
     proxy = PrefixProxy(server.base_url)
     shots = ROOT / "target" / "dashboard-screenshots"
     env = dict(
@@ -104,14 +147,19 @@ def test_dashboard_in_chromium(gemgate, tmp_path):
         SCREENSHOT_DIR=str(shots),
         CHROMIUM=CHROMIUM,
         PREFIX_URL=proxy.url,
+        DAILY_FP=fingerprint(named["rpd"]),
+        DENIED_FP=fingerprint(named["denied"]),
+        RPM_FP=fingerprint(named["rpm"]),
     )
     result = subprocess.run(
         ["node", "--test", "dashboard.test.mjs"], cwd=JS, env=env, capture_output=True, text=True, timeout=180
     )
     proxy.stop()
     assert result.returncode == 0, result.stdout + result.stderr
-    for name in ["login", "overview", "keys", "logs-errors", "settings", "clients", "usage", "overview-zh", "keys-phone"]:
+    for name in ["login", "overview", "overview-split", "keys", "key-panel-daily", "key-panel-scan-disabled",
+                 "logs-errors", "logs-trace", "settings", "clients", "usage", "overview-zh", "keys-zh", "keys-phone"]:
         assert (shots / f"{name}.png").stat().st_size > 5000, name
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
-        for name in ["overview", "keys"]:
-            shutil.copy(shots / f"{name}.png", ROOT / "docs" / "screenshots" / f"{name}.png")
+        for shot, name in [("overview", "overview"), ("keys", "keys"), ("key-panel-daily", "key-panel"),
+                           ("logs-trace", "logs-trace")]:
+            shutil.copy(shots / f"{shot}.png", ROOT / "docs" / "screenshots" / f"{name}.png")

@@ -447,7 +447,8 @@ impl KeysApi {
 #[OpenApi(tag = "AdminTag::Keys")]
 impl KeysApi {
     /// Keys with their state, per-model cooldowns, counters and last error.
-    /// `search` matches a fingerprint (start) or the key's last characters.
+    /// `search` matches a fingerprint (start), the key's first or last
+    /// characters (four or more), or the last error's text (three or more).
     /// Sorted by state by default (disabled first, then most failures);
     /// counts and times sort largest first unless `order` says otherwise.
     #[allow(clippy::too_many_arguments)]
@@ -489,8 +490,14 @@ impl KeysApi {
             if let Some(needle) = &search {
                 let fingerprint = slot.record.fingerprint.to_string();
                 let by_fingerprint = fingerprint.starts_with(&needle.to_lowercase());
-                let by_suffix = needle.len() >= 4 && slot.record.key.expose().ends_with(needle.as_str());
-                if !by_fingerprint && !by_suffix {
+                let key = slot.record.key.expose();
+                let by_key = needle.len() >= 4 && (key.ends_with(needle.as_str()) || key.starts_with(needle.as_str()));
+                let by_error = needle.len() >= 3
+                    && snapshot
+                        .last_error
+                        .as_deref()
+                        .is_some_and(|e| e.to_lowercase().contains(&needle.to_lowercase()));
+                if !by_fingerprint && !by_key && !by_error {
                     continue;
                 }
             }

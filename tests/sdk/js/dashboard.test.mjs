@@ -10,6 +10,7 @@ import { chromium } from 'playwright-core';
 const BASE = process.env.GEMGATE_URL;
 const ADMIN = process.env.GEMGATE_ADMIN_KEY;
 const NEW_KEYS = (process.env.NEW_KEYS || '').split(',');
+const { DAILY_FP, DENIED_FP, RPM_FP } = process.env;
 const SHOTS = process.env.SCREENSHOT_DIR || 'screenshots';
 mkdirSync(SHOTS, { recursive: true });
 
@@ -43,6 +44,25 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForSelector('#ov-traffic svg');
   const requests = await page.textContent('[data-stat=requests] .value');
   assert.ok(Number(requests.replace(/\D/g, '')) > 0, `traffic shows on the overview: ${requests}`);
+  // Ready keys are those serving every model; keys resting on some are counted apart.
+  const ready = await page.textContent('[data-stat=keys]');
+  assert.match(ready, /resting on some models/, ready);
+  // The chart split by model, then Google's 429s (absorbed by failover).
+  await page.selectOption('#ov-split', 'model');
+  await page.waitForFunction(() => /gemini-2\.5-flash/.test(document.querySelector('#ov-legend').textContent));
+  await page.selectOption('#ov-metric', 'google_429');
+  await page.waitForFunction(() => [...document.querySelectorAll('#ov-legend .series-name')].some(s => /\(([1-9]\d*)\)$/.test(s.textContent)));
+  assert.ok(await page.$('#ov-traffic svg rect.series'), 'bars per series');
+  await shot('overview-split');
+  await page.selectOption('#ov-metric', 'requests');
+  await page.selectOption('#ov-split', 'none');
+  await page.waitForSelector('#ov-traffic svg rect.bar-ok');
+  // A state on the overview opens that tab of the key list.
+  await page.click('a.state-link[data-state=partial]');
+  await page.waitForSelector('button[data-tab=partial].active');
+  await page.waitForSelector(`tr[data-fingerprint="${DAILY_FP}"]`);
+  await page.click('a[data-view=overview]');
+  await page.waitForSelector('[data-stat=requests]');
   await shot('overview');
 
   // Keys: paste two new ones.
@@ -91,8 +111,22 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForFunction(() => document.querySelector('#key-order').textContent === '↑');
   await page.waitForFunction(() => document.querySelector('#keys-table tbody tr .badge').classList.contains('disabled'));
 
-  // Disable the first active key by hand.
-  const fingerprint = await page.locator('#keys-table tbody tr:has(.badge.active)').first().getAttribute('data-fingerprint');
+  // The rate-limited key's last attempts show as a strip with failures in it.
+  await page.waitForSelector(`tr[data-fingerprint="${RPM_FP}"] .heat i.bad`);
+  // The daily-quota key's panel: which model rests, why, for how long and why that long.
+  await page.click(`tr[data-fingerprint="${DAILY_FP}"] .key-open`);
+  const daily = `tr.key-panel[data-panel="${DAILY_FP}"]`;
+  await page.waitForSelector(`${daily} li[data-source=daily_quota]`);
+  const restText = async panel => (await page.locator(`${panel} li[data-source=daily_quota]`).allTextContents()).find(text => text.startsWith('gemini-2.5-flash')) || '';
+  const dailyText = await restText(daily);
+  assert.match(dailyText, /gemini-2\.5-flash: daily quota used up · until midnight Pacific/);
+  assert.match(dailyText, /\d+h|\d+m/, 'a countdown');
+  assert.ok(await page.$(`${daily} svg.spark circle`), 'a success-rate sparkline');
+  await shot('key-panel-daily');
+  await page.click(`tr[data-fingerprint="${DAILY_FP}"] .key-open`);
+
+  // Disable the first active key by hand (not the one the scan will judge).
+  const fingerprint = await page.locator(`#keys-table tbody tr:has(.badge.active):not([data-fingerprint="${DENIED_FP}"])`).first().getAttribute('data-fingerprint');
   await page.locator(`tr[data-fingerprint="${fingerprint}"] input[type=checkbox]`).check();
   await page.click('button[data-action=disable]');
   await page.waitForSelector(`tr[data-fingerprint="${fingerprint}"] .badge.disabled`, { timeout: 5000 });
@@ -129,6 +163,16 @@ test('the dashboard does what an operator needs', async () => {
   await page.click('#scan');
   await page.waitForFunction(() => /finished|完成/.test(document.querySelector('#scan-text').textContent), null, { timeout: 20000 });
   assert.match(await page.textContent('#scan-text'), /alive/);
+  // The key the scan found refused: why, since when, and what ends it.
+  await page.click('button[data-tab=disabled]');
+  await page.waitForSelector(`tr[data-fingerprint="${DENIED_FP}"] .disabled-why`);
+  await page.click(`tr[data-fingerprint="${DENIED_FP}"] .key-open`);
+  const denied = await page.textContent(`tr.key-panel[data-panel="${DENIED_FP}"] .disabled-why`);
+  assert.match(denied, /refused by Google/);
+  assert.match(denied, /since .*\d/);
+  assert.match(denied, /until a scan finds it alive/);
+  await shot('key-panel-scan-disabled');
+  await page.click('button[data-tab=all]');
   await shot('keys');
 
   // The rate-limited key's 429 is in the error log with Google's words.
@@ -141,15 +185,20 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForFunction(() => document.querySelector('#log-table').textContent.includes('RESOURCE_EXHAUSTED'));
   await shot('logs-errors');
 
-  // Trace: a request that failed over opens to its attempts; export as CSV.
+  // Trace: the request that failed over three times opens to its three
+  // attempts (key, Google's status and reason, latency), then its outcome;
+  // export as CSV.
   await page.fill('#log-status', '');
   await page.click('button[data-tab=requests]');
   await page.waitForSelector('#log-table tr.expandable');
-  const tried = await page.evaluate(() => [...document.querySelectorAll('#log-table tr.expandable')].findIndex(r => Number(r.children[5].textContent) > 1));
-  assert.ok(tried >= 0, 'a failed-over request is in the log');
+  const tried = await page.evaluate(() => [...document.querySelectorAll('#log-table tr.expandable')]
+    .findIndex(r => Number(r.children[5].textContent) === 3 && Number(r.children[6].textContent) >= 400));
+  assert.ok(tried >= 0, 'the request that tried three keys is in the log');
   await page.locator('#log-table tr.expandable').nth(tried).click();
   await page.waitForSelector('#log-table ol.attempts li.final');
-  assert.ok(await page.locator('#log-table ol.attempts li').count() >= 2);
+  assert.equal(await page.locator('#log-table ol.attempts li.attempt:not(.final)').count(), 3);
+  const attempts = await page.textContent('#log-table ol.attempts');
+  for (const why of ['RESOURCE_EXHAUSTED', 'UNAVAILABLE']) assert.ok(attempts.includes(why), `${why} in ${attempts}`);
   await shot('logs-trace');
   assert.match(await page.getAttribute('#log-export', 'href'), /format=csv/);
   const csv = await page.evaluate(async () => (await fetch(document.querySelector('#log-export').href)).text());
@@ -211,6 +260,17 @@ test('the dashboard does what an operator needs', async () => {
   await page.waitForFunction(() => document.querySelector('a[data-view=keys]').textContent === '密钥');
   await page.waitForSelector('[data-stat=requests]');
   await shot('overview-zh');
+  // Reasons and server messages in Chinese too.
+  await page.click('a[data-view=keys]');
+  await page.waitForSelector(`tr[data-fingerprint="${DAILY_FP}"]`);
+  await page.click(`tr[data-fingerprint="${DAILY_FP}"] .key-open`);
+  await page.waitForSelector(`tr.key-panel[data-panel="${DAILY_FP}"] li[data-source=daily_quota]`);
+  assert.match(await restText(`tr.key-panel[data-panel="${DAILY_FP}"]`), /当日配额用尽 · 至太平洋时间午夜/);
+  await shot('keys-zh');
+  await page.click('a[data-view=clients]');
+  await page.fill('#client-name', 'browser-test');
+  await page.click('#client-create');
+  await page.waitForFunction(() => document.querySelector('#toast').textContent.includes('已有名为“browser-test”的客户端'));
   await page.click('#lang');
   // Nothing wider than the screen on a phone or a desktop (tables and the
   // phone's page menu scroll inside their own box), on every page.
