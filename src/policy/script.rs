@@ -352,7 +352,7 @@ pub fn parse_decision(value: &Dynamic, outcome: &Outcome, default: &Decision) ->
         let builtin =
             default.cooldown.as_ref().filter(|c| c.scope == scope && c.duration.abs_diff(duration).as_millis() < 1);
         let source = builtin.map_or(RestSource::Script, |c| c.source);
-        decision.cooldown = (secs > 0.0).then(|| Cooldown { scope, duration, source });
+        decision.cooldown = (secs > 0.0).then_some(Cooldown { scope, duration, source });
     }
     if let Some(disable) = map.get("disable_key") {
         decision.disable = if disable.is_unit() || disable.as_bool() == Ok(false) {
