@@ -155,6 +155,9 @@ pub struct KeySnapshot {
     pub recent_failures: u32,
     /// When the key last finished an attempt.
     pub last_used: Option<SystemTime>,
+    /// When an attempt last failed by the key's fault (since the process
+    /// started; not persisted).
+    pub last_failure: Option<SystemTime>,
     /// The last failure, in words (never with the key).
     pub last_error: Option<String>,
     /// Sum of attempt latencies, for the mean.

@@ -5,6 +5,7 @@ mod support;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use std::time::SystemTime;
 use support::{ADMIN_KEY, CLIENT_KEY, Harness, PROMPT, admin_call as admin, fake_key, keys};
 
 const POLICY: &str = "fn on_error(ctx) { ctx.builtin }\n";
@@ -119,8 +120,11 @@ async fn sessions_use_a_cookie_a_csrf_token_and_limit_failed_logins() {
 
 #[tokio::test]
 async fn keys_are_found_by_their_last_error() {
-    let all = vec![fake_key("ok", 1), fake_key("invalid", 1)];
+    let all = vec![fake_key("ok", 1), fake_key("invalid", 1), fake_key("denied", 1)];
     let h = harness(&all).await;
+    // The denied key waits out of traffic, disabled by hand.
+    let (status, _) = admin(&h, "POST", "/keys/disable", Some(json!({"fingerprints": [fingerprint(&all[2])]}))).await;
+    assert_eq!(status, StatusCode::OK);
     // Requests until one tried the invalid key (failover serves them all).
     h.eventually("a request tried the invalid key", async || {
         assert_eq!(h.generate("gemini-2.5-flash").await.status(), StatusCode::OK);
@@ -133,6 +137,18 @@ async fn keys_are_found_by_their_last_error() {
         (Some(1), Some(fingerprint(&all[1]).as_str()))
     );
     assert_eq!(key_list(&h, "?search=overloaded").await["total"], 0);
+    // Within a state, the latest trouble first: a key verified dead later
+    // comes before the one disabled earlier.
+    let first_since = h.snapshot(&all[1]).await.disabled.expect("disabled").since;
+    h.eventually("the clock moved past the first disable", async || SystemTime::now() > first_since).await;
+    let (status, _) = admin(&h, "POST", "/keys/enable", Some(json!({"fingerprints": [fingerprint(&all[2])]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = admin(&h, "POST", "/keys/verify", Some(json!({"fingerprints": [fingerprint(&all[2])]}))).await;
+    assert_eq!(status, StatusCode::OK);
+    let listed = key_list(&h, "").await;
+    let order: Vec<&str> =
+        listed["items"].as_array().unwrap().iter().filter_map(|k| k["fingerprint"].as_str()).collect();
+    assert_eq!(order, [fingerprint(&all[2]), fingerprint(&all[1]), fingerprint(&all[0])]);
     h.stop().await;
 }
 

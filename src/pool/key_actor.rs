@@ -173,6 +173,7 @@ impl KeyActorState {
                     snap.consecutive_failures += 1;
                     snap.last_error = Some(error);
                     snap.outcomes.record(true, now);
+                    snap.last_failure = Some(now);
                     self.recent.push_back(now);
                     self.state_changed = true;
                 }

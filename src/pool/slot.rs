@@ -31,6 +31,7 @@ struct KeyCounters {
     consecutive_failures: AtomicU32,
     recent_failures: AtomicU32,
     last_used_ms: AtomicU64,
+    last_failure_ms: AtomicU64,
     latency_ms_total: AtomicU64,
     tokens: AtomicU64,
     /// Written by the actor once per attempt, read by the admin.
@@ -65,6 +66,7 @@ impl KeySlot {
         let state = self.state.load();
         let c = &self.counters;
         let last_used_ms = c.last_used_ms.load(Ordering::Relaxed);
+        let last_failure_ms = c.last_failure_ms.load(Ordering::Relaxed);
         KeySnapshot {
             disabled: state.disabled,
             cooldowns: state.cooldowns.clone(),
@@ -75,6 +77,7 @@ impl KeySlot {
             consecutive_failures: c.consecutive_failures.load(Ordering::Relaxed),
             recent_failures: c.recent_failures.load(Ordering::Relaxed),
             last_used: (last_used_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(last_used_ms)),
+            last_failure: (last_failure_ms > 0).then(|| UNIX_EPOCH + Duration::from_millis(last_failure_ms)),
             latency_ms_total: c.latency_ms_total.load(Ordering::Relaxed),
             tokens: c.tokens.load(Ordering::Relaxed),
             outcomes: *c.outcomes.lock().unwrap_or_else(|e| e.into_inner()),
@@ -101,6 +104,7 @@ impl KeySlot {
         c.consecutive_failures.store(s.consecutive_failures, Ordering::Relaxed);
         c.recent_failures.store(s.recent_failures, Ordering::Relaxed);
         c.last_used_ms.store(to_ms(s.last_used), Ordering::Relaxed);
+        c.last_failure_ms.store(to_ms(s.last_failure), Ordering::Relaxed);
         c.latency_ms_total.store(s.latency_ms_total, Ordering::Relaxed);
         c.tokens.store(s.tokens, Ordering::Relaxed);
         *c.outcomes.lock().unwrap_or_else(|e| e.into_inner()) = s.outcomes;

@@ -100,6 +100,7 @@ pub(super) async fn load_key_states(pool: &AnyPool) -> Result<HashMap<Fingerprin
             consecutive_failures: row.try_get::<i64, _>(7)? as u32,
             recent_failures: 0,
             last_used: row.try_get::<Option<i64>, _>(8)?.map(from_ms),
+            last_failure: None,
             last_error: row.try_get(9)?,
             latency_ms_total: row.try_get::<i64, _>(10)? as u64,
             tokens: row.try_get::<i64, _>(11)? as u64,

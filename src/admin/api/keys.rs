@@ -504,13 +504,14 @@ impl KeysApi {
             rows.push((slot, snapshot, key_state));
         }
         // By default the keys that need a look come first: disabled, then
-        // cooling, resting on some models, active; within a state the most
-        // failures first. Counts and times run largest first unless asked.
+        // cooling, resting on some models, active; within a state the latest
+        // trouble first. Counts and times run largest first unless asked.
         let sort = sort.0.unwrap_or(KeySort::State);
         let descending = match order.0 {
             Some(order) => order == Order::Desc,
             None => matches!(sort, KeySort::Requests | KeySort::Failures | KeySort::LastUsed | KeySort::CoolingUntil),
         };
+        let trouble = |s: &KeySnapshot| s.disabled.map(|d| d.since).or(s.last_failure);
         let cooling_until =
             |s: &KeySnapshot| s.active_cooldowns(now).map(|c| c.until).max().unwrap_or(SystemTime::UNIX_EPOCH);
         rows.sort_by(|a, b| {
@@ -518,7 +519,12 @@ impl KeysApi {
                 KeySort::Fingerprint => std::cmp::Ordering::Equal,
                 KeySort::Group => a.0.record.group.cmp(&b.0.record.group),
                 // Disabled first (the enum runs from active to disabled).
-                KeySort::State => (b.2 as u8).cmp(&(a.2 as u8)).then_with(|| b.1.failures.cmp(&a.1.failures)),
+                // Within a state, the latest trouble first: disabled keys by
+                // when, the others by their last failure, then by failures.
+                KeySort::State => (b.2 as u8)
+                    .cmp(&(a.2 as u8))
+                    .then_with(|| trouble(&b.1).cmp(&trouble(&a.1)))
+                    .then_with(|| b.1.failures.cmp(&a.1.failures)),
                 KeySort::Requests => a.1.requests.cmp(&b.1.requests),
                 KeySort::Failures => a.1.failures.cmp(&b.1.failures),
                 KeySort::LastUsed => a.1.last_used.cmp(&b.1.last_used),
