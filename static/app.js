@@ -682,7 +682,7 @@ async function logsView(view) {
     const steps = res.items.slice().reverse().map(e => h('li', { class: 'attempt' },
       h('b', { text: `#${e.attempt}` }), ' ', h('span', { class: 'mono', text: e.key_fingerprint || '' }), ' ', badge(e.http_status), ' ',
       h('span', { class: 'mono', text: [e.google_status, e.reason].filter(Boolean).join(' · ') }), ' ',
-      h('span', { class: 'muted', text: e.latency_ms != null ? e.latency_ms + ' ms' : '' }), ' ', h('span', { text: e.kind }),
+      h('span', { class: 'muted', text: e.latency_ms != null ? e.latency_ms + ' ms' : '' }), ' ', h('span', { text: tOr('keys.restReason.' + e.kind, e.kind), title: e.kind }),
       h('div', { class: 'muted wrap', text: e.message })));
     steps.push(h('li', { class: 'attempt final' }, h('b', { text: `#${r.attempts}` }), ' ',
       h('span', { class: 'mono', text: r.key_fingerprint || '' }), ' ', badge(r.status), ' ', h('span', { text: t('logs.outcome') }),
@@ -712,7 +712,7 @@ async function logsView(view) {
       if (st.kind !== 'requests') {
         rows.push(h('tr', {}, h('td', { text: when(r.at_ms) }), h('td', { text: r.model }), h('td', { class: 'mono', text: r.key_fingerprint || '' }),
           h('td', { text: r.attempt }), h('td', {}, badge(r.http_status)), h('td', { class: 'mono', text: r.google_status }),
-          h('td', { class: 'mono', text: r.reason || '' }), h('td', { text: r.kind }), cut(r.message)));
+          h('td', { class: 'mono', text: r.reason || '' }), h('td', { text: tOr('keys.restReason.' + r.kind, r.kind), title: r.kind }), cut(r.message)));
         continue;
       }
       const detail = h('tr', { class: 'detail', hidden: true }, h('td', { colspan: cols.length }));

@@ -52,6 +52,16 @@ fn every_rest_source_and_disable_reason_has_a_text_in_both_languages() {
     for key in names.iter().chain(&reasons) {
         assert!(en.contains(key.as_str()) && zh.contains(key.as_str()), "{key} in both languages");
     }
+    // Every failure kind (rests and the error log show them).
+    let kinds = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/upstream/google_error.rs"));
+    let body = &kinds[kinds.find("pub fn as_str(&self)").expect("FailureKind::as_str")..];
+    let body = &body[..body.find("\n    }\n").expect("its end")];
+    let names: Vec<&str> = body.split("=> \"").skip(1).filter_map(|rest| rest.split('"').next()).collect();
+    assert!(names.len() >= 11, "{names:?}");
+    for name in names {
+        let key = format!("'keys.restReason.{name}'");
+        assert!(en.contains(&key) && zh.contains(&key), "{key} in both languages");
+    }
     // The names are the ones the server sends.
     let key_state = read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src/key_state.rs"));
     for name in
