@@ -5,6 +5,12 @@
 //!
 //! `cargo run --release --example stack_floor -- 127.0.0.1:18103 http://127.0.0.1:18100`
 
+// The same allocator as gemgate's build, so the floor measures the stack
+// and not the allocator.
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use poem::web::Data;
 use poem::{Body, EndpointExt, Request, Response, Route, Server, handler};
 use std::sync::Arc;

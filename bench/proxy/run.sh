@@ -73,8 +73,9 @@ CONF
 nginx -c "$WORK/up.conf" -p "$WORK"
 nginx -c "$WORK/ngx.conf" -p "$WORK"
 # The fixed stack's own floor: poem in, reqwest out, nothing else.
-./target/release/examples/stack_floor "127.0.0.1:$FLOOR" "http://127.0.0.1:$UP" &
-./target/release/examples/stack_floor "127.0.0.1:$FLOORC" "http://127.0.0.1:$UPC" &
+FLOOR_BIN=${FLOOR_BIN:-./target/release/examples/stack_floor}
+"$FLOOR_BIN" "127.0.0.1:$FLOOR" "http://127.0.0.1:$UP" &
+"$FLOOR_BIN" "127.0.0.1:$FLOORC" "http://127.0.0.1:$UPC" &
 
 cat > "$WORK/post.lua" <<'LUA'
 wrk.method = "POST"
