@@ -35,12 +35,14 @@ async fn all_keys_cooling_returns_429_with_the_soonest_time() {
     let h = Harness::start(std::slice::from_ref(&limited)).await;
     let first = h.generate("gemini-2.5-flash").await;
     assert_eq!(first.status(), 429);
+    let header = first.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(String::from);
     let body: Value = first.json().await.unwrap();
     assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
     assert!(body["error"]["message"].as_str().unwrap().contains("cooling down"), "{body}");
     let delay = body["error"]["details"][0]["retryDelay"].as_str().unwrap();
     let secs: u64 = delay.trim_end_matches('s').parse().unwrap();
     assert!((19..=21).contains(&secs), "{delay}");
+    assert_eq!(header, Some(secs.to_string()), "Retry-After says the same as RetryInfo");
     let second = h.generate("gemini-2.5-flash").await;
     assert_eq!(second.status(), 429);
     assert_eq!(h.fake.calls(&limited), 1, "no upstream call while every key cools");

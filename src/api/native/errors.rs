@@ -90,7 +90,8 @@ fn json_response(code: u16, body: Vec<u8>) -> Response {
 }
 
 /// Renders a dispatch failure: Google's own body when it answered, else a
-/// gemgate error that says what happened and what to do.
+/// gemgate error that says what happened and what to do (with `RetryInfo` and
+/// `Retry-After` while every key rests).
 fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Response {
     match error {
         DispatchError::Upstream(failure) if failure.google.http_status != 0 && !failure.body.is_empty() => {
@@ -105,11 +106,16 @@ fn dispatch_error_response(error: &DispatchError, mode: StreamMode) -> Response 
         DispatchError::NoKey { reason, model, last, tried } => {
             let code = no_key_status(reason);
             let message = no_key_explanation(reason, model, last.as_ref(), tried);
-            let details = match reason {
-                LeaseError::AllCooling { soonest } | LeaseError::AllPaced { soonest, .. } => vec![retry_info(*soonest)],
-                _ => Vec::new(),
+            let wait = match reason {
+                LeaseError::AllCooling { soonest } | LeaseError::AllPaced { soonest, .. } => Some(secs_until(*soonest)),
+                _ => None,
             };
-            error_response(code, &message, details, mode)
+            let details = wait.map(retry_info_secs).into_iter().collect();
+            let mut response = error_response(code, &message, details, mode);
+            if let Some(secs) = wait {
+                response.headers_mut().insert("retry-after", secs.into());
+            }
+            response
         }
     }
 }
