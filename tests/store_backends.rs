@@ -100,6 +100,10 @@ async fn exercise(url: &str) {
     assert_eq!((page.total, page.rows[0].status), (1, 429), "{url}");
     let stats = store.stat_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("stat rows");
     assert!(stats.iter().filter(|r| r.client == *client).count() == 2, "{url}");
+    let google_429 = store.google_429_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("429 rows");
+    let mine: Vec<_> = google_429.iter().filter(|r| r.client == *client).collect();
+    assert_eq!(mine.len(), 1, "{url}");
+    assert_eq!((mine[0].status, mine[0].latency_ms, mine[0].total_tokens), (429, 42, 0), "{url}");
 
     // Usage: replies added up per hour, client, model and group, twice over
     // (the second flush adds to the rows the first wrote).

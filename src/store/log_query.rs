@@ -254,38 +254,31 @@ impl Store {
 
     /// The newest `cap` request rows since `from_ms`, for statistics.
     pub async fn stat_rows(&self, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
-        let sql = self.dialect.sql(&format!(
-            "SELECT at_ms, client, model, key_fp, status, latency_ms, total_tokens FROM request_log \
-             WHERE at_ms >= ? ORDER BY id DESC LIMIT {}",
-            cap.max(0)
-        ));
-        let rows = sqlx::query(sql).bind(from_ms).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(StatRow {
-                    at_ms: row.try_get(0)?,
-                    client: row.try_get(1)?,
-                    model: row.try_get(2)?,
-                    key_fingerprint: row.try_get(3)?,
-                    status: int(row, 4)?,
-                    latency_ms: row.try_get(5)?,
-                    total_tokens: row.try_get(6)?,
-                })
-            })
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(StoreError::from)
+        self.stat_query(
+            "SELECT at_ms, client, model, key_fp, status, latency_ms, total_tokens FROM request_log WHERE at_ms >= ?",
+            from_ms,
+            cap,
+        )
+        .await
     }
-}
 
-impl Store {
-    /// Failed attempts since `from_ms` for statistics, newest first, at most
-    /// `cap`: `status` is Google's (0 without an answer), no tokens.
-    pub async fn attempt_stat_rows(&self, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
-        let sql = self.dialect.sql(&format!(
-            "SELECT at_ms, client, model, key_fp, http_status, latency_ms FROM error_log \
-             WHERE at_ms >= ? ORDER BY id DESC LIMIT {}",
-            cap.max(0)
-        ));
+    /// The newest `cap` attempts since `from_ms` that Google answered 429
+    /// (most were absorbed by failover), for statistics: `status` is
+    /// Google's, no tokens.
+    pub async fn google_429_rows(&self, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
+        self.stat_query(
+            "SELECT at_ms, client, model, key_fp, http_status, latency_ms, 0 FROM error_log \
+             WHERE at_ms >= ? AND http_status = 429",
+            from_ms,
+            cap,
+        )
+        .await
+    }
+
+    /// The newest `cap` rows of `select` (a `StatRow`'s columns in order,
+    /// with one `at_ms >= ?`), newest first.
+    async fn stat_query(&self, select: &str, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
+        let sql = self.dialect.sql(&format!("{select} ORDER BY id DESC LIMIT {}", cap.max(0)));
         let rows = sqlx::query(sql).bind(from_ms).fetch_all(&self.pool).await?;
         rows.iter()
             .map(|row| {
@@ -295,8 +288,9 @@ impl Store {
                     model: row.try_get(2)?,
                     key_fingerprint: row.try_get(3)?,
                     status: int(row, 4)?,
+                    // Attempts logged before latencies were kept have none.
                     latency_ms: row.try_get::<Option<i64>, _>(5)?.unwrap_or(0),
-                    total_tokens: 0,
+                    total_tokens: int(row, 6)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()

@@ -406,7 +406,7 @@ impl InsightApi {
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
         let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
-        let attempts = self.ctx.store().attempt_stat_rows(from_ms, STATS_ROW_CAP).await?;
+        let attempts = self.ctx.store().google_429_rows(from_ms, STATS_ROW_CAP).await?;
         let split = match split.0.unwrap_or(SplitBy::None) {
             SplitBy::None => Split::None,
             SplitBy::Model => Split::Model,
