@@ -472,6 +472,8 @@ impl KeysApi {
         let mut counts = StatusCounts::default();
         let mut groups: BTreeMap<String, u64> = BTreeMap::new();
         let search = search.0.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        // Fingerprints and error texts match without regard to case.
+        let lowered = search.as_deref().map(str::to_lowercase);
         let mut rows: Vec<(Arc<KeySlot>, KeySnapshot, KeyStateName)> = Vec::new();
         for slot in slots {
             let snapshot = slot.snapshot();
@@ -487,16 +489,12 @@ impl KeysApi {
             {
                 continue;
             }
-            if let Some(needle) = &search {
-                let fingerprint = slot.record.fingerprint.to_string();
-                let by_fingerprint = fingerprint.starts_with(&needle.to_lowercase());
+            if let (Some(needle), Some(lowered)) = (&search, &lowered) {
+                let by_fingerprint = slot.record.fingerprint.to_string().starts_with(lowered.as_str());
                 let key = slot.record.key.expose();
                 let by_key = needle.len() >= 4 && (key.ends_with(needle.as_str()) || key.starts_with(needle.as_str()));
                 let by_error = needle.len() >= 3
-                    && snapshot
-                        .last_error
-                        .as_deref()
-                        .is_some_and(|e| e.to_lowercase().contains(&needle.to_lowercase()));
+                    && snapshot.last_error.as_deref().is_some_and(|e| e.to_lowercase().contains(lowered.as_str()));
                 if !by_fingerprint && !by_key && !by_error {
                     continue;
                 }
