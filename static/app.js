@@ -197,7 +197,10 @@ async function overview(view) {
     note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : ''].filter(Boolean).join(' ');
     const label = range === 'hour' ? clock : ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', { month: 'numeric', day: 'numeric', hour: '2-digit' });
     if (metric === 'requests' && split === 'none') {
-      traffic.replaceChildren(trafficChart(s.buckets, label));
+      // Failed requests under the succeeded ones.
+      traffic.replaceChildren(stackedChart(s.buckets.map(b => b.start_ms), [
+        { name: t('ov.err'), values: s.buckets.map(b => b.errors), cls: 'bar-bad' },
+        { name: t('ov.ok'), values: s.buckets.map(b => b.requests - b.errors), cls: 'bar-ok' }], label));
       legend.replaceChildren(h('span', {}, h('i', { class: 'ok' }), t('ov.ok')), h('span', {}, h('i', { class: 'bad' }), t('ov.err')));
     } else {
       const series = s.series.map(x => ({ name: x.name === 'all' ? t('ov.metric.' + metric) : x.name, values: x.points.map(p => p[metric]) }));
@@ -631,13 +634,17 @@ async function usageView(view) {
     // One bar per hour (per day past two days), tokens in and out stacked.
     const bucket = Number(st.days) > 2 ? 86400000 : 3600000;
     const sums = new Map();
-    for (let at = u.from_ms - (u.from_ms % bucket); at <= u.to_ms; at += bucket) sums.set(at, { start_ms: at, requests: 0, errors: 0 });
+    for (let at = u.from_ms - (u.from_ms % bucket); at <= u.to_ms; at += bucket) sums.set(at, { input: 0, output: 0 });
     for (const r of u.hours) {
       const b = sums.get(r.hour_ms - (r.hour_ms % bucket));
-      if (b) { b.requests += r.input_tokens + r.output_tokens; b.errors += r.output_tokens; }
+      if (b) { b.input += r.input_tokens; b.output += r.output_tokens; }
     }
     const label = ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', bucket > 3600000 ? { month: 'numeric', day: 'numeric' } : { day: 'numeric', hour: '2-digit' });
-    chart.replaceChildren(trafficChart([...sums.values()], label), h('p', { class: 'muted', text: t('usage.chartNote') }));
+    const hours = [...sums.values()];
+    chart.replaceChildren(stackedChart([...sums.keys()], [
+      { name: t('usage.output'), values: hours.map(b => b.output), cls: 'bar-bad' },
+      { name: t('usage.input'), values: hours.map(b => b.input), cls: 'bar-ok' }], label),
+    h('p', { class: 'muted', text: t('usage.chartNote') }));
   }
   await load();
   every(30000, load);

@@ -9,39 +9,8 @@ function svgEl(name, attrs, text) {
   return el;
 }
 
-// Stacked bars per time bucket: succeeded requests under failed ones.
-function trafficChart(buckets, labelOf) {
-  const width = 800, height = 200, left = 36, bottom = 20, top = 8;
-  const svg = svgEl('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
-  const max = Math.max(1, ...buckets.map(b => b.requests));
-  const plotH = height - bottom - top, plotW = width - left;
-  const step = plotW / Math.max(1, buckets.length);
-  const y = v => top + plotH - (v / max) * plotH;
-  for (const frac of [0, 0.5, 1]) {
-    const v = Math.round(max * frac);
-    svg.appendChild(svgEl('line', { x1: left, x2: width, y1: y(v), y2: y(v), class: 'axis' }));
-    svg.appendChild(svgEl('text', { x: 2, y: y(v) + 3 }, String(v)));
-  }
-  buckets.forEach((b, i) => {
-    const x = left + i * step + step * 0.1, w = Math.max(1, step * 0.8);
-    const ok = b.requests - b.errors;
-    if (ok > 0) svg.appendChild(svgEl('rect', { x, y: y(b.requests), width: w, height: y(b.errors) - y(b.requests), class: 'bar-ok' }));
-    if (b.errors > 0) svg.appendChild(svgEl('rect', { x, y: y(b.errors), width: w, height: y(0) - y(b.errors), class: 'bar-bad' }));
-    const title = svgEl('title', {}, `${labelOf(b.start_ms)}: ${b.requests} / ${b.errors}`);
-    svg.lastChild && svg.lastChild.appendChild(title);
-  });
-  const ticks = Math.min(6, buckets.length);
-  for (let k = 0; k < ticks; k++) {
-    const i = Math.floor((k * (buckets.length - 1)) / Math.max(1, ticks - 1));
-    // The last label ends at the right edge instead of running past it.
-    const last = k === ticks - 1 && ticks > 1;
-    svg.appendChild(svgEl('text', { x: last ? width : left + i * step, y: height - 4, 'text-anchor': last ? 'end' : 'start' }, labelOf(buckets[i].start_ms)));
-  }
-  return svg;
-}
-
-// Stacked bars per time bucket, one colour per series ({name, values});
-// `starts` are the buckets' start times.
+// Stacked bars per time bucket, one colour per series ({name, values, and
+// a class of its own if it has one}); `starts` are the buckets' start times.
 function stackedChart(starts, series, labelOf) {
   const width = 800, height = 200, left = 36, bottom = 20, top = 8;
   const svg = svgEl('svg', { viewBox: `0 0 ${width} ${height}`, class: 'chart', role: 'img', preserveAspectRatio: 'none' });
@@ -61,7 +30,7 @@ function stackedChart(starts, series, labelOf) {
     series.forEach((s, n) => {
       const v = s.values[i];
       if (!v) return;
-      const bar = svgEl('rect', { x, y: y(base + v), width: w, height: y(base) - y(base + v), class: 'series s' + (n % 6) });
+      const bar = svgEl('rect', { x, y: y(base + v), width: w, height: y(base) - y(base + v), class: s.cls || 'series s' + (n % 6) });
       bar.appendChild(svgEl('title', {}, `${labelOf(start)} · ${s.name}: ${v}`));
       svg.appendChild(bar);
       base += v;
@@ -71,6 +40,7 @@ function stackedChart(starts, series, labelOf) {
   for (let k = 0; k < ticks; k++) {
     const i = Math.floor((k * (starts.length - 1)) / Math.max(1, ticks - 1));
     const last = k === ticks - 1 && ticks > 1;
+    // The last label ends at the right edge instead of running past it.
     svg.appendChild(svgEl('text', { x: last ? width : left + i * step, y: height - 4, 'text-anchor': last ? 'end' : 'start' }, labelOf(starts[i])));
   }
   return svg;
