@@ -172,7 +172,7 @@ impl Dispatcher {
         loop {
             let lease = match kept.take() {
                 Some(lease) => lease,
-                None => match self.pool.lease(&request.model, &tried, request.session).await {
+                None => match self.pool.lease(&request.model, &tried, request.session) {
                     Ok(lease) => lease,
                     Err(reason) => {
                         if let Some((reply, key_fp, group)) = kept_empty {

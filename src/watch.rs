@@ -285,7 +285,7 @@ impl Reloader {
         for summary in crate::keys::summarize_warnings(&key_set.warnings) {
             self.status.record("keys", false, format!("lines skipped: {summary}"));
         }
-        if key_set.records.is_empty() && !may_empty && !self.pool.slots().await.is_empty() {
+        if key_set.records.is_empty() && !may_empty && !self.pool.slots().is_empty() {
             let message =
                 format!("the keys folder {} holds no key now; the running pool stays until it does", dir.display());
             return self.keep_pool(message);

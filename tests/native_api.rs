@@ -139,7 +139,7 @@ async fn bad_key_file_lines_are_skipped_and_the_rest_serve() {
     let lines =
         vec!["# comment".to_string(), "not-a-key".into(), good.clone(), format!("  {good}  "), "AIzaTooShort".into()];
     let h = Harness::start(&lines).await;
-    assert_eq!(h.app().pool.slots().await.len(), 1);
+    assert_eq!(h.app().pool.slots().len(), 1);
     assert_eq!(h.generate("gemini-2.5-flash").await.status(), 200);
     h.stop().await;
 }

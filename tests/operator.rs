@@ -82,7 +82,7 @@ async fn concurrent_imports_into_one_group_keep_every_key_in_a_private_file() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert_eq!(text.lines().count(), 50, "{text}");
     assert_eq!(mode(&file), 0o600);
-    h.eventually("all 51 keys are in the pool", async || h.app().pool.slots().await.len() == 51).await;
+    h.eventually("all 51 keys are in the pool", async || h.app().pool.slots().len() == 51).await;
     h.stop().await;
 }
 
@@ -174,7 +174,7 @@ async fn the_keys_folder_can_go_away_and_come_back_under_traffic() {
     let secret = h.dir.path().join("secret-keys.txt");
     std::fs::write(&secret, fake_key("ok", 9)).unwrap();
     std::os::unix::fs::symlink(&secret, keys_dir.join("linked.txt")).unwrap();
-    h.eventually("the linked file's key joins", async || h.app().pool.slots().await.len() == 3).await;
+    h.eventually("the linked file's key joins", async || h.app().pool.slots().len() == 3).await;
     let statuses = traffic.await.unwrap();
     assert!(statuses.iter().all(|&s| s == 200), "no 503 while the folder was away: {statuses:?}");
     h.stop().await;

@@ -51,7 +51,7 @@ async fn wait_for(h: &Harness, what: &str, check: impl Fn(&Harness) -> bool) {
 }
 
 async fn key_count(h: &Harness) -> usize {
-    h.app().pool.slots().await.len()
+    h.app().pool.slots().len()
 }
 
 fn last_reload(h: &Harness, what: &str) -> Option<(bool, String)> {

@@ -37,7 +37,7 @@ async fn a_key_disabled_by_hand_stays_disabled_through_a_scan() {
     let key = fake_key("ok", 1);
     let h = Harness::start(std::slice::from_ref(&key)).await;
     let fingerprint = gemgate::keys::Fingerprint::of(&key);
-    assert!(h.app().pool.set_disabled(fingerprint, Some(DisableReason::Manual)).await);
+    assert!(h.app().pool.set_disabled(fingerprint, Some(DisableReason::Manual)));
     assert_eq!(h.generate("gemini-2.5-flash").await.status(), 503);
     h.app().pool.start_scan().await.unwrap();
     h.eventually("scan finishes", async || h.app().pool.scan_report().done == 1 && !h.app().pool.scan_report().running)

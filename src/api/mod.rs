@@ -92,8 +92,7 @@ pub async fn metrics(request: &poem::Request, state: Data<&Arc<AppState>>) -> po
     }
     let m = &state.dispatcher.metrics;
     let now = std::time::SystemTime::now();
-    let counts =
-        crate::key_state::StatusCounts::of(state.dispatcher.pool.slots().await.iter().map(|s| s.snapshot()), now);
+    let counts = crate::key_state::StatusCounts::of(state.dispatcher.pool.slots().iter().map(|s| s.snapshot()), now);
     for (name, count) in [
         ("active", counts.active),
         ("partial", counts.partial),
@@ -190,7 +189,7 @@ pub fn healthz() -> poem::Response {
 /// `GET /readyz`: the store answers and at least one key is usable. No client auth.
 #[handler]
 pub async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
-    let slots = state.dispatcher.pool.slots().await;
+    let slots = state.dispatcher.pool.slots();
     let usable = slots.iter().filter(|slot| slot.disabled().is_none()).count();
     let store_ok = state.store.ping().await;
     let reason = if !store_ok {

@@ -1,11 +1,11 @@
 //! KeyActor: one per upstream key, and the only writer of that key's truth
 //! (disabled or not, rests per model, counters), its rest timers and its
-//! persistence. It hears every outcome through the supervisor; whenever the
-//! key's disable or rests change, it sends the new state back, and the
-//! supervisor's ready index copies it (holding the key meanwhile).
+//! persistence. It hears every outcome from the lease book; whenever the
+//! key's disable or rests change, it gives the book the new state, and the
+//! book's ready index copies it (holding the key meanwhile).
 
+use super::book::LeaseBook;
 use super::slot::KeySlot;
-use super::supervisor::PoolMsg;
 use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot};
 use crate::store::StoreHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
@@ -62,8 +62,8 @@ pub enum KeyMsg {
 pub struct KeyActorArgs {
     /// The key's shared slot (its published state is the starting state).
     pub slot: Arc<KeySlot>,
-    /// The supervisor, told when a rest ends.
-    pub supervisor: ActorRef<PoolMsg>,
+    /// The lease book, told when the key's state changes.
+    pub book: Arc<LeaseBook>,
     /// Where state changes are persisted.
     pub store: StoreHandle,
 }
@@ -71,14 +71,14 @@ pub struct KeyActorArgs {
 /// The actor's state: the key's truth, of which the slot holds a published copy.
 pub struct KeyActorState {
     slot: Arc<KeySlot>,
-    supervisor: ActorRef<PoolMsg>,
+    book: Arc<LeaseBook>,
     store: StoreHandle,
     current: KeySnapshot,
     recent: VecDeque<SystemTime>,
     /// Disabled, cooldowns or last error changed since the last publish.
     state_changed: bool,
-    /// The supervisor's index must hear the key's state (it changed, or the
-    /// supervisor holds the key until told).
+    /// The book's index must hear the key's state (it changed, or the
+    /// book holds the key until told).
     tell_index: bool,
 }
 
@@ -104,7 +104,7 @@ impl Actor for KeyActor {
         }
         Ok(KeyActorState {
             slot: args.slot,
-            supervisor: args.supervisor,
+            book: args.book,
             store: args.store,
             current,
             recent: VecDeque::new(),
@@ -163,7 +163,7 @@ impl KeyActorState {
                 snap.outcomes.record(false, now);
             }
             KeyEvent::Failed { latency, charge, error, cooldown, disable } => {
-                // The supervisor held the key for these; it waits for the answer.
+                // The book held the key for these; it waits for the answer.
                 self.tell_index |= cooldown.is_some() || disable.is_some();
                 snap.requests += 1;
                 snap.latency_ms_total += latency.as_millis() as u64;
@@ -214,7 +214,7 @@ impl KeyActorState {
             }
         });
         if std::mem::take(&mut self.tell_index) {
-            let _ = self.supervisor.cast(PoolMsg::KeyChanged { slot: self.slot.index, state: self.current.state() });
+            self.book.sync(self.slot.index, &self.current.state());
         }
     }
 }

@@ -1,8 +1,10 @@
-//! The key pool: one `KeyActor` per key, one
-//! `PoolSupervisor` that leases them, the ready index behind the
-//! leases, and health scans. Other code uses [`PoolHandle`] and [`Lease`].
+//! The key pool: one `KeyActor` per key, the lease book (the ready index
+//! behind the leases, under a short lock), one `PoolSupervisor` that owns
+//! which keys exist, and health scans. Other code uses [`PoolHandle`] and
+//! [`Lease`].
 
 mod affinity;
+mod book;
 mod key_actor;
 mod ready_index;
 mod scan;
@@ -18,6 +20,8 @@ pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
 use crate::config::ModelLimits;
 use crate::key_state::{DisableReason, KeySnapshot, ScanVerdict};
 use crate::keys::{Fingerprint, KeyRecord};
+use book::LeaseBook;
+use key_actor::KeyMsg;
 use ractor::ActorRef;
 use ractor::rpc::CallResult;
 use std::collections::HashMap;
@@ -27,6 +31,7 @@ use std::sync::Arc;
 #[derive(Clone)]
 pub struct PoolHandle {
     supervisor: ActorRef<PoolMsg>,
+    book: Arc<LeaseBook>,
     scan: Arc<ScanProgress>,
     scanner: Arc<Scanner>,
 }
@@ -35,7 +40,7 @@ pub struct PoolHandle {
 /// [`Lease::settle`]; a lease dropped unreported counts as abandoned.
 pub struct Lease {
     slot: Arc<KeySlot>,
-    supervisor: ActorRef<PoolMsg>,
+    book: Arc<LeaseBook>,
     settled: bool,
 }
 
@@ -52,15 +57,13 @@ impl Lease {
 
     /// Reports the attempt's end but keeps the lease (the same key is retried).
     pub fn settle_and_keep(&mut self, event: KeyEvent) {
-        let slot = self.slot.clone();
-        let _ = self.supervisor.cast(PoolMsg::Settle { slot, event, release: false });
+        self.book.settle(&self.slot, event, false);
     }
 
     fn send(&mut self, event: KeyEvent, release: bool) {
         if !self.settled {
             self.settled = true;
-            let slot = self.slot.clone();
-            let _ = self.supervisor.cast(PoolMsg::Settle { slot, event, release });
+            self.book.settle(&self.slot, event, release);
         }
     }
 }
@@ -76,67 +79,55 @@ impl PoolHandle {
     pub async fn start(args: SupervisorArgs) -> anyhow::Result<Self> {
         let scan = args.scanner.progress();
         let scanner = args.scanner.clone();
-        let (supervisor, _) = ractor::Actor::spawn(None, PoolSupervisor, args).await?;
-        Ok(Self { supervisor, scan, scanner })
+        let book = Arc::new(LeaseBook::new(args.strategy, args.affinity_ttl, args.limits.clone()));
+        let (supervisor, _) = ractor::Actor::spawn(None, PoolSupervisor, (args, book.clone())).await?;
+        Ok(Self { supervisor, book, scan, scanner })
     }
 
     /// Leases a key for `model`, skipping the slots in `exclude`; the key
     /// `session` last used when it is usable.
-    pub async fn lease(
-        &self,
-        model: &Arc<str>,
-        exclude: &[SlotIndex],
-        session: Option<u64>,
-    ) -> Result<Lease, LeaseError> {
-        let message = |reply| PoolMsg::Lease { model: model.clone(), exclude: exclude.to_vec(), session, reply };
-        match self.supervisor.call(message, None).await {
-            Ok(CallResult::Success(Ok(slot))) => {
-                Ok(Lease { slot, supervisor: self.supervisor.clone(), settled: false })
-            }
-            Ok(CallResult::Success(Err(err))) => Err(err),
-            _ => Err(LeaseError::Unavailable),
-        }
+    pub fn lease(&self, model: &Arc<str>, exclude: &[SlotIndex], session: Option<u64>) -> Result<Lease, LeaseError> {
+        let slot = self.book.lease(model, exclude, session)?;
+        Ok(Lease { slot, book: self.book.clone(), settled: false })
     }
 
     /// Every key in the pool.
-    pub async fn slots(&self) -> Vec<Arc<KeySlot>> {
-        match self.supervisor.call(|reply| PoolMsg::Slots { reply }, None).await {
-            Ok(CallResult::Success(slots)) => slots,
-            _ => Vec::new(),
-        }
+    pub fn slots(&self) -> Vec<Arc<KeySlot>> {
+        self.book.slots()
     }
 
     /// Keys held back by a limit declared in config (`[models]`) right now.
-    pub async fn pacing(&self) -> Vec<(Fingerprint, PacingWait)> {
-        match self.supervisor.call(|reply| PoolMsg::Pacing { reply }, None).await {
-            Ok(CallResult::Success(waits)) => waits,
-            _ => Vec::new(),
-        }
+    pub fn pacing(&self) -> Vec<(Fingerprint, PacingWait)> {
+        self.book.pacing()
     }
 
     /// Waits until the actors of these keys have handled every event and
     /// change sent before this call: their published state is then current.
     pub async fn settled(&self, fingerprints: Vec<Fingerprint>) {
-        let _ = self.supervisor.call(|reply| PoolMsg::Barrier { fingerprints, reply }, None).await;
+        let waits: Vec<_> = self
+            .book
+            .actors(&fingerprints)
+            .into_iter()
+            .map(|actor| {
+                let (port, answered) = tokio::sync::oneshot::channel();
+                let _ = actor.cast(KeyMsg::Barrier(port.into()));
+                answered
+            })
+            .collect();
+        for answered in waits {
+            let _ = answered.await;
+        }
     }
 
     /// Disables (`Some`) or enables (`None`) a key; false when it is not in the pool.
-    pub async fn set_disabled(&self, fingerprint: Fingerprint, reason: Option<DisableReason>) -> bool {
-        self.set_disabled_many(vec![fingerprint], reason).await.is_empty()
+    pub fn set_disabled(&self, fingerprint: Fingerprint, reason: Option<DisableReason>) -> bool {
+        self.set_disabled_many(vec![fingerprint], reason).is_empty()
     }
 
-    /// Disables (`Some`) or enables (`None`) keys in one round trip; returns
-    /// the fingerprints that are not in the pool.
-    pub async fn set_disabled_many(
-        &self,
-        fingerprints: Vec<Fingerprint>,
-        reason: Option<DisableReason>,
-    ) -> Vec<Fingerprint> {
-        let message = |reply| PoolMsg::SetDisabled { fingerprints: fingerprints.clone(), reason, reply };
-        match self.supervisor.call(message, None).await {
-            Ok(CallResult::Success(missing)) => missing,
-            _ => fingerprints,
-        }
+    /// Disables (`Some`) or enables (`None`) keys; returns the fingerprints
+    /// that are not in the pool.
+    pub fn set_disabled_many(&self, fingerprints: Vec<Fingerprint>, reason: Option<DisableReason>) -> Vec<Fingerprint> {
+        self.book.set_disabled(fingerprints, reason)
     }
 
     /// Starts a health scan of every key.
@@ -152,16 +143,13 @@ impl PoolHandle {
     pub async fn verify(&self, fingerprints: &[Fingerprint]) -> Vec<(Arc<KeySlot>, ScanVerdict)> {
         let wanted: std::collections::HashSet<&Fingerprint> = fingerprints.iter().collect();
         let slots: Vec<Arc<KeySlot>> =
-            self.slots().await.into_iter().filter(|slot| wanted.contains(&slot.record.fingerprint)).collect();
+            self.slots().into_iter().filter(|slot| wanted.contains(&slot.record.fingerprint)).collect();
         self.scanner.verify(slots, &self.supervisor).await
     }
 
     /// Attempts in flight on every key.
-    pub async fn in_flight(&self) -> u64 {
-        match self.supervisor.call(|reply| PoolMsg::InFlight { reply }, None).await {
-            Ok(CallResult::Success(count)) => count,
-            _ => 0,
-        }
+    pub fn in_flight(&self) -> u64 {
+        self.book.in_flight()
     }
 
     /// Progress of the current or last scan.
@@ -184,8 +172,7 @@ impl PoolHandle {
 
     /// Applies a new strategy, session affinity and per-model limits.
     pub fn reconfigure(&self, pool: &crate::config::PoolConfig, limits: HashMap<String, ModelLimits>) {
-        let message = PoolMsg::Reconfigure { strategy: pool.strategy, affinity_ttl: pool.affinity_ttl(), limits };
-        let _ = self.supervisor.cast(message);
+        self.book.reconfigure(pool.strategy, pool.affinity_ttl(), limits);
     }
 
     /// Stops the supervisor and every key actor, waiting for them to end.

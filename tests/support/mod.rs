@@ -151,7 +151,7 @@ impl Harness {
     pub async fn snapshot(&self, key: &str) -> KeySnapshot {
         let fingerprint = Fingerprint::of(key);
         self.app().pool.settled(vec![fingerprint]).await;
-        let slots = self.app().pool.slots().await;
+        let slots = self.app().pool.slots();
         let slot = slots.iter().find(|s| s.record.fingerprint == fingerprint).expect("key is in the pool");
         slot.snapshot()
     }

@@ -402,7 +402,7 @@ impl InsightApi {
         let to_ms = crate::store::now_ms();
         let from_ms = to_ms - span_ms;
         let rows = self.ctx.store().stat_rows(from_ms, STATS_ROW_CAP).await?;
-        let slots = self.ctx.pool().slots().await;
+        let slots = self.ctx.pool().slots();
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
         let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
@@ -442,7 +442,7 @@ impl InsightApi {
                 partial: counts.partial,
                 cooling: counts.cooling,
                 disabled: counts.disabled,
-                in_flight: self.ctx.pool().in_flight().await,
+                in_flight: self.ctx.pool().in_flight(),
                 scan_running: self.ctx.pool().scan_report().running,
                 policy_faults: self.ctx.state.dispatcher.policy.faults(),
                 store_dropped: self.ctx.state.dispatcher.store.dropped(),

@@ -423,7 +423,7 @@ fn parse_fingerprints(list: &[String]) -> ApiResult<Vec<Fingerprint>> {
 
 impl KeysApi {
     async fn slot_by_fingerprint(&self, wanted: Fingerprint) -> Option<Arc<KeySlot>> {
-        self.ctx.pool().slots().await.into_iter().find(|s| s.record.fingerprint == wanted)
+        self.ctx.pool().slots().into_iter().find(|s| s.record.fingerprint == wanted)
     }
 
     /// Makes a disable or enable durable before it is acknowledged: waits
@@ -437,7 +437,7 @@ impl KeysApi {
     async fn set_disabled(&self, body: &Selection, reason: Option<DisableReason>) -> ApiResult<Json<BulkReport>> {
         let wanted = parse_fingerprints(&body.fingerprints)?;
         let count = wanted.len();
-        let missing = self.ctx.pool().set_disabled_many(wanted.clone(), reason).await;
+        let missing = self.ctx.pool().set_disabled_many(wanted.clone(), reason);
         let changed = (count - missing.len()) as u64;
         self.persist_now(&wanted).await;
         Ok(Json(BulkReport { changed, not_found: missing.iter().map(ToString::to_string).collect(), backup: None }))
@@ -468,7 +468,7 @@ impl KeysApi {
         #[oai(validator(minimum(value = "1"), maximum(value = "1000")))] per_page: Query<Option<u32>>,
     ) -> ApiResult<Json<KeyPage>> {
         let now = SystemTime::now();
-        let slots = self.ctx.pool().slots().await;
+        let slots = self.ctx.pool().slots();
         let mut counts = StatusCounts::default();
         let mut groups: BTreeMap<String, u64> = BTreeMap::new();
         let search = search.0.map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
@@ -535,7 +535,7 @@ impl KeysApi {
         let (page, per_page) = (page.0.unwrap_or(1), per_page.0.unwrap_or(50));
         let total = rows.len() as u64;
         let mut pacing = PacingWaits::new();
-        for (fingerprint, wait) in self.ctx.pool().pacing().await {
+        for (fingerprint, wait) in self.ctx.pool().pacing() {
             pacing.entry(fingerprint).or_default().push(wait);
         }
         let items = rows
@@ -559,8 +559,7 @@ impl KeysApi {
             return Err(ApiError::bad_request("group: use 1 to 40 letters, digits, - or _").with_id("bad_group", &[]));
         }
         let extracted = files::extract_keys(&body.text, loaded.config.keys.allow_nonstandard);
-        let present: HashSet<Fingerprint> =
-            self.ctx.pool().slots().await.iter().map(|s| s.record.fingerprint).collect();
+        let present: HashSet<Fingerprint> = self.ctx.pool().slots().iter().map(|s| s.record.fingerprint).collect();
         let (old, new): (Vec<String>, Vec<String>) =
             extracted.keys.into_iter().partition(|k| present.contains(&Fingerprint::of(k)));
         let mut file = String::new();
@@ -677,7 +676,7 @@ impl KeysApi {
         let now = SystemTime::now();
         let mut lines = String::new();
         let mut count = 0;
-        for slot in self.ctx.pool().slots().await {
+        for slot in self.ctx.pool().slots() {
             let key_state = KeyStateName::from(slot.snapshot().status(now));
             let group_differs = body.group.as_deref().is_some_and(|g| g != &*slot.record.group);
             if body.state.is_some_and(|s| s != key_state) || group_differs {
