@@ -34,6 +34,7 @@ pub struct RunningApp {
     /// Reloads applied or rejected.
     pub reloads: Arc<ReloadStatus>,
     _watch: Option<Watch>,
+    prober: Option<JoinHandle<()>>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -64,6 +65,14 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     }
 
     let upstream = UpstreamClient::new(&config.upstream).context("building the upstream client")?;
+    if let Some(file) = loaded.proxies_file() {
+        // A bad file at start is said and skipped: the proxies of config.toml serve.
+        match watch::apply_proxies_file(&upstream, &file) {
+            Ok(count) => tracing::info!("{count} proxies from {}", file.display()),
+            Err(message) => tracing::warn!("{message}"),
+        }
+    }
+    let prober = start_prober(&upstream, config.upstream.probe_interval_secs);
     let policy = SharedPolicy::configured(&loaded).context("loading the policy script")?;
     let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
     let key_count = key_set.records.len();
@@ -101,7 +110,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
 
     let dispatcher = Arc::new(Dispatcher {
         pool: pool.clone(),
-        upstream,
+        upstream: upstream.clone(),
         policy: policy.clone(),
         retry: arc_swap::ArcSwap::from_pointee(config.retry.clone()),
         stream_idle_timeout: config.upstream.stream_idle_timeout(),
@@ -149,6 +158,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         policy: policy.clone(),
         store: store.clone(),
         store_writer: store_writer.clone(),
+        upstream: upstream.clone(),
         status: reloads.clone(),
         on_config: std::sync::OnceLock::new(),
     });
@@ -222,6 +232,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         generated_client_key,
         reloads,
         _watch: watch,
+        prober,
         shutdown: Some(shutdown),
         server,
     })
@@ -234,10 +245,28 @@ impl RunningApp {
             let _ = shutdown.send(());
         }
         let _ = (&mut self.server).await;
+        if let Some(prober) = self.prober.take() {
+            prober.abort();
+        }
         self.pool.stop().await;
         self.store_writer.flush().await;
         self.store.close().await;
     }
+}
+
+/// Probes resting proxies and relays every `secs` seconds (0: never).
+fn start_prober(upstream: &UpstreamClient, secs: u64) -> Option<tokio::task::JoinHandle<()>> {
+    let upstream = upstream.clone();
+    (secs > 0).then(|| {
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(secs));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                upstream.probe().await;
+            }
+        })
+    })
 }
 
 /// Who may read `/metrics`: `auth.metrics_token`, or the admin key without one.

@@ -304,7 +304,7 @@ impl Dispatcher {
     /// when empty replies are judged (the whole of a non-streamed reply; a
     /// stream's events until one carries content).
     async fn attempt(&self, request: &ProxyRequest, lease: &Lease) -> Result<Answer, AttemptFailure> {
-        let response = self.upstream.send(&request.upstream, &lease.slot().record.key).await.map_err(no_response)?;
+        let response = self.upstream.send(&request.upstream, &lease.slot().record).await.map_err(no_response)?;
         let status = response.status().as_u16();
         if !response.status().is_success() {
             // Google may quote the key it was sent; whatever its shape, it goes no further.
@@ -418,6 +418,7 @@ fn no_response(kind: FailureKind) -> AttemptFailure {
     let message = match kind {
         FailureKind::Timeout => "the upstream did not answer in time",
         FailureKind::StreamCut => "the upstream connection broke before the reply started",
+        FailureKind::Egress => "no configured proxy or relay could carry the call to the upstream",
         _ => "could not reach the upstream",
     };
     AttemptFailure {

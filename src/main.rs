@@ -192,12 +192,18 @@ async fn verify_keys(
             return 2;
         }
     };
+    // Keys are checked through the proxies they are pinned to, as when serving.
+    if let Some(file) = loaded.proxies_file()
+        && let Err(message) = gemgate::watch::apply_proxies_file(&upstream, &file)
+    {
+        eprintln!("{message}");
+    }
     println!("{:<14} {:<12} {:<10} verdict", "fingerprint", "key", "group");
     let verdicts: Vec<_> = futures_util::stream::iter(set.records)
         .map(|record| {
             let upstream = upstream.clone();
             async move {
-                let verdict = upstream.check_key(&record.key).await;
+                let verdict = upstream.check_key(&record).await;
                 (record, verdict)
             }
         })

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 pub struct ReloadEvent {
     /// Unix milliseconds.
     pub at_ms: i64,
-    /// `config`, `keys` or `policy`.
+    /// `config`, `keys`, `policy` or `proxies`.
     pub what: &'static str,
     /// Whether the change is in force.
     pub accepted: bool,
@@ -70,6 +70,8 @@ pub struct Reloader {
     pub store: Store,
     /// The writer, flushed before reading stored state.
     pub store_writer: StoreHandle,
+    /// The upstream client, whose proxies the proxies file adds to.
+    pub upstream: crate::upstream::UpstreamClient,
     /// What happened.
     pub status: Arc<ReloadStatus>,
     /// Told every accepted config, to apply what lives above this module
@@ -92,13 +94,14 @@ struct Changes {
     config: bool,
     keys: bool,
     policy: bool,
+    proxies: bool,
 }
 
 /// Starts watching. Changes are applied by a task on the current runtime.
 pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
-    let (config_file, keys_dir, policy_file) = {
+    let (config_file, keys_dir, policy_file, proxies_file) = {
         let loaded = reloader.loaded.lock().unwrap_or_else(|e| e.into_inner());
-        (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file())
+        (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file(), loaded.proxies_file())
     };
     let _ = std::fs::create_dir_all(&keys_dir);
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<PathBuf>>();
@@ -120,7 +123,7 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
     folders.insert(keys_dir.clone());
     // The keys folder's parent too: when the folder is moved away and back,
     // its own watch is gone, and the parent is where it reappears.
-    for file in [&config_file, &policy_file, &Some(keys_dir.clone())].into_iter().flatten() {
+    for file in [&config_file, &policy_file, &proxies_file, &Some(keys_dir.clone())].into_iter().flatten() {
         if let Some(parent) = file.parent().filter(|p| p.is_dir()) {
             folders.insert(parent.to_path_buf());
         }
@@ -136,9 +139,9 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
             while let Ok(more) = rx.try_recv() {
                 paths.extend(more);
             }
-            let (config_file, keys_dir, policy_file) = {
+            let (config_file, keys_dir, policy_file, proxies_file) = {
                 let loaded = reloader.loaded.lock().unwrap_or_else(|e| e.into_inner());
-                (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file())
+                (loaded.file.clone(), loaded.keys_dir(), loaded.policy_file(), loaded.proxies_file())
             };
             let mut changes = Changes::default();
             if paths.iter().any(|p| same_file(p, &keys_dir)) && keys_dir.is_dir() {
@@ -152,6 +155,7 @@ pub fn start(reloader: Arc<Reloader>) -> notify::Result<Watch> {
             for path in &paths {
                 changes.config |= config_file.as_deref().is_some_and(|f| same_file(path, f));
                 changes.policy |= policy_file.as_deref().is_some_and(|f| same_file(path, f));
+                changes.proxies |= proxies_file.as_deref().is_some_and(|f| same_file(path, f));
                 changes.keys |= path.parent().is_some_and(|p| same_file(p, &keys_dir)) || same_file(path, &keys_dir);
             }
             reloader.apply(changes).await;
@@ -189,6 +193,24 @@ impl Reloader {
         }
         if changes.keys {
             self.reload_keys().await;
+        }
+        if changes.proxies {
+            self.reload_proxies();
+        }
+    }
+
+    /// Re-reads the proxies file: its proxies join those of config.toml, and
+    /// proxies that stay keep their connections and health. A file with a bad
+    /// line is refused whole (the proxies in force stay), so a half-edited
+    /// file never moves keys.
+    pub fn reload_proxies(&self) {
+        let Some(file) = self.current().proxies_file() else { return };
+        match apply_proxies_file(&self.upstream, &file) {
+            Ok(count) => self.status.record("proxies", true, format!("{count} proxies from {}", file.display())),
+            Err(message) => {
+                tracing::warn!("{message}");
+                self.status.record("proxies", false, message);
+            }
         }
     }
 
@@ -297,4 +319,24 @@ impl Reloader {
         let (added, removed) = self.pool.replace_keys(key_set.records, persisted).await;
         self.status.record("keys", true, format!("{total} keys: {added} added, {removed} removed"));
     }
+}
+
+/// Loads the proxies file into `upstream`; a missing file is no proxies.
+pub fn apply_proxies_file(upstream: &crate::upstream::UpstreamClient, file: &Path) -> Result<usize, String> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(err) => return Err(format!("cannot read the proxies file {}: {err}", file.display())),
+    };
+    let (specs, problems) = crate::config::parse_proxies_file(&text);
+    if !problems.is_empty() {
+        return Err(format!(
+            "proxies file {} refused, the proxies in force stay: {}",
+            file.display(),
+            problems.join("; ")
+        ));
+    }
+    let count = specs.len();
+    upstream.set_file_proxies(specs).map_err(|why| format!("proxies file {} refused: {why}", file.display()))?;
+    Ok(count)
 }

@@ -650,6 +650,40 @@ async function usageView(view) {
   every(30000, load);
 }
 
+// ---------- egress ----------
+async function egressView(view) {
+  const proxies = h('tbody', { id: 'egress-proxies' });
+  const relays = h('tbody', { id: 'egress-relays' });
+  const summary = h('p', { class: 'muted', id: 'egress-summary' });
+  const pcols = ['egress.name', 'egress.address', 'egress.state', 'egress.keys', 'egress.calls', 'egress.failures', 'egress.latency', 'egress.lastError'];
+  const rcols = ['egress.relay', 'egress.state', 'egress.calls', 'egress.failures', 'egress.latency', 'egress.lastError'];
+  const table = (cols, body) => h('div', { class: 'table-wrap' }, h('table', { class: 'compact' },
+    h('thead', {}, h('tr', {}, cols.map(c => h('th', { text: t(c) })))), body));
+  view.append(h('h1', { text: t('egress.title') }), summary,
+    h('div', { class: 'card' }, h('h2', { text: t('egress.proxies') }), table(pcols, proxies), h('p', { class: 'muted', text: t('egress.proxiesNote') })),
+    h('div', { class: 'card' }, h('h2', { text: t('egress.relays') }), table(rcols, relays)));
+  const health = x => [
+    h('td', {}, h('span', { class: 'badge ' + (x.state === 'ok' ? 'ok' : 'warn'),
+      text: x.state === 'ok' ? t('egress.ok') : t('egress.resting', { left: countdown(x.resting_until_ms) }) })),
+    h('td', { text: fmt(x.calls) }), h('td', { text: fmt(x.failures) }),
+    h('td', { text: x.mean_latency_ms === null || x.mean_latency_ms === undefined ? '–' : x.mean_latency_ms + ' ms' }),
+    h('td', { class: 'muted', text: x.last_error ? `${x.last_error} (${when(x.last_error_ms)})` : '–' })];
+  async function load() {
+    let e;
+    try { e = await api('GET', 'egress'); } catch (err) { return fail(err); }
+    summary.textContent = t('egress.summary', { proxies: e.proxies.length, direct: e.direct_keys, order: t('egress.order.' + e.relay_order) });
+    proxies.replaceChildren(...e.proxies.map(p => {
+      const [state, ...figures] = health(p.health);
+      return h('tr', {}, h('td', { class: 'mono', text: p.name }), h('td', { class: 'mono', text: p.label }), state,
+        h('td', { text: fmt(p.key_count) }), ...figures);
+    }));
+    if (!e.proxies.length) proxies.replaceChildren(h('tr', {}, h('td', { colspan: pcols.length, class: 'muted', text: t('egress.noProxies') })));
+    relays.replaceChildren(...e.relays.map(r => h('tr', {}, h('td', { class: 'mono', text: r.base }), ...health(r.health))));
+  }
+  await load();
+  every(10000, load);
+}
+
 // ---------- logs ----------
 async function logsView(view) {
   const st = { kind: 'requests', page: 1, open: new Set() };
@@ -806,7 +840,7 @@ async function settingsView(view) {
 }
 
 // ---------- routing ----------
-const VIEWS = { overview, keys: keysView, clients: clientsView, usage: usageView, logs: logsView, settings: settingsView };
+const VIEWS = { overview, keys: keysView, clients: clientsView, usage: usageView, egress: egressView, logs: logsView, settings: settingsView };
 
 async function route() {
   clearTimers();

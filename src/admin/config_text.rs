@@ -14,6 +14,9 @@ const SECRETS: &[(&str, &str)] = &[
     ("auth", "client_keys"),
     ("store", "database_url"),
     ("upstream", "proxy"),
+    ("upstream", "proxies"),
+    // A relay's URL may carry user info too.
+    ("upstream", "relays"),
 ];
 
 /// Calls `f` with the index in [`SECRETS`] and the value of each secret present.
@@ -133,11 +136,15 @@ mod tests {
 
     #[test]
     fn proxy_credentials_are_hidden_in_text_and_effective_settings() {
-        let masked = mask("[upstream]\nproxy = \"socks5://user:pa55@127.0.0.1:1080\"\n");
-        assert!(!masked.contains("pa55"), "{masked}");
+        let masked =
+            mask("[upstream]\nproxy = \"socks5://user:pa55@127.0.0.1:1080\"\nproxies = [\"eu=http://u:pa66@p:1\"]\n");
+        assert!(!masked.contains("pa55") && !masked.contains("pa66"), "{masked}");
         let mut config = crate::config::Config::default();
         config.upstream.proxy = "http://user:pa55@proxy:3128".into();
-        assert!(!masked_json(&config).to_string().contains("pa55"));
+        config.upstream.proxies = vec!["socks5://user:pa66@proxy:1080".into()];
+        config.upstream.relays = vec!["https://user:pa77@relay.example".into()];
+        let json = masked_json(&config).to_string();
+        assert!(!json.contains("pa55") && !json.contains("pa66") && !json.contains("pa77"), "{json}");
     }
 
     #[test]

@@ -2,9 +2,11 @@
 //! `GEMGATE_<SECTION>__<FIELD>` environment overrides, and validation.
 
 mod clients;
+mod proxy;
 mod schema;
 
 pub use clients::*;
+pub use proxy::*;
 pub use schema::*;
 
 use figment::Figment;
@@ -68,6 +70,12 @@ impl LoadedConfig {
     /// The keys folder.
     pub fn keys_dir(&self) -> PathBuf {
         self.resolve(&self.config.keys.dir)
+    }
+
+    /// The proxies file, if one is configured.
+    pub fn proxies_file(&self) -> Option<PathBuf> {
+        let file = &self.config.upstream.proxies_file;
+        (!file.is_empty()).then(|| self.resolve(Path::new(file)))
     }
 
     /// The policy script, if one is configured.

@@ -194,8 +194,19 @@ pub struct UpstreamConfig {
     pub response_timeout_secs: u64,
     /// Seconds a streamed body may stay silent before it counts as cut.
     pub stream_idle_timeout_secs: u64,
-    /// Optional proxy for upstream calls (`http://`, `https://` or `socks5://`).
+    /// Optional proxy for upstream calls (`http://`, `https://` or `socks5://`):
+    /// one entry of `proxies`, kept for configs written before it.
     pub proxy: String,
+    /// Proxies keys are pinned to (`URL` or `NAME=URL`; credentials in the URL).
+    pub proxies: Vec<String>,
+    /// A file of more proxies, one per line, reloaded live (relative to the config's folder).
+    pub proxies_file: String,
+    /// Upstream base URLs used instead of `base_url` (regional relays in front of Google).
+    pub relays: Vec<String>,
+    /// `ordered` (the first healthy relay) or `rotate`.
+    pub relay_order: super::RelayOrder,
+    /// Seconds between probes of resting proxies and relays (0: none).
+    pub probe_interval_secs: u64,
 }
 
 impl Default for UpstreamConfig {
@@ -206,6 +217,11 @@ impl Default for UpstreamConfig {
             response_timeout_secs: 120,
             stream_idle_timeout_secs: 120,
             proxy: String::new(),
+            proxies: Vec::new(),
+            proxies_file: String::new(),
+            relays: Vec::new(),
+            relay_order: super::RelayOrder::default(),
+            probe_interval_secs: 10,
         }
     }
 }
@@ -222,6 +238,20 @@ impl UpstreamConfig {
     /// Stream idle timeout.
     pub fn stream_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.stream_idle_timeout_secs)
+    }
+
+    /// The proxies written in config (`proxy`, then `proxies`).
+    pub fn proxy_specs(&self) -> Result<Vec<super::ProxySpec>, String> {
+        let entries = std::iter::once(&self.proxy).filter(|p| !p.is_empty()).chain(&self.proxies);
+        entries
+            .enumerate()
+            .map(|(i, entry)| super::ProxySpec::parse(entry).map_err(|e| format!("entry {}: {e}", i + 1)))
+            .collect()
+    }
+
+    /// The base URLs calls go to: `relays`, or `base_url` alone.
+    pub fn relay_bases(&self) -> Vec<String> {
+        if self.relays.is_empty() { vec![self.base_url.clone()] } else { self.relays.clone() }
     }
 }
 
@@ -536,8 +566,31 @@ impl Config {
                 "expected an http(s) URL such as https://generativelanguage.googleapis.com",
             );
         }
-        if !self.upstream.proxy.is_empty() && reqwest::Proxy::all(&self.upstream.proxy).is_err() {
+        if !self.upstream.proxy.is_empty() && super::ProxySpec::parse(&self.upstream.proxy).is_err() {
             return invalid("upstream.proxy", "expected a proxy URL such as socks5://127.0.0.1:1080");
+        }
+        if let Err(message) = self.upstream.proxy_specs() {
+            return Err(ConfigError::Invalid { field: "upstream.proxies", message, at: String::new() });
+        }
+        let mut names = std::collections::HashSet::new();
+        if let Some(twice) =
+            self.upstream.proxy_specs().unwrap_or_default().into_iter().find(|s| !names.insert(s.name.clone()))
+        {
+            return Err(ConfigError::Invalid {
+                field: "upstream.proxies",
+                message: format!("two proxies are named `{}`; name them apart with NAME=URL", twice.name),
+                at: String::new(),
+            });
+        }
+        if let Some(bad) = self
+            .upstream
+            .relays
+            .iter()
+            .find(|r| !(r.starts_with("http://") || r.starts_with("https://")) || reqwest::Url::parse(r).is_err())
+        {
+            let shown: String = bad.chars().take(80).collect();
+            let message = format!("`{shown}` is not an http(s) base URL");
+            return Err(ConfigError::Invalid { field: "upstream.relays", message, at: String::new() });
         }
         if self.upstream.response_timeout_secs == 0 || self.upstream.stream_idle_timeout_secs == 0 {
             return invalid("upstream.response_timeout_secs", "timeouts must be at least 1 second");

@@ -20,6 +20,9 @@ pub struct KeyRecord {
     pub group: Arc<str>,
     /// Its share of traffic relative to other keys (1 to [`MAX_WEIGHT`]).
     pub weight: u32,
+    /// The proxy its line (or its file) names with `proxy=NAME`; `direct`
+    /// for none. Unset: the key is pinned by hashing.
+    pub proxy: Option<Arc<str>>,
 }
 
 /// The largest weight a key may carry.
@@ -28,7 +31,7 @@ pub const MAX_WEIGHT: u32 = 100;
 impl KeyRecord {
     /// A key of `group` with weight 1.
     pub fn new(key: ApiKey, group: Arc<str>) -> Self {
-        Self { fingerprint: key.fingerprint(), key, group, weight: 1 }
+        Self { fingerprint: key.fingerprint(), key, group, weight: 1, proxy: None }
     }
 }
 
@@ -90,6 +93,7 @@ pub fn parse_key_file(
 ) {
     let group: Arc<str> = Arc::from(group_of(file));
     let mut file_weight = 1;
+    let mut file_proxy: Option<Arc<str>> = None;
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -98,18 +102,21 @@ pub fn parse_key_file(
         let warn = |reason: String| KeyFileWarning { file: file.to_string(), line: index + 1, reason };
         let mut words = line.split_whitespace();
         let first = words.next().unwrap_or_default();
-        if first.starts_with("weight=") && words.next().is_none() {
-            match parse_weight(first) {
-                Ok(weight) => file_weight = weight,
+        if (first.starts_with("weight=") || first.starts_with("proxy=")) && words.clone().next().is_none() {
+            match parse_attribute(first) {
+                Ok(Attribute::Weight(weight)) => file_weight = weight,
+                Ok(Attribute::Proxy(proxy)) => file_proxy = Some(proxy),
                 Err(reason) => out.warnings.push(warn(reason)),
             }
             continue;
         }
         let mut weight = file_weight;
+        let mut proxy = file_proxy.clone();
         let mut attributes = Ok(());
         for word in words {
-            match parse_weight(word) {
-                Ok(value) => weight = value,
+            match parse_attribute(word) {
+                Ok(Attribute::Weight(value)) => weight = value,
+                Ok(Attribute::Proxy(value)) => proxy = Some(value),
                 Err(reason) => attributes = Err(reason),
             }
         }
@@ -124,6 +131,7 @@ pub fn parse_key_file(
         }
         let mut record = KeyRecord::new(ApiKey::new(first), group.clone());
         record.weight = weight;
+        record.proxy = proxy;
         if !seen.insert(record.fingerprint) {
             out.duplicates += 1;
             continue;
@@ -132,11 +140,36 @@ pub fn parse_key_file(
     }
 }
 
+/// What a word after a key (or a line of its own) may set.
+enum Attribute {
+    Weight(u32),
+    Proxy(Arc<str>),
+}
+
+/// `weight=N` or `proxy=NAME`.
+fn parse_attribute(word: &str) -> Result<Attribute, String> {
+    if let Some(name) = word.strip_prefix("proxy=") {
+        let fits = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
+        return match name {
+            name if !name.is_empty() && name.len() <= 100 && name.chars().all(fits) => {
+                Ok(Attribute::Proxy(Arc::from(name)))
+            }
+            _ => Err(
+                "skipped: a proxy is named by letters, digits and `._:-` (a proxy's NAME or host:port, or `direct`)"
+                    .into(),
+            ),
+        };
+    }
+    parse_weight(word).map(Attribute::Weight)
+}
+
 /// `weight=N` with N from 1 to [`MAX_WEIGHT`].
 fn parse_weight(word: &str) -> Result<u32, String> {
     let Some(value) = word.strip_prefix("weight=") else {
         // Never echo the word: it may be a second key pasted on the line.
-        return Err("skipped: after the key, a line may hold only `weight=N`; put one key per line".into());
+        return Err(
+            "skipped: after the key, a line may hold only `weight=N` and `proxy=NAME`; put one key per line".into()
+        );
     };
     match value.parse::<u32>() {
         Ok(weight) if (1..=MAX_WEIGHT).contains(&weight) => Ok(weight),
@@ -222,6 +255,20 @@ mod tests {
             parse_key_file(name, text, false, &mut seen, &mut out);
         }
         out
+    }
+
+    #[test]
+    fn a_line_or_a_file_names_its_proxy() {
+        let (a, b) = (format!("AIza{}", "a".repeat(35)), format!("AIza{}", "b".repeat(35)));
+        let mut out = KeySet::default();
+        let text = format!("{a} proxy=eu weight=2\nproxy=direct\n{b}\n");
+        parse_key_file("k.txt", &text, false, &mut HashSet::new(), &mut out);
+        assert_eq!(out.records[0].proxy.as_deref(), Some("eu"));
+        assert_eq!(out.records[0].weight, 2);
+        assert_eq!(out.records[1].proxy.as_deref(), Some("direct"));
+        let mut out = KeySet::default();
+        parse_key_file("k.txt", &format!("{a} proxy=bad/name\n"), false, &mut HashSet::new(), &mut out);
+        assert!(out.records.is_empty() && out.warnings.len() == 1);
     }
 
     #[test]

@@ -80,6 +80,11 @@ impl Fingerprint {
         Self(short)
     }
 
+    /// The fingerprint's bytes.
+    pub fn as_bytes(&self) -> &[u8; 6] {
+        &self.0
+    }
+
     /// Parses the 12-digit hex form, as stored.
     pub fn parse(text: &str) -> Option<Self> {
         let bytes = hex::decode(text).ok()?;

@@ -103,6 +103,8 @@ impl Policy for DefaultPolicy {
                 let next = if outcome.bytes_sent > 0 { NextStep::Fail } else { NextStep::RetryOtherKey { after } };
                 Decision { next, cooldown: None, disable: None, charge_key: true }
             }
+            // The proxy or relay failed, not the key: the next key may leave another way.
+            FailureKind::Egress => Decision { next: retry_now, cooldown: None, disable: None, charge_key: false },
             FailureKind::ServerError | FailureKind::Timeout | FailureKind::Network | FailureKind::StreamCut => {
                 Decision {
                     next: retry_now,

@@ -188,6 +188,12 @@ impl LeaseBook {
         }
     }
 
+    /// The key with this fingerprint.
+    pub fn find(&self, fingerprint: &Fingerprint) -> Option<Arc<KeySlot>> {
+        let book = self.lock();
+        book.by_fingerprint.get(fingerprint).and_then(|&slot| book.slot(slot))
+    }
+
     /// Fingerprints of every key in the pool.
     pub fn fingerprints(&self) -> Vec<Fingerprint> {
         self.lock().by_fingerprint.keys().copied().collect()

@@ -102,7 +102,7 @@ impl Scanner {
     ) -> Vec<(Arc<KeySlot>, crate::key_state::ScanVerdict)> {
         let verdicts: Vec<_> = futures_util::stream::iter(slots)
             .map(|slot| async move {
-                let raw = self.upstream.check_key(&slot.record.key).await;
+                let raw = self.upstream.check_key(&slot.record).await;
                 let verdict = self.policy.load().on_scan(raw, slot.record.fingerprint);
                 (slot, verdict)
             })
@@ -134,7 +134,7 @@ impl Scanner {
                 .map(|slot| {
                     let upstream = upstream.clone();
                     async move {
-                        let verdict = upstream.check_key(&slot.record.key).await;
+                        let verdict = upstream.check_key(&slot.record).await;
                         (slot, verdict)
                     }
                 })

@@ -193,12 +193,22 @@ impl SupervisorState {
         }
         let mut added = 0;
         for (fingerprint, record) in wanted {
-            if present.contains(&fingerprint) {
+            let kept = present.contains(&fingerprint).then(|| self.book.find(&fingerprint)).flatten();
+            if let Some(kept) = kept.as_ref().filter(|kept| kept.record.proxy == record.proxy) {
                 // A key that stays may have a new weight.
-                self.book.set_weight(&fingerprint, record.weight);
+                self.book.set_weight(&kept.record.fingerprint, record.weight);
             } else {
+                if let Some(kept) = kept {
+                    // A new proxy pin: the key starts again in a new slot, from its state now.
+                    self.persisted.insert(fingerprint, kept.snapshot());
+                    if let Some(actor) = self.book.remove(&fingerprint) {
+                        self.by_actor.remove(&actor.get_id());
+                        actor.stop(None);
+                    }
+                } else {
+                    added += 1;
+                }
                 self.add_key(myself, record).await?;
-                added += 1;
             }
         }
         Ok((added, removed))

@@ -117,6 +117,9 @@ pub enum FailureKind {
     Network,
     /// The response stream broke after it started.
     StreamCut,
+    /// No proxy or relay could carry the call (refused, proxy auth, TLS to
+    /// the proxy): never the key's fault.
+    Egress,
 }
 
 impl FailureKind {
@@ -134,6 +137,7 @@ impl FailureKind {
             "timeout" => Self::Timeout,
             "network" => Self::Network,
             "stream_cut" => Self::StreamCut,
+            "egress" => Self::Egress,
             _ => return None,
         })
     }
@@ -152,6 +156,7 @@ impl FailureKind {
             Self::Timeout => "timeout",
             Self::Network => "network",
             Self::StreamCut => "stream_cut",
+            Self::Egress => "egress",
         }
     }
 }

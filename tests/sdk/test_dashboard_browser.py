@@ -157,7 +157,7 @@ def test_dashboard_in_chromium(gemgate, tmp_path):
     proxy.stop()
     assert result.returncode == 0, result.stdout + result.stderr
     for name in ["login", "overview", "overview-split", "keys", "key-panel-daily", "key-panel-scan-disabled",
-                 "logs-errors", "logs-trace", "settings", "clients", "usage", "overview-zh", "keys-zh", "keys-phone"]:
+                 "logs-errors", "logs-trace", "settings", "clients", "usage", "egress", "overview-zh", "keys-zh", "keys-phone"]:
         assert (shots / f"{name}.png").stat().st_size > 5000, name
     if os.environ.get("UPDATE_DOCS_SCREENSHOTS"):
         for shot, name in [("overview", "overview"), ("keys", "keys"), ("key-panel-daily", "key-panel"),

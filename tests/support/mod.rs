@@ -2,6 +2,8 @@
 //! a real gemgate in front of it, configured in a temporary folder.
 #![allow(dead_code, unused_imports)]
 
+pub mod proxies;
+
 use gemgate::app::{self, RunningApp};
 use gemgate::config::{Config, LoadedConfig};
 use gemgate::fake_upstream::FakeUpstream;

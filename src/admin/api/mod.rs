@@ -2,6 +2,7 @@
 //! The OpenAPI document is built from these types, so it cannot drift.
 
 mod clients;
+mod egress;
 mod export;
 mod insight;
 mod keys;
@@ -28,26 +29,26 @@ pub enum AdminTag {
     Settings,
 }
 
+/// Every group of endpoints.
+pub type Apis = (
+    session::SessionApi,
+    keys::KeysApi,
+    clients::ClientsApi,
+    insight::InsightApi,
+    egress::EgressApi,
+    usage::UsageApi,
+    settings::SettingsApi,
+);
+
 /// The API as one service. `server` is relative, so the docs UI works under
 /// any path prefix a reverse proxy adds.
-pub fn service(
-    ctx: Arc<AdminContext>,
-) -> OpenApiService<
-    (
-        session::SessionApi,
-        keys::KeysApi,
-        clients::ClientsApi,
-        insight::InsightApi,
-        usage::UsageApi,
-        settings::SettingsApi,
-    ),
-    (),
-> {
+pub fn service(ctx: Arc<AdminContext>) -> OpenApiService<Apis, ()> {
     let apis = (
         session::SessionApi { ctx: ctx.clone() },
         keys::KeysApi { ctx: ctx.clone() },
         clients::ClientsApi { ctx: ctx.clone() },
         insight::InsightApi { ctx: ctx.clone() },
+        egress::EgressApi { ctx: ctx.clone() },
         usage::UsageApi { ctx: ctx.clone() },
         settings::SettingsApi { ctx },
     );

@@ -254,6 +254,14 @@ test('the dashboard does what an operator needs', async () => {
   assert.ok(await page.$('#usage-chart svg'));
   await shot('usage');
 
+  // Egress: no proxies in this config, one relay (base_url), healthy after the traffic.
+  await page.click('a[data-view=egress]');
+  await page.waitForSelector('#egress-relays tr td.mono');
+  assert.match(await page.textContent('#egress-summary'), /^0 proxies; \d+ key\(s\) leave directly/);
+  assert.match(await page.textContent('#egress-relays'), /http:\/\/127\.0\.0\.1:\d+ok/);
+  assert.match(await page.textContent('#egress-proxies'), /No proxies/);
+  await shot('egress');
+
   // Chinese, and a phone.
   await page.click('a[data-view=overview]');
   await page.click('#lang');
@@ -292,7 +300,7 @@ test('the dashboard does what an operator needs', async () => {
   for (const width of [390, 1400]) {
     await page.setViewportSize({ width, height: 844 });
     const loaded = { overview: '#ov-traffic svg', keys: '#keys-table tbody tr', clients: 'tr[data-client]',
-      usage: '#usage-rows tr', logs: '#log-table tbody tr', settings: '#config-text' };
+      usage: '#usage-rows tr', egress: '#egress-relays tr', logs: '#log-table tbody tr', settings: '#config-text' };
     for (const [view, content] of Object.entries(loaded)) {
       await page.click(`a[data-view=${view}]`);
       await page.waitForSelector(`#view[data-view=${view}] ${content}`);
