@@ -22,6 +22,7 @@ const KEYS_LISTED: usize = 1000;
 
 /// A proxy or relay's health.
 #[derive(Object)]
+#[oai(skip_serializing_if_is_none)]
 struct HealthFigures {
     /// `ok` or `resting` (it failed to carry calls; its keys use the next proxy).
     state: String,
