@@ -33,6 +33,7 @@ async fn pool(keys: usize) -> PoolHandle {
         scanner: Arc::new(Scanner::new(upstream, policy, 1)),
         scan_interval: Duration::ZERO,
         scan_on_start: false,
+        sink: None,
     })
     .await
     .expect("pool starts")

@@ -35,6 +35,7 @@ pub struct RunningApp {
     pub reloads: Arc<ReloadStatus>,
     _watch: Option<Watch>,
     prober: Option<JoinHandle<()>>,
+    _cluster: Option<crate::cluster::Cluster>,
     shutdown: Option<oneshot::Sender<()>>,
     server: JoinHandle<std::io::Result<()>>,
 }
@@ -77,6 +78,13 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
     let key_count = key_set.records.len();
     let groups = group_counts(&key_set.records);
+    let (sink, decisions) = match config.cluster.redis_url.is_empty() {
+        true => (None, None),
+        false => {
+            let (sink, decisions) = crate::cluster::sink();
+            (Some(sink), Some(decisions))
+        }
+    };
     let pool = PoolHandle::start(SupervisorArgs {
         keys: key_set.records,
         persisted,
@@ -87,8 +95,17 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         scanner,
         scan_interval: Duration::from_secs(config.scan.interval_secs),
         scan_on_start: config.scan.on_start,
+        sink,
     })
     .await?;
+    let cluster = match decisions {
+        Some(decisions) => {
+            let cluster = crate::cluster::Cluster::start(&config.cluster, pool.clone(), decisions)?;
+            tracing::info!("cluster: sharing key state through Redis (namespace {})", config.cluster.namespace);
+            Some(cluster)
+        }
+        None => None,
+    };
 
     let data_dir = loaded.data_dir();
     let mut generated_client_key = None;
@@ -148,6 +165,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         store: store.clone(),
         reloads: reloads.clone(),
         rules: arc_swap::ArcSwap::from_pointee(api::ServingRules::new(config)),
+        cluster: cluster.as_ref().map(|c| c.link.clone()),
     });
     state.seed_budgets().await.context("reading what clients spent in their budget periods")?;
 
@@ -233,6 +251,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         reloads,
         _watch: watch,
         prober,
+        _cluster: cluster,
         shutdown: Some(shutdown),
         server,
     })

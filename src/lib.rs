@@ -24,6 +24,7 @@ pub mod admin;
 pub mod api;
 pub mod app;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod demo;
 pub mod dispatch;

@@ -194,7 +194,8 @@ async function overview(view) {
       // counted apart, cooling and disabled ones not at all.
       stat(t('ov.keys'), `${fmt(p.active)} / ${fmt(p.keys)}`, 'keys',
         p.partial ? t('ov.keysPartial', { n: fmt(p.partial) }) : ''));
-    note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : ''].filter(Boolean).join(' ');
+    note.textContent = [s.sampled ? t('ov.sampled') : '', p.policy_faults ? `${t('ov.faults')}: ${p.policy_faults}` : '',
+      p.cluster === 'down' ? t('ov.clusterDown', { why: p.cluster_error || '' }) : ''].filter(Boolean).join(' ');
     const label = range === 'hour' ? clock : ms => new Date(ms).toLocaleString(LANG === 'zh' ? 'zh-CN' : 'en', { month: 'numeric', day: 'numeric', hour: '2-digit' });
     if (metric === 'requests' && split === 'none') {
       // Failed requests under the succeeded ones.

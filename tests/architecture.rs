@@ -12,7 +12,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("wiring", &["main", "app", "demo"]),
     ("HTTP", &["admin", "api"]),
     ("request flow", &["dispatch", "watch"]),
-    ("services", &["accounting", "pool", "policy", "tenancy", "upstream", "store", "server", "fake_upstream"]),
+    (
+        "services",
+        &["accounting", "cluster", "pool", "policy", "tenancy", "upstream", "store", "server", "fake_upstream"],
+    ),
     (
         "pure cores (no I/O)",
         &["key_state", "keys", "config", "translate", "secrets", "metrics", "midnight", "catalog", "shaping", "prices"],

@@ -17,6 +17,7 @@ const SECRETS: &[(&str, &str)] = &[
     ("upstream", "proxies"),
     // A relay's URL may carry user info too.
     ("upstream", "relays"),
+    ("cluster", "redis_url"),
 ];
 
 /// Calls `f` with the index in [`SECRETS`] and the value of each secret present.

@@ -33,6 +33,8 @@ pub struct AppState {
     pub reloads: Arc<crate::watch::ReloadStatus>,
     /// How requests are served (swapped whole when config.toml changes).
     pub rules: arc_swap::ArcSwap<ServingRules>,
+    /// The link to the other replicas, when `[cluster]` is on.
+    pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
 }
 
 /// What config.toml says about serving client requests.
@@ -210,6 +212,13 @@ pub async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
     };
     body["keys"] = counts["keys"].clone();
     body["usable_keys"] = counts["usable_keys"].clone();
+    // A replica whose Redis link is down still serves (from its own view): it says so, and stays ready.
+    if let Some(link) = &state.cluster {
+        body["cluster"] = serde_json::json!(if link.up() { "up" } else { "down" });
+        if let Some(error) = link.last_error().filter(|_| !link.up()) {
+            body["cluster_error"] = serde_json::json!(error);
+        }
+    }
     poem::Response::builder().status(status).content_type("application/json").body(body.to_string())
 }
 

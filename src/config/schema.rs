@@ -48,6 +48,28 @@ pub struct Config {
     pub models: HashMap<String, ModelLimits>,
     /// USD per 1M tokens, by model name or pattern (for usage cost and budgets).
     pub prices: std::collections::BTreeMap<String, super::ModelPrice>,
+    /// Several replicas as one pool.
+    pub cluster: ClusterConfig,
+}
+
+/// `[cluster]`: off unless `redis_url` is set.
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// Redis shared by the replicas (`redis://host:6379/0`); empty: one process.
+    pub redis_url: String,
+    /// Prefix of every Redis key and channel, so clusters can share a Redis.
+    pub namespace: String,
+    /// Seconds between full reads of the shared state (heals a missed message).
+    pub reconcile_secs: u64,
+    /// Milliseconds a Redis command may take before the link counts as down.
+    pub timeout_ms: u64,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        Self { redis_url: String::new(), namespace: "gemgate".into(), reconcile_secs: 2, timeout_ms: 200 }
+    }
 }
 
 /// `[shaping]`: applied to every generate call, filling only what the

@@ -6,7 +6,8 @@
 
 use super::book::LeaseBook;
 use super::slot::KeySlot;
-use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot};
+use crate::key_state::{CooldownEntry, DisableReason, Disabled, KeySnapshot, KeyState};
+use crate::keys::Fingerprint;
 use crate::store::StoreHandle;
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use std::collections::VecDeque;
@@ -56,7 +57,14 @@ pub enum KeyMsg {
     SetDisabled(Option<DisableReason>),
     /// Answers once every message sent before it has been handled.
     Barrier(ractor::RpcReplyPort<()>),
+    /// Another replica changed the key's disable or rests: take its state
+    /// (and do not share it back).
+    Adopt(KeyState),
 }
+
+/// Told each disable or rest a key's actor decides (not the ones it adopts
+/// from elsewhere): how a cluster shares them with other replicas.
+pub type StateSink = Arc<dyn Fn(Fingerprint, KeyState, SystemTime) + Send + Sync>;
 
 /// Start-up arguments of a KeyActor.
 pub struct KeyActorArgs {
@@ -66,6 +74,8 @@ pub struct KeyActorArgs {
     pub book: Arc<LeaseBook>,
     /// Where state changes are persisted.
     pub store: StoreHandle,
+    /// Where decided disables and rests are shared, if anywhere.
+    pub sink: Option<StateSink>,
 }
 
 /// The actor's state: the key's truth, of which the slot holds a published copy.
@@ -80,6 +90,10 @@ pub struct KeyActorState {
     /// The book's index must hear the key's state (it changed, or the
     /// book holds the key until told).
     tell_index: bool,
+    /// Where decided disables and rests are shared.
+    sink: Option<StateSink>,
+    /// The disable or rests changed by this actor's own decision since the last publish.
+    share: bool,
 }
 
 /// The KeyActor behaviour (stateless; state is in [`KeyActorState`]).
@@ -110,6 +124,8 @@ impl Actor for KeyActor {
             recent: VecDeque::new(),
             state_changed: false,
             tell_index: false,
+            sink: args.sink,
+            share: false,
         })
     }
 
@@ -140,6 +156,22 @@ impl Actor for KeyActor {
                 if reason.is_none() {
                     state.current.consecutive_failures = 0;
                 }
+                state.state_changed = true;
+                state.tell_index = true;
+                state.share = true;
+            }
+            KeyMsg::Adopt(shared) => {
+                if state.current.disabled == shared.disabled && state.current.cooldowns == shared.cooldowns {
+                    return Ok(());
+                }
+                if state.current.disabled.is_some() && shared.disabled.is_none() {
+                    state.current.consecutive_failures = 0;
+                }
+                state.current.disabled = shared.disabled;
+                for cooldown in shared.cooldowns.iter().filter(|c| !state.current.cooldowns.contains(c)) {
+                    schedule_end(&myself, cooldown, now);
+                }
+                state.current.cooldowns = shared.cooldowns;
                 state.state_changed = true;
                 state.tell_index = true;
             }
@@ -184,12 +216,14 @@ impl KeyActorState {
                         snap.cooldowns.push(cooldown);
                     }
                     self.state_changed = true;
+                    self.share = true;
                 }
                 if let Some(reason) = disable
                     && snap.disabled.is_none()
                 {
                     snap.disabled = Some(Disabled { reason, since: now });
                     self.state_changed = true;
+                    self.share = true;
                 }
             }
             KeyEvent::Abandoned => return,
@@ -215,6 +249,11 @@ impl KeyActorState {
         });
         if std::mem::take(&mut self.tell_index) {
             self.book.sync(self.slot.index, &self.current.state());
+        }
+        if std::mem::take(&mut self.share)
+            && let Some(sink) = &self.sink
+        {
+            sink(self.slot.record.fingerprint, self.current.state(), SystemTime::now());
         }
     }
 }

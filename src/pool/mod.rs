@@ -11,7 +11,7 @@ mod scan;
 mod slot;
 mod supervisor;
 
-pub use key_actor::KeyEvent;
+pub use key_actor::{KeyEvent, StateSink};
 pub use ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
 pub use slot::KeySlot;
@@ -116,6 +116,13 @@ impl PoolHandle {
             .collect();
         for answered in waits {
             let _ = answered.await;
+        }
+    }
+
+    /// Takes a key's disable and rests as another replica decided them.
+    pub fn adopt(&self, fingerprint: Fingerprint, state: crate::key_state::KeyState) {
+        if let Some(actor) = self.book.actors(&[fingerprint]).into_iter().next() {
+            let _ = actor.cast(KeyMsg::Adopt(state));
         }
     }
 

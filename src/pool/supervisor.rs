@@ -4,7 +4,7 @@
 //! outcomes do not pass through it (see `book.rs`).
 
 use super::book::LeaseBook;
-use super::key_actor::{KeyActor, KeyActorArgs};
+use super::key_actor::{KeyActor, KeyActorArgs, StateSink};
 use super::ready_index::SlotIndex;
 use super::scan::{ScanError, Scanner};
 use super::slot::KeySlot;
@@ -64,6 +64,8 @@ pub struct SupervisorArgs {
     pub scan_interval: Duration,
     /// Scan once at start.
     pub scan_on_start: bool,
+    /// Where keys' decided disables and rests are shared (a cluster), if anywhere.
+    pub sink: Option<StateSink>,
 }
 
 /// The supervisor's state.
@@ -73,6 +75,7 @@ pub struct SupervisorState {
     persisted: HashMap<Fingerprint, KeySnapshot>,
     store: StoreHandle,
     scanner: Arc<Scanner>,
+    sink: Option<StateSink>,
 }
 
 /// The PoolSupervisor behaviour.
@@ -94,6 +97,7 @@ impl Actor for PoolSupervisor {
             persisted: args.persisted,
             store: args.store,
             scanner: args.scanner,
+            sink: args.sink,
         };
         for record in args.keys {
             state.add_key(&myself, record).await?;
@@ -165,7 +169,7 @@ impl SupervisorState {
 
     async fn spawn_actor(&mut self, myself: &ActorRef<PoolMsg>, slot: Arc<KeySlot>) -> Result<(), ActorProcessingErr> {
         let index = slot.index;
-        let args = KeyActorArgs { slot, book: self.book.clone(), store: self.store.clone() };
+        let args = KeyActorArgs { slot, book: self.book.clone(), store: self.store.clone(), sink: self.sink.clone() };
         let (actor, _) = Actor::spawn_linked(None, KeyActor, args, myself.get_cell()).await?;
         self.by_actor.insert(actor.get_id(), index);
         self.book.set_actor(index, actor);

@@ -140,6 +140,10 @@ struct PoolHealth {
     policy_faults: u64,
     /// Request rows dropped because the store fell behind.
     store_dropped: u64,
+    /// `up` or `down`: the Redis link to the other replicas (absent: one process).
+    cluster: Option<String>,
+    /// Why the link is down.
+    cluster_error: Option<String>,
 }
 
 /// Statistics of a range.
@@ -446,6 +450,8 @@ impl InsightApi {
                 scan_running: self.ctx.pool().scan_report().running,
                 policy_faults: self.ctx.state.dispatcher.policy.faults(),
                 store_dropped: self.ctx.state.dispatcher.store.dropped(),
+                cluster: self.ctx.state.cluster.as_ref().map(|l| if l.up() { "up" } else { "down" }.to_string()),
+                cluster_error: self.ctx.state.cluster.as_ref().filter(|l| !l.up()).and_then(|l| l.last_error()),
             },
         }))
     }

@@ -1,0 +1,292 @@
+//! Several replicas as one pool, through Redis (`[cluster] redis_url`).
+//!
+//! What is shared now: each key's disable and rests. A key actor's own
+//! decision goes to the sink this module gives the pool; a task writes it to
+//! a Redis hash (the shared truth, one field per key) and publishes it on a
+//! channel; every replica applies what it hears from the others
+//! (`PoolHandle::adopt`), and reads the whole hash every `reconcile_secs`, so
+//! a missed message heals. Conflicts resolve last writer wins, by the time of
+//! the decision.
+//!
+//! Nothing on the request path waits for Redis: leases use the local state.
+//! While Redis is down each replica goes on with its own view, queues its
+//! decisions (the latest per key), and pushes them and reads the others'
+//! when the link returns; `/readyz` and the admin say the link is down.
+
+mod wire;
+
+use crate::config::ClusterConfig;
+use crate::key_state::KeyState;
+use crate::keys::Fingerprint;
+use crate::pool::{PoolHandle, StateSink};
+use futures_util::StreamExt;
+use redis::AsyncCommands;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+use tokio::sync::mpsc;
+use wire::SharedState;
+
+/// Decisions queued for Redis at most; past that the oldest wait for the
+/// reconcile (the queue keeps the latest per key, so this bounds keys).
+const QUEUE: usize = 65_536;
+
+/// The cluster link as the rest of gemgate sees it.
+#[derive(Default)]
+pub struct ClusterLink {
+    up: AtomicBool,
+    last_error: Mutex<Option<String>>,
+}
+
+impl ClusterLink {
+    /// Whether Redis answered the last command.
+    pub fn up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// The last failure, in words (never the URL's password).
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.lock().ok().and_then(|e| e.clone())
+    }
+
+    fn set(&self, result: Result<(), String>) {
+        let was_up = self.up.swap(result.is_ok(), Ordering::Relaxed);
+        match result {
+            Ok(()) if !was_up => tracing::info!("cluster: the Redis link is up"),
+            Err(err) => {
+                if was_up {
+                    tracing::warn!("cluster: the Redis link is down ({err}); serving from this replica's view");
+                }
+                if let Ok(mut last) = self.last_error.lock() {
+                    *last = Some(err);
+                }
+            }
+            Ok(()) => {}
+        }
+    }
+}
+
+/// A running cluster membership.
+pub struct Cluster {
+    /// The link's state.
+    pub link: Arc<ClusterLink>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+/// The sink a pool shares its keys' decisions through, and the receiving end
+/// [`Cluster::start`] takes once the pool runs.
+pub fn sink() -> (StateSink, mpsc::Receiver<SharedState>) {
+    let (sender, receiver) = mpsc::channel(QUEUE);
+    let replica = wire::replica_id();
+    let sink: StateSink = Arc::new(move |fingerprint: Fingerprint, state: KeyState, at: SystemTime| {
+        // Full: the reconcile carries it later; never block a key's actor.
+        let _ = sender.try_send(SharedState::new(&replica, fingerprint, &state, at));
+    });
+    (sink, receiver)
+}
+
+impl Cluster {
+    /// Joins the cluster: pushes this replica's decisions, applies the others'.
+    pub fn start(
+        config: &ClusterConfig,
+        pool: PoolHandle,
+        decisions: mpsc::Receiver<SharedState>,
+    ) -> anyhow::Result<Self> {
+        let client = redis::Client::open(config.redis_url.as_str())
+            .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
+        let link = Arc::new(ClusterLink::default());
+        let shared = Arc::new(Shared {
+            client,
+            hash: format!("{}:key_state", config.namespace),
+            channel: format!("{}:key_state:changes", config.namespace),
+            timeout: Duration::from_millis(config.timeout_ms.max(1)),
+            replica: wire::replica_id(),
+            known: Mutex::new(HashMap::new()),
+            pool,
+            link: link.clone(),
+        });
+        let reconcile = Duration::from_secs(config.reconcile_secs.max(1));
+        let tasks = vec![
+            tokio::spawn(shared.clone().push(decisions)),
+            tokio::spawn(shared.clone().listen()),
+            tokio::spawn(shared.reconcile_every(reconcile)),
+        ];
+        Ok(Self { link, tasks })
+    }
+}
+
+struct Shared {
+    client: redis::Client,
+    hash: String,
+    channel: String,
+    timeout: Duration,
+    replica: String,
+    /// The time of the newest decision applied or made, per key.
+    known: Mutex<HashMap<Fingerprint, u64>>,
+    pool: PoolHandle,
+    link: Arc<ClusterLink>,
+}
+
+impl Shared {
+    async fn connection(&self) -> Result<redis::aio::MultiplexedConnection, String> {
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeout))
+            .set_response_timeout(Some(self.timeout));
+        self.client.get_multiplexed_async_connection_with_config(&config).await.map_err(describe)
+    }
+
+    /// Whether `state` is newer than what this replica knows of its key (and
+    /// then remembers it).
+    fn newer(&self, state: &SharedState) -> bool {
+        let Some(fingerprint) = state.fingerprint() else { return false };
+        let Ok(mut known) = self.known.lock() else { return false };
+        let entry = known.entry(fingerprint).or_insert(0);
+        if state.at_ms <= *entry {
+            return false;
+        }
+        *entry = state.at_ms;
+        true
+    }
+
+    fn apply(&self, state: SharedState) {
+        if state.replica == self.replica || !self.newer(&state) {
+            return;
+        }
+        if let (Some(fingerprint), Some(key_state)) = (state.fingerprint(), state.key_state()) {
+            self.pool.adopt(fingerprint, key_state);
+        }
+    }
+
+    /// Writes this replica's decisions to the hash and the channel; while
+    /// Redis is down keeps the latest per key and retries.
+    async fn push(self: Arc<Self>, mut decisions: mpsc::Receiver<SharedState>) {
+        let mut pending: HashMap<String, SharedState> = HashMap::new();
+        let mut connection = None;
+        loop {
+            if pending.is_empty() {
+                match decisions.recv().await {
+                    Some(state) => {
+                        self.newer(&state);
+                        pending.insert(state.fingerprint.clone(), state);
+                    }
+                    None => return,
+                }
+            }
+            while let Ok(state) = decisions.try_recv() {
+                self.newer(&state);
+                pending.insert(state.fingerprint.clone(), state);
+            }
+            if connection.is_none() {
+                match self.connection().await {
+                    Ok(made) => connection = Some(made),
+                    Err(err) => {
+                        self.link.set(Err(err));
+                        tokio::time::sleep(Duration::from_millis(250)).await;
+                        continue;
+                    }
+                }
+            }
+            let Some(redis) = connection.as_mut() else { continue };
+            let batch: Vec<SharedState> = pending.values().cloned().collect();
+            let mut pipe = redis::pipe();
+            for state in &batch {
+                let json = state.to_json();
+                pipe.hset(&self.hash, &state.fingerprint, &json).ignore();
+                pipe.publish(&self.channel, &json).ignore();
+            }
+            match pipe.query_async::<()>(redis).await {
+                Ok(()) => {
+                    self.link.set(Ok(()));
+                    for state in batch {
+                        if pending.get(&state.fingerprint).is_some_and(|p| p.at_ms == state.at_ms) {
+                            pending.remove(&state.fingerprint);
+                        }
+                    }
+                }
+                Err(err) => {
+                    self.link.set(Err(describe(err)));
+                    connection = None;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+            }
+        }
+    }
+
+    /// Applies what other replicas publish; resubscribes after a break and
+    /// reconciles then (messages sent meanwhile were missed).
+    async fn listen(self: Arc<Self>) {
+        loop {
+            let subscribed = async {
+                let mut pubsub = self.client.get_async_pubsub().await.map_err(describe)?;
+                pubsub.subscribe(&self.channel).await.map_err(describe)?;
+                Ok::<_, String>(pubsub)
+            };
+            match tokio::time::timeout(self.timeout * 5, subscribed).await {
+                Ok(Ok(pubsub)) => {
+                    self.reconcile().await;
+                    let mut messages = pubsub.into_on_message();
+                    while let Some(message) = messages.next().await {
+                        let Ok(payload) = message.get_payload::<String>() else { continue };
+                        if let Some(state) = SharedState::from_json(&payload) {
+                            self.apply(state);
+                        }
+                    }
+                    self.link.set(Err("the subscription ended".into()));
+                }
+                Ok(Err(err)) => self.link.set(Err(err)),
+                Err(_) => self.link.set(Err("Redis did not answer in time".into())),
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Reads every key's shared state and applies what is newer here.
+    async fn reconcile(&self) {
+        let read = async {
+            let mut redis = self.connection().await?;
+            redis.hgetall::<_, HashMap<String, String>>(&self.hash).await.map_err(describe)
+        };
+        match read.await {
+            Ok(all) => {
+                self.link.set(Ok(()));
+                for json in all.values() {
+                    if let Some(state) = SharedState::from_json(json) {
+                        self.apply(state);
+                    }
+                }
+            }
+            Err(err) => self.link.set(Err(err)),
+        }
+    }
+
+    async fn reconcile_every(self: Arc<Self>, every: Duration) {
+        let mut ticks = tokio::time::interval(every);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticks.tick().await;
+            self.reconcile().await;
+        }
+    }
+}
+
+/// A Redis error in words, without the URL (it may hold a password).
+fn describe(err: redis::RedisError) -> String {
+    if err.is_timeout() {
+        "Redis did not answer in time".into()
+    } else if err.is_connection_refusal() {
+        "Redis refused the connection".into()
+    } else if err.is_io_error() || err.is_connection_dropped() {
+        "the connection to Redis broke".into()
+    } else {
+        format!("Redis answered with an error ({:?})", err.kind())
+    }
+}
