@@ -34,6 +34,7 @@ async fn pool(keys: usize) -> PoolHandle {
         scan_interval: Duration::ZERO,
         scan_on_start: false,
         sink: None,
+        scan_gate: None,
     })
     .await
     .expect("pool starts")

@@ -96,6 +96,10 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         scan_interval: Duration::from_secs(config.scan.interval_secs),
         scan_on_start: config.scan.on_start,
         sink,
+        scan_gate: match config.cluster.redis_url.is_empty() {
+            true => None,
+            false => Some(crate::cluster::scan_gate(&config.cluster)?),
+        },
     })
     .await?;
     let cluster = match decisions {

@@ -207,3 +207,58 @@ async fn redis_going_away_stops_no_request_and_the_state_heals_when_it_returns()
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn one_replica_per_interval_takes_the_scan_lease_and_its_verdicts_reach_all() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    let ns = namespace();
+    let config = gemgate::config::ClusterConfig { redis_url: url.into(), namespace: ns.clone(), ..Default::default() };
+    let (first, second) =
+        (gemgate::cluster::scan_gate(&config).expect("a gate"), gemgate::cluster::scan_gate(&config).expect("a gate"));
+    let interval = Duration::from_millis(300);
+    assert!(first(interval).await, "the first replica to ask scans");
+    assert!(!second(interval).await, "the other does not, in the same interval");
+    assert!(!first(interval).await, "nor does the first again");
+    let started = Instant::now();
+    while !second(interval).await {
+        assert!(started.elapsed() < Duration::from_secs(5), "the lease ends with its interval");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let unreachable = gemgate::config::ClusterConfig {
+        redis_url: format!("redis://127.0.0.1:{}", free_port()),
+        ..Default::default()
+    };
+    let alone = gemgate::cluster::scan_gate(&unreachable).expect("a gate");
+    assert!(alone(interval).await, "without Redis every replica scans");
+
+    // Two replicas scanning every second: the dead key is disabled on both.
+    let (dead, ok) = (fake_key("invalid", 1), fake_key("ok", 1));
+    let keys = vec![dead.clone(), ok];
+    let scanning = |ns: String| {
+        let keys = keys.clone();
+        async move {
+            Harness::start_with(&keys, move |c| {
+                c.cluster.redis_url = url.into();
+                c.cluster.namespace = ns;
+                c.scan.interval_secs = 1;
+            })
+            .await
+        }
+    };
+    let a = scanning(ns.clone()).await;
+    let b = scanning(ns.clone()).await;
+    for h in [&a, &b] {
+        h.eventually("a scan's verdict holds on this replica", async || {
+            h.snapshot(&dead).await.disabled.map(|d| d.reason) == Some(DisableReason::Invalid)
+        })
+        .await;
+    }
+    a.stop().await;
+    b.stop().await;
+    let mut cleanup = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let _: Result<(), _> = redis::cmd("DEL").arg(format!("{ns}:scan_lease")).query_async(&mut cleanup).await;
+    forget(url, &ns).await;
+}

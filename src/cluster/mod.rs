@@ -18,7 +18,7 @@ mod wire;
 use crate::config::ClusterConfig;
 use crate::key_state::KeyState;
 use crate::keys::Fingerprint;
-use crate::pool::{PoolHandle, StateSink};
+use crate::pool::{PoolHandle, ScanGate, StateSink};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use std::collections::HashMap;
@@ -92,6 +92,42 @@ pub fn sink() -> (StateSink, mpsc::Receiver<SharedState>) {
         let _ = sender.try_send(SharedState::new(&replica, fingerprint, &state, at));
     });
     (sink, receiver)
+}
+
+/// The gate before each periodic scan: one replica per interval takes a
+/// lease in Redis (`SET NX PX`, 90% of the interval) and scans; the verdicts
+/// reach the others as shared state. Without Redis every replica scans: a
+/// scan is cheap, and skipping it could leave a dead key unseen.
+pub fn scan_gate(config: &ClusterConfig) -> anyhow::Result<ScanGate> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
+    let (lease, timeout, replica) = (
+        format!("{}:scan_lease", config.namespace),
+        Duration::from_millis(config.timeout_ms.max(1)),
+        wire::replica_id(),
+    );
+    Ok(Arc::new(move |interval: Duration| {
+        let (client, lease, replica) = (client.clone(), lease.clone(), replica.clone());
+        Box::pin(async move {
+            let held_ms = (interval.as_millis() as u64 * 9 / 10).max(1);
+            let take = async {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(timeout))
+                    .set_response_timeout(Some(timeout));
+                let mut redis = client.get_multiplexed_async_connection_with_config(&config).await?;
+                let taken: Option<String> = redis::cmd("SET")
+                    .arg(&lease)
+                    .arg(&replica)
+                    .arg("NX")
+                    .arg("PX")
+                    .arg(held_ms)
+                    .query_async(&mut redis)
+                    .await?;
+                Ok::<_, redis::RedisError>(taken.is_some())
+            };
+            take.await.unwrap_or(true)
+        })
+    }))
 }
 
 impl Cluster {

@@ -15,7 +15,7 @@ pub use key_actor::{KeyEvent, StateSink};
 pub use ready_index::{LeaseError, PacingWait, ReadyIndex, SlotIndex};
 pub use scan::{ScanError, ScanProgress, ScanReport, Scanner};
 pub use slot::KeySlot;
-pub use supervisor::{PoolMsg, PoolSupervisor, SupervisorArgs};
+pub use supervisor::{PoolMsg, PoolSupervisor, ScanGate, SupervisorArgs};
 
 use crate::config::ModelLimits;
 use crate::key_state::{DisableReason, KeySnapshot, ScanVerdict};

@@ -33,6 +33,8 @@ pub enum PoolMsg {
     },
     /// The timer of periodic scans.
     PeriodicScan,
+    /// The scan gate let this replica run the periodic scan.
+    ScanGranted,
     /// Make the pool exactly these keys (a key file changed).
     ReplaceKeys {
         /// The new key set.
@@ -66,7 +68,12 @@ pub struct SupervisorArgs {
     pub scan_on_start: bool,
     /// Where keys' decided disables and rests are shared (a cluster), if anywhere.
     pub sink: Option<StateSink>,
+    /// Asked before each periodic scan (a cluster lets one replica scan per interval).
+    pub scan_gate: Option<ScanGate>,
 }
+
+/// Whether this replica runs the periodic scan now; given the interval.
+pub type ScanGate = Arc<dyn Fn(Duration) -> futures_util::future::BoxFuture<'static, bool> + Send + Sync>;
 
 /// The supervisor's state.
 pub struct SupervisorState {
@@ -76,6 +83,8 @@ pub struct SupervisorState {
     store: StoreHandle,
     scanner: Arc<Scanner>,
     sink: Option<StateSink>,
+    scan_gate: Option<ScanGate>,
+    scan_interval: Duration,
 }
 
 /// The PoolSupervisor behaviour.
@@ -98,6 +107,8 @@ impl Actor for PoolSupervisor {
             store: args.store,
             scanner: args.scanner,
             sink: args.sink,
+            scan_gate: args.scan_gate,
+            scan_interval: args.scan_interval,
         };
         for record in args.keys {
             state.add_key(&myself, record).await?;
@@ -128,11 +139,19 @@ impl Actor for PoolSupervisor {
             PoolMsg::StartScan { reply } => {
                 let _ = reply.send(state.start_scan(&myself));
             }
-            PoolMsg::PeriodicScan => {
-                if let Err(err) = state.start_scan(&myself) {
-                    tracing::debug!("periodic scan skipped: {err}");
+            PoolMsg::PeriodicScan => match &state.scan_gate {
+                // The gate may ask Redis: never from the supervisor's own turn.
+                Some(gate) => {
+                    let asked = gate(state.scan_interval);
+                    tokio::spawn(async move {
+                        if asked.await {
+                            let _ = myself.cast(PoolMsg::ScanGranted);
+                        }
+                    });
                 }
-            }
+                None => state.periodic_scan(&myself),
+            },
+            PoolMsg::ScanGranted => state.periodic_scan(&myself),
             PoolMsg::ReplaceKeys { keys, persisted, reply } => {
                 state.persisted = persisted;
                 let counts = state.replace_keys(&myself, keys).await?;
@@ -174,6 +193,12 @@ impl SupervisorState {
         self.by_actor.insert(actor.get_id(), index);
         self.book.set_actor(index, actor);
         Ok(())
+    }
+
+    fn periodic_scan(&self, myself: &ActorRef<PoolMsg>) {
+        if let Err(err) = self.start_scan(myself) {
+            tracing::debug!("periodic scan skipped: {err}");
+        }
     }
 
     fn start_scan(&self, myself: &ActorRef<PoolMsg>) -> Result<(), ScanError> {
