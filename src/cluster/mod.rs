@@ -82,16 +82,36 @@ impl Drop for Cluster {
     }
 }
 
-/// The sink a pool shares its keys' decisions through, and the receiving end
-/// [`Cluster::start`] takes once the pool runs.
-pub fn sink() -> (StateSink, mpsc::Receiver<SharedState>) {
-    let (sender, receiver) = mpsc::channel(QUEUE);
+/// The time of the newest decision made here or applied from elsewhere, per key.
+type Known = Arc<Mutex<HashMap<Fingerprint, u64>>>;
+
+/// This replica's decisions on their way to Redis: what [`Cluster::start`]
+/// takes once the pool runs.
+pub struct Decisions {
+    queue: mpsc::Receiver<SharedState>,
+    known: Known,
+    /// This replica's name (its own messages come back on the channel).
+    replica: String,
+}
+
+/// The sink a pool shares its keys' decisions through, and the receiving end.
+/// A decision counts as known the moment it is made, so an older one from
+/// another replica that arrives before it reaches Redis cannot undo it here.
+pub fn sink() -> (StateSink, Decisions) {
+    let (sender, queue) = mpsc::channel(QUEUE);
+    let known = Known::default();
     let replica = wire::replica_id();
+    let (noted, name) = (known.clone(), replica.clone());
     let sink: StateSink = Arc::new(move |fingerprint: Fingerprint, state: KeyState, at: SystemTime| {
+        let shared = SharedState::new(&replica, fingerprint, &state, at);
+        if let Ok(mut known) = noted.lock() {
+            let entry = known.entry(fingerprint).or_insert(0);
+            *entry = (*entry).max(shared.at_ms);
+        }
         // Full: the reconcile carries it later; never block a key's actor.
-        let _ = sender.try_send(SharedState::new(&replica, fingerprint, &state, at));
+        let _ = sender.try_send(shared);
     });
-    (sink, receiver)
+    (sink, Decisions { queue, known, replica: name })
 }
 
 /// The gate before each periodic scan: one replica per interval takes a
@@ -132,11 +152,7 @@ pub fn scan_gate(config: &ClusterConfig) -> anyhow::Result<ScanGate> {
 
 impl Cluster {
     /// Joins the cluster: pushes this replica's decisions, applies the others'.
-    pub fn start(
-        config: &ClusterConfig,
-        pool: PoolHandle,
-        decisions: mpsc::Receiver<SharedState>,
-    ) -> anyhow::Result<Self> {
+    pub fn start(config: &ClusterConfig, pool: PoolHandle, decisions: Decisions) -> anyhow::Result<Self> {
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
         let link = Arc::new(ClusterLink::default());
@@ -145,14 +161,14 @@ impl Cluster {
             hash: format!("{}:key_state", config.namespace),
             channel: format!("{}:key_state:changes", config.namespace),
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
-            replica: wire::replica_id(),
-            known: Mutex::new(HashMap::new()),
+            replica: decisions.replica.clone(),
+            known: decisions.known.clone(),
             pool,
             link: link.clone(),
         });
         let reconcile = Duration::from_secs(config.reconcile_secs.max(1));
         let tasks = vec![
-            tokio::spawn(shared.clone().push(decisions)),
+            tokio::spawn(shared.clone().push(decisions.queue)),
             tokio::spawn(shared.clone().listen()),
             tokio::spawn(shared.reconcile_every(reconcile)),
         ];
@@ -167,7 +183,7 @@ struct Shared {
     timeout: Duration,
     replica: String,
     /// The time of the newest decision applied or made, per key.
-    known: Mutex<HashMap<Fingerprint, u64>>,
+    known: Known,
     pool: PoolHandle,
     link: Arc<ClusterLink>,
 }
@@ -211,14 +227,12 @@ impl Shared {
             if pending.is_empty() {
                 match decisions.recv().await {
                     Some(state) => {
-                        self.newer(&state);
                         pending.insert(state.fingerprint.clone(), state);
                     }
                     None => return,
                 }
             }
             while let Ok(state) = decisions.try_recv() {
-                self.newer(&state);
                 pending.insert(state.fingerprint.clone(), state);
             }
             if connection.is_none() {
