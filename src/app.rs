@@ -78,11 +78,11 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let scanner = Arc::new(Scanner::new(upstream.clone(), policy.clone(), config.scan.concurrency));
     let key_count = key_set.records.len();
     let groups = group_counts(&key_set.records);
-    let (sink, decisions) = match config.cluster.redis_url.is_empty() {
-        true => (None, None),
+    let (sink, decisions, scan_gate) = match config.cluster.redis_url.is_empty() {
+        true => (None, None, None),
         false => {
             let (sink, decisions) = crate::cluster::sink();
-            (Some(sink), Some(decisions))
+            (Some(sink), Some(decisions), Some(crate::cluster::scan_gate(&config.cluster)?))
         }
     };
     let pool = PoolHandle::start(SupervisorArgs {
@@ -96,10 +96,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         scan_interval: Duration::from_secs(config.scan.interval_secs),
         scan_on_start: config.scan.on_start,
         sink,
-        scan_gate: match config.cluster.redis_url.is_empty() {
-            true => None,
-            false => Some(crate::cluster::scan_gate(&config.cluster)?),
-        },
+        scan_gate,
     })
     .await?;
     let cluster = match decisions {

@@ -42,7 +42,8 @@ pub fn rest_after(failures: u32) -> Duration {
     doubled.min(LONGEST_REST)
 }
 
-fn now_ms() -> u64 {
+/// Now, in Unix milliseconds (how route health keeps time).
+pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 

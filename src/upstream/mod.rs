@@ -73,23 +73,25 @@ impl Proxies {
     /// none for `direct`), else its rendezvous order; healthy before resting.
     /// `None` in the list is the direct route.
     fn for_key(&self, key: &KeyRoute<'_>, limit: usize) -> Vec<Option<&ProxyRoute>> {
-        if self.routes.is_empty() || key.pinned == Some(DIRECT) {
-            return vec![None];
-        }
-        let order = rendezvous_order(key.fingerprint, &self.names);
-        let pinned = key.pinned.and_then(|name| self.names.iter().position(|n| &**n == name));
-        let ordered = pinned.into_iter().chain(order.into_iter().filter(|&i| Some(i) != pinned));
-        by_health(ordered.map(|i| (&*self.routes[i].health, &self.routes[i])), limit).into_iter().map(Some).collect()
+        let Some(preferred) = self.preference(key) else { return vec![None] };
+        by_health(preferred.map(|i| (&*self.routes[i].health, &self.routes[i])), limit).into_iter().map(Some).collect()
     }
 
     /// The position of the proxy `key` is pinned to, healthy or not: the
     /// one its line names, else its first by hashing (None: direct).
     pub fn home(&self, key: &KeyRoute<'_>) -> Option<usize> {
+        self.preference(key)?.next()
+    }
+
+    /// The proxies `key` prefers, by position, health aside: the one its line
+    /// names, then its rendezvous order. `None`: it leaves directly.
+    fn preference(&self, key: &KeyRoute<'_>) -> Option<impl Iterator<Item = usize>> {
         if self.routes.is_empty() || key.pinned == Some(DIRECT) {
             return None;
         }
         let named = key.pinned.and_then(|name| self.names.iter().position(|n| &**n == name));
-        named.or_else(|| rendezvous_order(key.fingerprint, &self.names).first().copied())
+        let order = rendezvous_order(key.fingerprint, &self.names);
+        Some(named.into_iter().chain(order.into_iter().filter(move |&i| Some(i) != named)))
     }
 }
 
@@ -307,8 +309,7 @@ impl UpstreamClient {
     /// connect now (a real call then proves it).
     pub async fn probe(&self) {
         let proxies = self.proxies();
-        let now =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let now = egress::now_ms();
         let resting =
             proxies.routes.iter().filter(|r| r.health.resting(now)).map(|r| (r.spec.address.clone(), r.health.clone()));
         let relays = self.inner.relays.list.iter().filter(|r| r.health.resting(now)).filter_map(|r| {
