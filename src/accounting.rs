@@ -7,9 +7,11 @@
 use crate::config::{BudgetPeriod, Config};
 use crate::prices::{PriceTable, Usage};
 use crate::store::{Store, StoreError, StoreHandle, UsageKey, UsageTotals};
-use crate::tenancy::{Charge, ClientCounters, Spent};
+use crate::tenancy::{
+    Charge, ClientCounter, ClientCounters, ClientRules, Count, Refusal, SharedLimits, SharedVerdict, Spent,
+};
 use arc_swap::ArcSwap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 /// Prices, the clients' counters and the usage rollups.
@@ -17,6 +19,8 @@ pub struct Accounting {
     prices: ArcSwap<PriceTable>,
     /// Requests counted against clients' limits and budgets.
     pub counters: ClientCounters,
+    /// The replicas' shared counters (`[cluster]`): limits hold across them.
+    shared: OnceLock<Arc<dyn SharedLimits>>,
     store: StoreHandle,
 }
 
@@ -41,7 +45,49 @@ impl Accounting {
         Self {
             prices: ArcSwap::from_pointee(PriceTable::new(&config.prices)),
             counters: ClientCounters::new(zone),
+            shared: OnceLock::new(),
             store,
+        }
+    }
+
+    /// Holds clients' limits in `shared` from now on (once, when the
+    /// cluster starts).
+    pub fn share_limits(&self, shared: Arc<dyn SharedLimits>) {
+        let _ = self.shared.set(shared);
+    }
+
+    /// Admits one request of the client `name` for `model` and counts it, or
+    /// refuses it. In a cluster the shared counters decide and count (this
+    /// replica counts too, unchecked, to keep its own view); when they
+    /// cannot be asked in time, this replica admits its share alone.
+    pub async fn admit(
+        &self,
+        name: &Arc<str>,
+        counter: &Arc<ClientCounter>,
+        rules: &ClientRules,
+        model: &str,
+        estimate: Spent,
+    ) -> Result<Charge, Refusal> {
+        let now = SystemTime::now();
+        let Some(shared) = self.shared.get() else {
+            return self.counters.admit(counter, rules, model, estimate, now);
+        };
+        let Some(ask) = self.counters.ask(name, counter, rules, model, estimate, now)? else {
+            return Ok(Charge::default());
+        };
+        match shared.admit(ask.clone()).await {
+            Some(SharedVerdict::Admitted) => {
+                let mut charge = self.counters.admit_as(counter, rules, model, estimate, now, Count::Only)?;
+                ClientCounters::mark_shared(&mut charge, &ask);
+                Ok(charge)
+            }
+            Some(SharedVerdict::Refused { limit, until_ms }) => {
+                Err(ClientCounters::shared_refusal(&ask, limit, until_ms))
+            }
+            None => {
+                let share = shared.replicas();
+                self.counters.admit_as(counter, rules, model, estimate, now, Count::Checked { share })
+            }
         }
     }
 
@@ -67,7 +113,11 @@ impl Accounting {
         let tokens = (usage.prompt_tokens.max(0) + usage.completion_tokens.max(0)) as u64;
         let now = SystemTime::now();
         if !charge.is_empty() {
-            self.counters.settle(charge, Spent { tokens, micros: cost }, now);
+            let spent = Spent { tokens, micros: cost };
+            self.counters.settle(charge, spent, now);
+            if let (Some(shared), Some(settle)) = (self.shared.get(), charge.shared_settle(spent, now)) {
+                shared.settle(settle);
+            }
         }
         let Some(group) = finished.group else { return };
         if !finished.answered && tokens == 0 {

@@ -102,6 +102,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let cluster = match decisions {
         Some(decisions) => {
             let cluster = crate::cluster::Cluster::start(&config.cluster, pool.clone(), decisions)?;
+            accounting.share_limits(cluster.limits.clone());
             tracing::info!("cluster: sharing key state through Redis (namespace {})", config.cluster.namespace);
             Some(cluster)
         }
@@ -205,6 +206,17 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
             state.access.set_metrics_token(metrics_token(config, &admin_key));
         }
     }));
+    // Another replica's admin changed client keys: read them again here.
+    if let Some(mut heard) = cluster.as_ref().and_then(|c| c.heard.lock().ok()?.take()) {
+        let (state, reloader) = (state.clone(), reloader.clone());
+        tokio::spawn(async move {
+            while let Some(crate::cluster::Notice::Clients) = heard.recv().await {
+                if let Err(err) = state.reload_clients(&reloader.current().config).await {
+                    tracing::warn!("reading client keys again failed: {err}");
+                }
+            }
+        });
+    }
     let watch = if config.reload.watch {
         match watch::start(reloader.clone()) {
             Ok(watch) => Some(watch),

@@ -262,3 +262,223 @@ async fn one_replica_per_interval_takes_the_scan_lease_and_its_verdicts_reach_al
     let _: Result<(), _> = redis::cmd("DEL").arg(format!("{ns}:scan_lease")).query_async(&mut cleanup).await;
     forget(url, &ns).await;
 }
+
+const POSTGRES: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+fn postgres_available() -> bool {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !reachable {
+        assert!(std::env::var("CI").is_err(), "PostgreSQL must run on 127.0.0.1:5432 under CI");
+        eprintln!("skipped: no PostgreSQL");
+    }
+    reachable
+}
+
+/// A replica over the shared PostgreSQL store.
+async fn pg_replica(keys: &[String], redis_url: &str, namespace: &str) -> Harness {
+    let (url, namespace) = (redis_url.to_string(), namespace.to_string());
+    Harness::start_with(keys, move |c| {
+        c.cluster.redis_url = url;
+        c.cluster.namespace = namespace;
+        c.cluster.reconcile_secs = 1;
+        // Generous for a debug build under parallel tests: exactness is what is checked here.
+        c.cluster.limits_timeout_ms = 500;
+        c.store.database_url = POSTGRES.into();
+        c.auth.admin_key = ADMIN_KEY.into();
+    })
+    .await
+}
+
+/// Keys no other test uses (the PostgreSQL store is shared between tests).
+fn unique_keys(count: u32) -> Vec<String> {
+    let base = rand::random::<u32>() % 1_000_000_000;
+    (0..count).map(|n| fake_key("ok", base + n)).collect()
+}
+
+async fn make_client(h: &Harness, limits: serde_json::Value) -> (i64, String) {
+    let mut body = serde_json::json!({"name": format!("cluster-{:08x}", rand::random::<u32>())});
+    if let (Some(body), Some(limits)) = (body.as_object_mut(), limits.as_object()) {
+        body.extend(limits.clone());
+    }
+    let (status, created) = admin_call(h, "POST", "/clients", Some(body)).await;
+    assert_eq!(status, 201, "{created}");
+    (created["client"]["id"].as_i64().unwrap(), created["key"].as_str().unwrap().to_string())
+}
+
+async fn call_as(h: &Harness, key: &str, body: &str) -> u16 {
+    h.http
+        .post(h.url(&format!("/v1beta/models/{MODEL}:generateContent")))
+        .header("x-goog-api-key", key)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+/// Whether `h` knows the client key (a body that is not JSON is refused
+/// after authentication and before any limit counts).
+async fn knows(h: &Harness, key: &str) -> bool {
+    call_as(h, key, "not json").await == 400
+}
+
+#[tokio::test]
+async fn an_rpm_across_three_replicas_admits_exactly_n_and_admin_changes_reach_all() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") || !postgres_available() {
+        return;
+    }
+    let ns = namespace();
+    let keys = unique_keys(4);
+    let replicas =
+        [pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await];
+    for h in &replicas {
+        h.eventually("the link is up and all three replicas are seen", async || {
+            let ready = readyz(h).await;
+            ready["cluster"] == "up" && ready["replicas"] == 3
+        })
+        .await;
+    }
+    // Made on A: B and C hear of it and read it from the shared store.
+    let (id, key) = make_client(&replicas[0], serde_json::json!({"rpm_limit": 30})).await;
+    for h in &replicas {
+        h.eventually("the replica knows the new client", async || knows(h, &key).await).await;
+    }
+    let calls = (0..90).map(|n| {
+        let (h, key) = (&replicas[n % 3], &key);
+        async move { call_as(h, key, PROMPT).await }
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    let admitted = answers.iter().filter(|&&status| status == 200).count();
+    let limited = answers.iter().filter(|&&status| status == 429).count();
+    assert_eq!((admitted, limited), (30, 60), "{answers:?}");
+    let upstream: usize = replicas.iter().map(|h| h.fake.requests_seen().len()).sum();
+    assert_eq!(upstream, 30, "only admitted requests went upstream");
+
+    // Revoked on B: refused on A and C too.
+    let (status, _) = admin_call(&replicas[1], "DELETE", &format!("/clients/{id}"), None).await;
+    assert_eq!(status, 200);
+    for h in &replicas {
+        h.eventually("the revoke holds on every replica", async || call_as(h, &key, "not json").await == 401).await;
+    }
+    for h in replicas {
+        h.stop().await;
+    }
+    forget(url, &ns).await;
+}
+
+#[tokio::test]
+async fn without_redis_each_replica_admits_its_share_of_a_limit() {
+    if Command::new("redis-server").arg("--version").output().is_err() || !postgres_available() {
+        assert!(std::env::var("CI").is_err(), "redis-server must be installed under CI");
+        return;
+    }
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let ns = namespace();
+    let keys = unique_keys(2);
+    let a = pg_replica(&keys, &url, &ns).await;
+    let b = pg_replica(&keys, &url, &ns).await;
+    for h in [&a, &b] {
+        h.eventually("both replicas are seen", async || readyz(h).await["replicas"] == 2).await;
+    }
+    let (_, key) = make_client(&a, serde_json::json!({"rpm_limit": 10})).await;
+    b.eventually("B knows the new client", async || knows(&b, &key).await).await;
+    assert_eq!(call_as(&b, &key, PROMPT).await, 200, "counted in Redis");
+
+    redis.stop();
+    a.eventually("A says the link is down", async || readyz(&a).await["cluster"] == "down").await;
+    // Two replicas were live: each admits half of the 10 on its own, whatever Redis had counted.
+    let answers = futures_util::future::join_all((0..8).map(|_| call_as(&a, &key, PROMPT))).await;
+    assert_eq!(answers.iter().filter(|&&s| s == 200).count(), 5, "{answers:?}");
+    assert!(answers.iter().all(|&s| s == 200 || s == 429), "{answers:?}");
+
+    redis.restart();
+    a.eventually("A's link is up again", async || readyz(&a).await["cluster"] == "up").await;
+    // Back on the shared counters (a new Redis: the minute starts empty there).
+    b.eventually("B admits through Redis again", async || call_as(&b, &key, PROMPT).await == 200).await;
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn a_day_limit_and_a_token_budget_hold_across_replicas() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") || !postgres_available() {
+        return;
+    }
+    let ns = namespace();
+    let keys = unique_keys(2);
+    let (a, b) = (pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await);
+    let (_, daily) = make_client(&a, serde_json::json!({"rpd_limit": 2})).await;
+    let (_, budgeted) = make_client(&a, serde_json::json!({"budget_tokens": 5, "budget_period": "day"})).await;
+    for key in [&daily, &budgeted] {
+        b.eventually("B knows the new clients", async || knows(&b, key).await).await;
+    }
+    // One request on each replica uses the day; the third is refused wherever it lands.
+    assert_eq!(call_as(&a, &daily, PROMPT).await, 200);
+    assert_eq!(call_as(&b, &daily, PROMPT).await, 200);
+    assert_eq!(call_as(&a, &daily, PROMPT).await, 429, "A counts B's request");
+    assert_eq!(call_as(&b, &daily, PROMPT).await, 429);
+
+    // A request on A spends more than the budget; once its spending is
+    // settled in Redis, B's first request for the client is refused.
+    assert_eq!(call_as(&a, &budgeted, PROMPT).await, 200);
+    let redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    a.eventually("A's spending is settled in Redis", async || {
+        let mut redis = redis.clone();
+        let found: Vec<String> =
+            redis::cmd("KEYS").arg(format!("{ns}:limits:*:budget:*")).query_async(&mut redis).await.unwrap();
+        let mut settled = 0;
+        for key in found {
+            let (tokens, held): (Option<u64>, Option<u64>) =
+                redis::cmd("HMGET").arg(&key).arg("st").arg("ht").query_async(&mut redis).await.unwrap();
+            if held == Some(0) {
+                settled += tokens.unwrap_or(0);
+            }
+        }
+        settled >= 5
+    })
+    .await;
+    assert_eq!(call_as(&b, &budgeted, PROMPT).await, 429, "B holds A's spending against the budget");
+    a.stop().await;
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn an_operator_signed_in_on_one_replica_is_signed_in_on_all() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") || !postgres_available() {
+        return;
+    }
+    let ns = namespace();
+    let keys = unique_keys(1);
+    let (a, b) = (pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await);
+    let login =
+        a.http.post(a.url("/admin/api/login")).json(&serde_json::json!({"key": ADMIN_KEY})).send().await.unwrap();
+    assert_eq!(login.status(), 200);
+    let cookie = login.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+    let csrf = login.json::<serde_json::Value>().await.unwrap()["csrf_token"].as_str().unwrap().to_string();
+    let session = async |h: &Harness| {
+        let answer = h.http.get(h.url("/admin/api/session")).header("cookie", &cookie).send().await.unwrap();
+        (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap())
+    };
+    let (status, body) = session(&b).await;
+    assert_eq!((status, body["csrf_token"].as_str()), (200, Some(csrf.as_str())), "B serves A's session");
+    // Signed out on B: A no longer knows the session.
+    let out = b
+        .http
+        .delete(b.url("/admin/api/session"))
+        .header("cookie", &cookie)
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 200);
+    assert_eq!(session(&a).await.0, 401, "the sign-out holds on A");
+    a.stop().await;
+    b.stop().await;
+}

@@ -42,13 +42,8 @@ pub struct AdminContext {
 impl AdminContext {
     /// The admin context for `admin_key`.
     pub fn new(state: Arc<AppState>, reloader: Arc<Reloader>, admin_key: &str) -> Self {
-        Self {
-            state,
-            reloader,
-            gate: AdminGate::new(admin_key),
-            started: SystemTime::now(),
-            file_writes: tokio::sync::Mutex::new(()),
-        }
+        let gate = AdminGate::new(admin_key, state.store.clone());
+        Self { state, reloader, gate, started: SystemTime::now(), file_writes: tokio::sync::Mutex::new(()) }
     }
 
     fn pool(&self) -> &PoolHandle {

@@ -51,7 +51,7 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> poem::Result<Admin> {
 }
 
 async fn check_cookie(req: &Request, cookie: ApiKey) -> poem::Result<Admin> {
-    let Some(csrf) = context(req)?.gate.session_csrf(&cookie.key) else {
+    let Some(csrf) = context(req)?.gate.session_csrf(&cookie.key).await else {
         return Err(ApiError::unauthorized("the session has ended; sign in again")
             .with_id("session_ended", &[])
             .into());

@@ -65,7 +65,7 @@ impl Dialect for GoogleOpenAi {
         if !model.is_empty() && !state.rules.load().catalog.serves(model) {
             return Err(ClientError::UnknownModel(model.to_string()));
         }
-        let pass = admitted.pass(model, model)?;
+        let pass = admitted.pass(model, model).await?;
         // No query parameter of the client's is forwarded: this layer documents none.
         let proxied = ProxyRequest {
             upstream: UpstreamRequest {

@@ -99,15 +99,16 @@ impl Admitted {
     /// (both empty: a call that names none) and counts it; once per request.
     /// A client allowed a model may use it under any name that resolves to
     /// it; one allowed a name (an alias) may use that name.
-    pub fn pass(&self, asked: &str, model: &str) -> Result<Pass, ClientError> {
+    pub async fn pass(&self, asked: &str, model: &str) -> Result<Pass, ClientError> {
         let mut charge = Charge::default();
         if let (Some(rules), Some(counter)) = (&self.client.rules, &self.client.counter) {
             let name = if rules.allows(asked) { asked } else { model };
             // About four bytes of a request per token: an estimate until usage settles it.
             let estimate = self.accounting.estimate(model, self.body.len().div_ceil(4) as u64);
-            let counters = &self.accounting.counters;
-            charge = counters
-                .admit(counter, rules, name, estimate, SystemTime::now())
+            charge = self
+                .accounting
+                .admit(&self.client.name, counter, rules, name, estimate)
+                .await
                 .map_err(|refusal| ClientError::Refused { refusal, model: asked.chars().take(80).collect() })?;
         }
         let request_id = self.request_id.clone();

@@ -136,6 +136,14 @@ impl AppState {
     pub async fn seed_budgets(&self) -> Result<(), crate::store::StoreError> {
         self.access.accounting.seed_budgets(&self.store, &self.access.budgeted()).await
     }
+
+    /// Reads client keys again from the store into the auth in force (after
+    /// an admin edit here or, in a cluster, on another replica).
+    pub async fn reload_clients(&self, config: &crate::config::Config) -> Result<(), crate::store::StoreError> {
+        let stored = self.store.client_keys().await?;
+        self.access.set_stored(stored, config);
+        self.seed_budgets().await
+    }
 }
 
 /// Reads a whole reply; a cut reply is an error.
@@ -215,6 +223,7 @@ pub async fn readyz(state: Data<&Arc<AppState>>) -> poem::Response {
     // A replica whose Redis link is down still serves (from its own view): it says so, and stays ready.
     if let Some(link) = &state.cluster {
         body["cluster"] = serde_json::json!(if link.up() { "up" } else { "down" });
+        body["replicas"] = serde_json::json!(link.replicas());
         if let Some(error) = link.last_error().filter(|_| !link.up()) {
             body["cluster_error"] = serde_json::json!(error);
         }

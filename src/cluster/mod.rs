@@ -13,6 +13,7 @@
 //! decisions (the latest per key), and pushes them and reads the others'
 //! when the link returns; `/readyz` and the admin say the link is down.
 
+mod limits;
 mod wire;
 
 use crate::config::ClusterConfig;
@@ -22,7 +23,7 @@ use crate::pool::{PoolHandle, ScanGate, StateSink};
 use futures_util::StreamExt;
 use redis::AsyncCommands;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 use tokio::sync::mpsc;
@@ -37,12 +38,49 @@ const QUEUE: usize = 65_536;
 pub struct ClusterLink {
     up: AtomicBool,
     last_error: Mutex<Option<String>>,
+    /// Live replicas at the last heartbeat (0: not yet seen).
+    replicas: AtomicU32,
+    /// Where this replica's notices go out.
+    notices: std::sync::OnceLock<mpsc::Sender<Notice>>,
+}
+
+/// What an operator changed on one replica that the others read again from
+/// the shared store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// Client keys (made, changed, revoked).
+    Clients,
+}
+
+impl Notice {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Clients => "clients",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        (name == "clients").then_some(Self::Clients)
+    }
 }
 
 impl ClusterLink {
+    /// Live replicas as last seen, this one included (at least 1).
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::Relaxed).max(1)
+    }
+
     /// Whether Redis answered the last command.
     pub fn up(&self) -> bool {
         self.up.load(Ordering::Relaxed)
+    }
+
+    /// Tells the other replicas what changed here (never waits; a notice
+    /// lost while Redis is away is healed by the reread on reconnect).
+    pub fn announce(&self, notice: Notice) {
+        if let Some(notices) = self.notices.get() {
+            let _ = notices.try_send(notice);
+        }
     }
 
     /// The last failure, in words (never the URL's password).
@@ -71,6 +109,11 @@ impl ClusterLink {
 pub struct Cluster {
     /// The link's state.
     pub link: Arc<ClusterLink>,
+    /// Clients' limits, counted in Redis.
+    pub limits: Arc<dyn crate::tenancy::SharedLimits>,
+    /// What other replicas announced (and, after the link was down, a
+    /// reread of everything): taken once by whoever applies it.
+    pub heard: Mutex<Option<mpsc::Receiver<Notice>>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -156,10 +199,16 @@ impl Cluster {
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
         let link = Arc::new(ClusterLink::default());
+        let (announce, announced) = mpsc::channel(64);
+        let _ = link.notices.set(announce);
+        let (tell, heard) = mpsc::channel(64);
         let shared = Arc::new(Shared {
             client,
             hash: format!("{}:key_state", config.namespace),
+            replicas: format!("{}:replicas", config.namespace),
             channel: format!("{}:key_state:changes", config.namespace),
+            notices: format!("{}:notices", config.namespace),
+            heard: tell,
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             replica: decisions.replica.clone(),
             known: decisions.known.clone(),
@@ -167,18 +216,27 @@ impl Cluster {
             link: link.clone(),
         });
         let reconcile = Duration::from_secs(config.reconcile_secs.max(1));
+        let (limits, settling) = limits::RedisLimits::start(config, link.clone())?;
         let tasks = vec![
             tokio::spawn(shared.clone().push(decisions.queue)),
             tokio::spawn(shared.clone().listen()),
+            tokio::spawn(shared.clone().announce(announced)),
             tokio::spawn(shared.reconcile_every(reconcile)),
+            settling,
         ];
-        Ok(Self { link, tasks })
+        Ok(Self { link, limits: Arc::new(limits), heard: Mutex::new(Some(heard)), tasks })
     }
 }
 
 struct Shared {
     client: redis::Client,
     hash: String,
+    /// Each replica's last heartbeat (a sorted set, scored by time).
+    replicas: String,
+    /// The channel of operators' notices (`<replica> <notice>`).
+    notices: String,
+    /// Notices heard from other replicas, for the app to apply.
+    heard: mpsc::Sender<Notice>,
     channel: String,
     timeout: Duration,
     replica: String,
@@ -278,15 +336,20 @@ impl Shared {
             let subscribed = async {
                 let mut pubsub = self.client.get_async_pubsub().await.map_err(describe)?;
                 pubsub.subscribe(&self.channel).await.map_err(describe)?;
+                pubsub.subscribe(&self.notices).await.map_err(describe)?;
                 Ok::<_, String>(pubsub)
             };
             match tokio::time::timeout(self.timeout * 5, subscribed).await {
                 Ok(Ok(pubsub)) => {
                     self.reconcile().await;
+                    // Notices sent while this replica was not listening are lost: read again.
+                    let _ = self.heard.try_send(Notice::Clients);
                     let mut messages = pubsub.into_on_message();
                     while let Some(message) = messages.next().await {
                         let Ok(payload) = message.get_payload::<String>() else { continue };
-                        if let Some(state) = SharedState::from_json(&payload) {
+                        if message.get_channel_name() == self.notices {
+                            self.heard_notice(&payload);
+                        } else if let Some(state) = SharedState::from_json(&payload) {
                             self.apply(state);
                         }
                     }
@@ -296,6 +359,28 @@ impl Shared {
                 Err(_) => self.link.set(Err("Redis did not answer in time".into())),
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// A notice from another replica, passed on to the app.
+    fn heard_notice(&self, payload: &str) {
+        let Some((replica, name)) = payload.split_once(' ') else { return };
+        if let Some(notice) = Notice::from_name(name).filter(|_| replica != self.replica) {
+            let _ = self.heard.try_send(notice);
+        }
+    }
+
+    /// Publishes this replica's notices.
+    async fn announce(self: Arc<Self>, mut notices: mpsc::Receiver<Notice>) {
+        while let Some(notice) = notices.recv().await {
+            let message = format!("{} {}", self.replica, notice.name());
+            let published = async {
+                let mut redis = self.connection().await?;
+                redis.publish::<_, _, ()>(&self.notices, message).await.map_err(describe)
+            };
+            if let Err(err) = published.await {
+                self.link.set(Err(err));
+            }
         }
     }
 
@@ -323,7 +408,31 @@ impl Shared {
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             ticks.tick().await;
+            self.heartbeat(every).await;
             self.reconcile().await;
+        }
+    }
+
+    /// Says this replica is live and counts those that are (a replica not
+    /// heard for three intervals is gone).
+    async fn heartbeat(&self, every: Duration) {
+        let now = wire::now_ms();
+        let gone = now.saturating_sub(every.as_millis() as u64 * 3 + 1000);
+        let beat = async {
+            let mut redis = self.connection().await?;
+            let (count,): (u32,) = redis::pipe()
+                .zadd(&self.replicas, &self.replica, now)
+                .ignore()
+                .zrembyscore(&self.replicas, "-inf", gone)
+                .ignore()
+                .zcard(&self.replicas)
+                .query_async(&mut redis)
+                .await
+                .map_err(describe)?;
+            Ok::<_, String>(count)
+        };
+        if let Ok(count) = beat.await {
+            self.link.replicas.store(count, Ordering::Relaxed);
         }
     }
 }

@@ -45,6 +45,11 @@ fn time(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
 
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    ms(SystemTime::now())
+}
+
 /// This process's name among replicas: random per start.
 pub fn replica_id() -> String {
     format!("{:016x}", rand::random::<u64>())

@@ -64,11 +64,20 @@ pub struct ClusterConfig {
     pub reconcile_secs: u64,
     /// Milliseconds a Redis command may take before the link counts as down.
     pub timeout_ms: u64,
+    /// Milliseconds a request waits for the shared client limits before its
+    /// replica admits it on its own share.
+    pub limits_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
     fn default() -> Self {
-        Self { redis_url: String::new(), namespace: "gemgate".into(), reconcile_secs: 2, timeout_ms: 200 }
+        Self {
+            redis_url: String::new(),
+            namespace: "gemgate".into(),
+            reconcile_secs: 2,
+            timeout_ms: 200,
+            limits_timeout_ms: 10,
+        }
     }
 }
 

@@ -72,4 +72,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0005_request_ids.mysql.sql"),
         ],
     },
+    Migration {
+        version: 6,
+        description: "admin sessions",
+        sql: [
+            include_str!("migrations/0006_admin_sessions.sqlite.sql"),
+            include_str!("migrations/0006_admin_sessions.postgres.sql"),
+            include_str!("migrations/0006_admin_sessions.mysql.sql"),
+        ],
+    },
 ];

@@ -3,6 +3,7 @@
 //! request log. Writes go through a channel to one writer task that flushes in
 //! batches, so the request path never waits on the database.
 
+mod admin_sessions;
 mod client_keys;
 mod log_query;
 mod migrations;

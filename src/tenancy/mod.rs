@@ -9,6 +9,9 @@
 //! callers pass `now`.
 
 mod minute;
+mod shared;
+
+pub use shared::{SharedAnswer, SharedAsk, SharedBudget, SharedLimits, SharedSettle, SharedVerdict};
 
 use crate::config::BudgetPeriod;
 use chrono_tz::Tz;
@@ -132,6 +135,9 @@ pub struct Charge {
     /// its estimated tokens.
     tally: Option<(u64, u64)>,
     hold: Option<Spent>,
+    /// Counted in the shared counters too: the client's name and, under a
+    /// budget, its period's end (Unix ms).
+    shared: Option<(Arc<str>, Option<u64>)>,
 }
 
 impl Charge {
@@ -139,6 +145,39 @@ impl Charge {
     pub fn is_empty(&self) -> bool {
         self.tally.is_none() && self.hold.is_none()
     }
+
+    /// What settling it means for the shared counters, if it was counted there.
+    pub fn shared_settle(&self, spent: Spent, now: SystemTime) -> Option<SharedSettle> {
+        let (client, budget_ends) = self.shared.as_ref().filter(|_| !self.is_empty())?;
+        Some(SharedSettle {
+            client: client.clone(),
+            tally: self.tally,
+            hold: self.hold.zip(*budget_ends),
+            spent,
+            now_ms: ms_of(now),
+        })
+    }
+}
+
+/// How an admission uses this replica's own counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Count {
+    /// Check every limit here, then count. With `share` above 1 (the
+    /// shared counters cannot be asked), each of that many replicas admits
+    /// its share of the request and token limits: the limit divided by the
+    /// replicas, at least one. Budgets are checked whole against this
+    /// replica's view (the store's figure at start plus its own spending).
+    Checked {
+        /// Replicas sharing the limits (1: this process alone).
+        share: u32,
+    },
+    /// Count without checking: the shared counters admitted the request,
+    /// and this replica keeps its own view warm for when they cannot be asked.
+    Only,
+}
+
+fn ms_of(time: SystemTime) -> u64 {
+    time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Tokens and micro-dollars.
@@ -221,20 +260,26 @@ impl ClientCounters {
         estimate: Spent,
         now: SystemTime,
     ) -> Result<Charge, Refusal> {
-        if rules.disabled {
-            return Err(Refusal::Disabled);
-        }
-        if let Some(expires) = rules.expires.filter(|&at| at <= now) {
-            return Err(Refusal::Expired(expires));
-        }
-        if !rules.allows(model) {
-            return Err(Refusal::ModelNotAllowed);
-        }
-        // Listing models generates nothing: no token limit or budget on it.
-        let (tpm, budget) = if model.is_empty() { (0, None) } else { (rules.tpm, rules.budget) };
-        if rules.rpm == 0 && rules.rpd == 0 && tpm == 0 && budget.is_none() {
-            return Ok(Charge::default());
-        }
+        self.admit_as(client, rules, model, estimate, now, Count::Checked { share: 1 })
+    }
+
+    /// [`ClientCounters::admit`], counting as `count` says.
+    pub fn admit_as(
+        &self,
+        client: &Arc<ClientCounter>,
+        rules: &ClientRules,
+        model: &str,
+        estimate: Spent,
+        now: SystemTime,
+        count: Count,
+    ) -> Result<Charge, Refusal> {
+        let Some((tpm, budget)) = counted(rules, model, now)? else { return Ok(Charge::default()) };
+        let (share, check) = match count {
+            Count::Checked { share } => (share.max(1), true),
+            Count::Only => (1, false),
+        };
+        let (rpm, rpd) = (part(rules.rpm.into(), share) as u32, part(rules.rpd.into(), share) as u32);
+        let tpm = part(tpm, share);
         let zone = **self.zone.load();
         let mut counter = client.lock();
         let counter = &mut *counter;
@@ -244,15 +289,15 @@ impl ClientCounters {
             counter.day_count = 0;
             counter.day_ends = None;
         }
-        if rules.rpd > 0 && counter.day_count >= rules.rpd {
+        if check && rpd > 0 && counter.day_count >= rpd {
             let until = *counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
-            return Err(Refusal::Limit { limit: "rpd", allowed: rules.rpd.into(), until });
+            return Err(Refusal::Limit { limit: "rpd", allowed: rpd.into(), until });
         }
-        if rules.rpm > 0 && counter.minute.requests() >= u64::from(rules.rpm) {
+        if check && rpm > 0 && counter.minute.requests() >= u64::from(rpm) {
             let until = counter.minute.frees_at(second, false);
-            return Err(Refusal::Limit { limit: "rpm", allowed: rules.rpm.into(), until });
+            return Err(Refusal::Limit { limit: "rpm", allowed: rpm.into(), until });
         }
-        if tpm > 0 && counter.minute.tokens() >= tpm {
+        if check && tpm > 0 && counter.minute.tokens() >= tpm {
             let until = counter.minute.frees_at(second, true);
             return Err(Refusal::Limit { limit: "tpm", allowed: tpm, until });
         }
@@ -266,21 +311,76 @@ impl ClientCounters {
             } else {
                 None
             };
-            if let Some((limit, allowed)) = over {
+            if let Some((limit, allowed)) = over.filter(|_| check) {
                 return Err(Refusal::Limit { limit, allowed, until: spend.ends });
             }
             spend.held.tokens += estimate.tokens;
             spend.held.micros += estimate.micros;
         }
-        if rules.rpm > 0 || tpm > 0 {
+        if rpm > 0 || tpm > 0 {
             counter.minute.add(second, if tpm > 0 { estimate.tokens } else { 0 });
         }
-        if rules.rpd > 0 {
+        if rpd > 0 {
             counter.day_count += 1;
             counter.day_ends.get_or_insert_with(|| crate::midnight::next_midnight(zone, now));
         }
         let tally = (tpm > 0).then_some((second, estimate.tokens));
-        Ok(Charge { counter: Some(client.clone()), tally, hold: budget.map(|_| estimate) })
+        Ok(Charge { counter: Some(client.clone()), tally, hold: budget.map(|_| estimate), shared: None })
+    }
+
+    /// What the shared counters must check and count for this request of
+    /// `name` (after the checks that need no counting: disabled, expired,
+    /// model); `None` when nothing is counted.
+    pub fn ask(
+        &self,
+        name: &Arc<str>,
+        client: &Arc<ClientCounter>,
+        rules: &ClientRules,
+        model: &str,
+        estimate: Spent,
+        now: SystemTime,
+    ) -> Result<Option<SharedAsk>, Refusal> {
+        let Some((tpm, budget)) = counted(rules, model, now)? else { return Ok(None) };
+        let zone = **self.zone.load();
+        let budget = budget.map(|budget| {
+            let mut counter = client.lock();
+            let spend = current_spend(&mut counter, zone, budget.period, now);
+            SharedBudget {
+                tokens: budget.tokens,
+                micros: budget.micros,
+                ends_ms: ms_of(spend.ends),
+                seed: spend.settled,
+            }
+        });
+        Ok(Some(SharedAsk {
+            client: name.clone(),
+            second: second_of(now),
+            rpm: rules.rpm,
+            rpd: rules.rpd,
+            tpm,
+            estimate,
+            day_ends_ms: ms_of(crate::midnight::next_midnight(zone, now)),
+            budget,
+        }))
+    }
+
+    /// The refusal the shared counters' `limit` means for `ask`.
+    pub fn shared_refusal(ask: &SharedAsk, limit: &'static str, until_ms: Option<u64>) -> Refusal {
+        let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
+        let budget = ask.budget.unwrap_or(SharedBudget { tokens: 0, micros: 0, ends_ms: 0, seed: Spent::default() });
+        let (allowed, until) = match limit {
+            "rpm" => (u64::from(ask.rpm), until_ms.unwrap_or(ask.second * 1000 + 1000)),
+            "tpm" => (ask.tpm, until_ms.unwrap_or(ask.second * 1000 + 1000)),
+            "rpd" => (u64::from(ask.rpd), ask.day_ends_ms),
+            "budget_tokens" => (budget.tokens, budget.ends_ms),
+            _ => (budget.micros, budget.ends_ms),
+        };
+        Refusal::Limit { limit, allowed, until: at(until) }
+    }
+
+    /// Marks `charge` as counted in the shared counters for `ask`.
+    pub fn mark_shared(charge: &mut Charge, ask: &SharedAsk) {
+        charge.shared = Some((ask.client.clone(), ask.budget.map(|b| b.ends_ms)));
     }
 
     /// Settles a request's charge with what it spent: its token tally gets
@@ -331,6 +431,29 @@ impl ClientCounters {
     pub fn retain(&self, alive: impl Fn(&str) -> bool) {
         self.by_client.lock().unwrap_or_else(|e| e.into_inner()).retain(|client, _| alive(client));
     }
+}
+
+/// The checks that count nothing (disabled, expired, model), then what is
+/// counted for `model`: its token limit and budget (listing models generates
+/// nothing, so neither applies to it); `None` when nothing is.
+fn counted(rules: &ClientRules, model: &str, now: SystemTime) -> Result<Option<(u64, Option<Budget>)>, Refusal> {
+    if rules.disabled {
+        return Err(Refusal::Disabled);
+    }
+    if let Some(expires) = rules.expires.filter(|&at| at <= now) {
+        return Err(Refusal::Expired(expires));
+    }
+    if !rules.allows(model) {
+        return Err(Refusal::ModelNotAllowed);
+    }
+    let (tpm, budget) = if model.is_empty() { (0, None) } else { (rules.tpm, rules.budget) };
+    let counts = rules.rpm > 0 || rules.rpd > 0 || tpm > 0 || budget.is_some();
+    Ok(counts.then_some((tpm, budget)))
+}
+
+/// One replica's part of `limit` shared by `share` (0 stays 0: no limit).
+fn part(limit: u64, share: u32) -> u64 {
+    if limit == 0 { 0 } else { (limit / u64::from(share.max(1))).max(1) }
 }
 
 /// The spending of the period holding `now`, a new one when the last ended
@@ -490,5 +613,58 @@ mod tests {
         assert!(counters.admit(&counters.of(&bob), &rules, "m", cost(0), t0).is_ok());
         let refused = counters.admit(&counters.of(&bob), &rules, "m", cost(0), t0).map(|_| ());
         assert!(matches!(refused, Err(Refusal::Limit { limit: "budget_tokens", allowed: 10, .. })));
+    }
+
+    #[test]
+    fn a_share_admits_its_part_and_counting_only_never_refuses() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let rules = ClientRules::new(&ClientTerms { rpm: 10, rpd: 3, ..Default::default() }).unwrap();
+        let now = SystemTime::now();
+        let counter = counters.of(&client());
+        let count = |mode| counters.admit_as(&counter, &rules, "m", tokens(0), now, mode).map(|_| ());
+        // Counted only (the shared counters admitted them): past the day's 3, no refusal.
+        for _ in 0..4 {
+            assert_eq!(count(Count::Only), Ok(()));
+        }
+        let other = ClientRules::new(&ClientTerms { rpm: 10, ..Default::default() }).unwrap();
+        let bob = counters.of(&Arc::from("bob"));
+        let share = |n| counters.admit_as(&bob, &other, "m", tokens(0), now, Count::Checked { share: n });
+        // Three replicas: a third of 10 is 3 here.
+        for _ in 0..3 {
+            assert!(share(3).is_ok());
+        }
+        assert!(matches!(share(3), Err(Refusal::Limit { limit: "rpm", allowed: 3, .. })));
+        // Twenty replicas: still at least one each.
+        assert_eq!(part(10, 20), 1);
+        assert_eq!(part(0, 3), 0, "no limit stays none");
+    }
+
+    #[test]
+    fn the_shared_ask_carries_the_limits_and_the_seeded_budget() {
+        let counters = ClientCounters::new(chrono_tz::UTC);
+        let terms = ClientTerms { rpm: 5, tpm: 100, budget_tokens: 50, ..Default::default() };
+        let rules = ClientRules::new(&terms).unwrap();
+        let now = SystemTime::now();
+        let ends = crate::midnight::period(chrono_tz::UTC, now, BudgetPeriod::Month).1;
+        counters.seed(&client(), ends, tokens(20));
+        let ask = counters.ask(&client(), &counters.of(&client()), &rules, "m", tokens(7), now).unwrap().unwrap();
+        assert_eq!((ask.rpm, ask.rpd, ask.tpm, ask.estimate), (5, 0, 100, tokens(7)));
+        assert_eq!(ask.budget.map(|b| (b.tokens, b.ends_ms, b.seed)), Some((50, ms_of(ends), tokens(20))));
+        let listing = counters.ask(&client(), &counters.of(&client()), &rules, "", tokens(0), now).unwrap().unwrap();
+        assert_eq!((listing.tpm, listing.budget), (0, None), "listing counts only as a request");
+        let refused = ClientCounters::shared_refusal(&ask, "budget_tokens", None);
+        assert_eq!(
+            refused,
+            Refusal::Limit {
+                limit: "budget_tokens",
+                allowed: 50,
+                until: UNIX_EPOCH + Duration::from_millis(ms_of(ends))
+            }
+        );
+        let free = ClientRules::new(&ClientTerms { disabled: true, ..Default::default() }).unwrap();
+        assert_eq!(
+            counters.ask(&client(), &counters.of(&client()), &free, "m", tokens(0), now),
+            Err(Refusal::Disabled)
+        );
     }
 }

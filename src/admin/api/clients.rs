@@ -205,11 +205,13 @@ fn check_models(models: &[String]) -> ApiResult<Vec<String>> {
 }
 
 impl ClientsApi {
-    /// Reloads client keys from the store into the auth in force.
+    /// Reloads client keys from the store into the auth in force, here and
+    /// on the other replicas.
     async fn refresh(&self) -> ApiResult<()> {
-        let stored = self.ctx.store().client_keys().await?;
-        self.ctx.state.access.set_stored(stored, &self.ctx.reloader.current().config);
-        self.ctx.state.seed_budgets().await?;
+        self.ctx.state.reload_clients(&self.ctx.reloader.current().config).await?;
+        if let Some(link) = &self.ctx.state.cluster {
+            link.announce(crate::cluster::Notice::Clients);
+        }
         Ok(())
     }
 

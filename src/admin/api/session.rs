@@ -94,16 +94,22 @@ impl SessionApi {
     #[oai(path = "/login", method = "post")]
     async fn login(&self, req: &Request, body: Json<LoginRequest>) -> ApiResult<LoginResponse> {
         let from = self.ctx.state.access.limiter.address(req);
-        match self.ctx.state.access.limiter.guard(req, || self.ctx.gate.login(&body.key, from)) {
-            Ok(session) => Ok(LoginResponse::Ok(
-                Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
-                cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
-            )),
+        match self.ctx.state.access.limiter.guard(req, || self.ctx.gate.check_key(&body.key)) {
+            Ok(()) => {
+                let session = self.ctx.gate.open_session(from).await?;
+                Ok(LoginResponse::Ok(
+                    Json(SessionInfo { csrf_token: session.csrf, expires_in_secs: SESSION_TTL.as_secs() }),
+                    cookie_header(&session.token, SESSION_TTL.as_secs(), is_https(req)),
+                ))
+            }
             Err(err @ AuthError::TooMany(wait)) => {
                 let secs = wait.as_secs().max(1).to_string();
                 Err(ApiError::too_many(err.message()).with_id("too_many_tries", &[("secs", &secs)]))
             }
-            Err(_) => Err(ApiError::unauthorized("that is not the admin key").with_id("not_admin_key", &[])),
+            Err(_) => {
+                tracing::warn!(from = ?from, "admin login refused: wrong key");
+                Err(ApiError::unauthorized("that is not the admin key").with_id("not_admin_key", &[]))
+            }
         }
     }
 
@@ -118,6 +124,7 @@ impl SessionApi {
             .ctx
             .gate
             .session_csrf(&token)
+            .await
             .ok_or_else(|| ApiError::unauthorized("the session has ended").with_id("session_ended", &[]))?;
         Ok(Json(SessionInfo { csrf_token: csrf, expires_in_secs: SESSION_TTL.as_secs() }))
     }
@@ -126,7 +133,7 @@ impl SessionApi {
     #[oai(path = "/session", method = "delete")]
     async fn logout(&self, req: &Request, _auth: AdminAuth) -> ApiResult<LogoutResponse> {
         if let Some(token) = session_cookie(req) {
-            self.ctx.gate.logout(&token);
+            self.ctx.gate.logout(&token).await;
         }
         Ok(LogoutResponse::Ok(Json(Done { ok: true }), cookie_header("", 0, is_https(req))))
     }

@@ -160,7 +160,7 @@ impl Dialect for Native {
         let rules = state.rules.load_full();
         let resolved = if asked.is_empty() { None } else { Some(resolve_model(&rules.catalog, asked)?) };
         let model = resolved.as_ref().map_or(asked, |r| r.model.as_str());
-        let pass = admitted.pass(asked, model)?;
+        let pass = admitted.pass(asked, model).await?;
         let mut body = admitted.body;
         let variant = resolved.as_ref().and_then(|r| r.variant);
         if let NativeCall::Action { action, .. } = call

@@ -150,7 +150,7 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     let (asked, variant) = resolve_in_body(&mut json, &rules.catalog)?;
     let mut chat = chat_request(&json)?;
     check_model(&chat.model)?;
-    let mut pass = admitted.pass(&asked, &chat.model)?;
+    let mut pass = admitted.pass(&asked, &chat.model).await?;
     // The conversation: named by the client (a header, or OpenAI's
     // `prompt_cache_key`), else its start before any shaping.
     let cache_key = json.get("prompt_cache_key").and_then(Value::as_str);
@@ -259,7 +259,7 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
     let (asked, _) = resolve_in_body(&mut json, &state.rules.load().catalog)?;
     let request = embeddings_request(&json)?;
     check_model(&request.model)?;
-    let pass = admitted.pass(&asked, &request.model)?;
+    let pass = admitted.pass(&asked, &request.model).await?;
     let proxied =
         proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", pass);
     let reply = state.dispatcher.dispatch(proxied).await?;
@@ -270,7 +270,7 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
 /// Google's models as this gemgate serves them: filtered, with variants and
 /// aliases (the cached list itself when the catalog changes nothing).
 async fn served_models(admitted: &Admitted, state: &Arc<AppState>) -> Result<Arc<Vec<Value>>, ClientError> {
-    let list = models(admitted.pass("", "")?.client, state).await?;
+    let list = models(admitted.pass("", "").await?.client, state).await?;
     let rules = state.rules.load_full();
     if rules.catalog.is_plain() {
         return Ok(list);
