@@ -46,7 +46,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     let database_url = loaded.database_url();
     let store = Store::open(&database_url)
         .await
-        .with_context(|| format!("opening the store ({})", redact_url(&database_url)))?;
+        .with_context(|| format!("opening the store ({})", crate::store::redact_url(&database_url)))?;
     let persisted = store.load_key_states().await.context("loading key state")?;
     let store_writer = store.start_writer(
         Duration::from_millis(config.store.flush_interval_ms),
@@ -315,13 +315,6 @@ fn group_counts(records: &[crate::keys::KeyRecord]) -> BTreeMap<String, usize> {
 }
 
 /// A database URL without its password, for messages.
-fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
 /// The full route table: the client dialects, the admin, probes and metrics,
 /// behind the path check and the request id.
 fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl poem::Endpoint {

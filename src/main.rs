@@ -41,6 +41,11 @@ enum Command {
         #[command(subcommand)]
         action: PolicyCommand,
     },
+    /// Work with the store.
+    Store {
+        #[command(subcommand)]
+        action: StoreCommand,
+    },
     /// Ask a running gemgate whether it is up (for container health checks).
     Health {
         /// The health URL.
@@ -59,6 +64,21 @@ enum KeysCommand {
         /// Keys checked at once.
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCommand {
+    /// Copy every table of the configured store (or `--from`) into another,
+    /// empty database, e.g. `gemgate store migrate --to postgres://user@host/db`.
+    /// Stop gemgate first: rows written meanwhile would not be copied.
+    Migrate {
+        /// The database to copy into (`postgres://`, `mysql://` or `sqlite:`).
+        #[arg(long)]
+        to: String,
+        /// The database to copy from (default: the config's store).
+        #[arg(long)]
+        from: Option<String>,
     },
 }
 
@@ -97,6 +117,11 @@ fn main() -> anyhow::Result<()> {
         let runtime = tokio::runtime::Runtime::new()?;
         std::process::exit(runtime.block_on(verify_keys(&loaded, file.as_deref(), *concurrency)));
     }
+    if let Some(Command::Store { action: StoreCommand::Migrate { to, from } }) = &cli.command {
+        let from = from.clone().unwrap_or_else(|| loaded.database_url());
+        let runtime = tokio::runtime::Runtime::new()?;
+        std::process::exit(runtime.block_on(migrate_store(&from, to)));
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         if cli.demo {
@@ -131,6 +156,35 @@ async fn serve(loaded: gemgate::config::LoadedConfig) -> anyhow::Result<()> {
     app.shutdown().await;
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// `gemgate store migrate`: copies one store into another, empty one.
+async fn migrate_store(from: &str, to: &str) -> i32 {
+    use gemgate::store::{Store, redact_url};
+    let (source, target) = match (Store::open(from).await, Store::open(to).await) {
+        (Ok(source), Ok(target)) => (source, target),
+        (Err(err), _) => {
+            eprintln!("opening {}: {err}", redact_url(from));
+            return 2;
+        }
+        (_, Err(err)) => {
+            eprintln!("opening {}: {err}", redact_url(to));
+            return 2;
+        }
+    };
+    match source.copy_into(&target).await {
+        Ok(copied) => {
+            for (table, rows) in copied {
+                println!("{table}: {rows} rows");
+            }
+            println!("copied {} into {}", redact_url(from), redact_url(to));
+            0
+        }
+        Err(err) => {
+            eprintln!("{err}");
+            1
+        }
+    }
 }
 
 /// `gemgate policy test`: prints the script's decision and the built-in one.

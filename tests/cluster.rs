@@ -482,3 +482,39 @@ async fn an_operator_signed_in_on_one_replica_is_signed_in_on_all() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn replicas_pace_a_key_to_their_share_of_a_declared_limit() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    let ns = namespace();
+    let keys = unique_keys(1);
+    let paced = |ns: String| {
+        let keys = keys.clone();
+        async move {
+            Harness::start_with(&keys, move |c| {
+                c.cluster.redis_url = url.into();
+                c.cluster.namespace = ns;
+                c.cluster.reconcile_secs = 1;
+                c.models.insert(MODEL.into(), gemgate::config::ModelLimits { rpm: 4, rpd: 0 });
+            })
+            .await
+        }
+    };
+    let (a, b) = (paced(ns.clone()).await, paced(ns.clone()).await);
+    for h in [&a, &b] {
+        h.eventually("both replicas are seen", async || readyz(h).await["replicas"] == 2).await;
+    }
+    // The key may serve 4 a minute: each replica leases it twice, so together they keep to 4.
+    for h in [&a, &b] {
+        let answers = futures_util::future::join_all((0..3).map(|_| h.generate(MODEL))).await;
+        let served = answers.iter().filter(|r| r.status() == 200).count();
+        assert_eq!(served, 2, "{:?}", answers.iter().map(|r| r.status()).collect::<Vec<_>>());
+    }
+    let upstream: usize = [&a, &b].iter().map(|h| h.fake.requests_seen().len()).sum();
+    assert_eq!(upstream, 4, "the key got exactly its declared 4");
+    a.stop().await;
+    b.stop().await;
+}

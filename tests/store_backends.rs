@@ -183,3 +183,81 @@ async fn postgres_store() {
 async fn mariadb_store() {
     exercise("mysql://root@127.0.0.1:3306/test").await;
 }
+
+/// A new, empty database on a server (`CREATE DATABASE`); its URL, or
+/// `None` when the server is not reachable outside CI.
+async fn fresh_database(server: &str, name: &str) -> Option<String> {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    match sqlx::AnyConnection::connect(&format!("{server}/test")).await {
+        Ok(mut conn) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+            Some(format!("{server}/{name}"))
+        }
+        Err(err) if std::env::var("CI").as_deref() == Ok("true") => panic!("{server} is not reachable under CI: {err}"),
+        Err(err) => {
+            eprintln!("skipping {server}: {err}");
+            None
+        }
+    }
+}
+
+async fn drop_database(server: &str, name: &str) {
+    use sqlx::Connection;
+    if let Ok(mut conn) = sqlx::AnyConnection::connect(&format!("{server}/test")).await {
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE {name}"))).execute(&mut conn).await;
+    }
+}
+
+/// What a store holds, in a form two stores can be compared by.
+async fn contents(store: &Store) -> Vec<String> {
+    let mut states: Vec<String> =
+        store.load_key_states().await.unwrap().iter().map(|(fp, s)| format!("{fp} {s:?}")).collect();
+    states.sort();
+    let requests = store.find_requests(&LogFilter::default(), 1000, 0).await.unwrap();
+    let errors = store.find_errors(&LogFilter::default(), 1000, 0).await.unwrap();
+    let usage = store.usage(0, i64::MAX, UsageBy::Client).await.unwrap();
+    let mut lines = states;
+    lines.push(format!("{:?}", store.client_keys().await.unwrap()));
+    lines.push(format!("{} {:?}", requests.total, requests.rows));
+    lines.push(format!("{} {:?}", errors.total, errors.rows));
+    lines.push(format!("{usage:?}"));
+    lines
+}
+
+#[tokio::test]
+async fn an_sqlite_store_migrates_into_postgres_and_mariadb() {
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = format!("sqlite://{}?mode=rwc", dir.path().join("source.db").display());
+    exercise(&sqlite).await;
+    let source = Store::open(&sqlite).await.unwrap();
+    let expires = gemgate::store::now_ms() + 60_000;
+    source.put_admin_session(&"a".repeat(64), &"t".repeat(64), "csrf-token", expires).await.unwrap();
+    let before = contents(&source).await;
+    for server in ["postgres://postgres@127.0.0.1:5432", "mysql://root@127.0.0.1:3306"] {
+        let name = format!("gg_migrate_{:08x}", rand::random::<u32>());
+        let Some(url) = fresh_database(server, &name).await else { continue };
+        let target = Store::open(&url).await.unwrap();
+        let copied = source.copy_into(&target).await.expect("copied");
+        let rows: u64 = copied.iter().map(|(_, n)| n).sum();
+        assert!(copied.iter().all(|(_, n)| *n > 0), "every table had rows: {copied:?}");
+        assert_eq!(contents(&target).await, before, "{server}: the same contents");
+        assert_eq!(
+            target.admin_session(&"a".repeat(64), &"t".repeat(64)).await.unwrap(),
+            Some(("csrf-token".to_string(), expires))
+        );
+        // A second copy would mix two stores: refused, nothing written.
+        let again = source.copy_into(&target).await;
+        assert!(matches!(again, Err(gemgate::store::CopyError::TargetNotEmpty("key_state"))), "{again:?}");
+        // New rows get new ids (PostgreSQL's sequence moved past the copied ones).
+        let made = target
+            .insert_client_key("after", &"f".repeat(64), "gg-…ffff", &ClientLimits::default())
+            .await
+            .expect("a new client key after the copy");
+        assert!(source.client_keys().await.unwrap().iter().all(|c| c.id < made.id), "{server}");
+        eprintln!("{server}: {rows} rows copied");
+        target.close().await;
+        drop_database(server, &name).await;
+    }
+    source.close().await;
+}

@@ -431,8 +431,11 @@ impl Shared {
                 .map_err(describe)?;
             Ok::<_, String>(count)
         };
-        if let Ok(count) = beat.await {
-            self.link.replicas.store(count, Ordering::Relaxed);
+        if let Ok(count) = beat.await
+            && self.link.replicas.swap(count, Ordering::Relaxed) != count
+        {
+            tracing::info!("cluster: {count} replica(s) live");
+            self.pool.share_pacing(count.max(1));
         }
     }
 }

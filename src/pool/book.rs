@@ -239,8 +239,13 @@ impl LeaseBook {
         limits: HashMap<String, ModelLimits>,
     ) {
         let mut book = self.lock();
-        book.index.reconfigure(strategy, limits);
+        book.index.reconfigure(strategy, limits, SystemTime::now());
         book.affinity.set_ttl(affinity_ttl);
+    }
+
+    /// `replicas` use these keys: pace each to its share of declared limits.
+    pub fn share_pacing(&self, replicas: u32) {
+        self.lock().index.set_share(replicas, SystemTime::now());
     }
 
     /// No more leases: the pool is stopping.

@@ -177,6 +177,13 @@ impl PoolHandle {
         }
     }
 
+    /// `replicas` (this one included) use the same keys: each paces them to
+    /// its share of the limits `[models]` declares, so together they keep to
+    /// them without a Redis call per lease.
+    pub fn share_pacing(&self, replicas: u32) {
+        self.book.share_pacing(replicas);
+    }
+
     /// Applies a new strategy, session affinity and per-model limits.
     pub fn reconfigure(&self, pool: &crate::config::PoolConfig, limits: HashMap<String, ModelLimits>) {
         self.book.reconfigure(pool.strategy, pool.affinity_ttl(), limits);

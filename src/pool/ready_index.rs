@@ -116,6 +116,14 @@ impl Pace {
     }
 }
 
+/// The limits a process paces `model` to: its share of what `[models]`
+/// declares when `share` replicas use the same keys (at least one request).
+fn paced(limits: &HashMap<String, ModelLimits>, share: u32, model: &str) -> ModelLimits {
+    let declared = limits.get(model).copied().unwrap_or_default();
+    let part = |limit: u32| if limit == 0 { 0 } else { (limit / share.max(1)).max(1) };
+    ModelLimits { rpm: part(declared.rpm), rpd: part(declared.rpd) }
+}
+
 struct KeyAvail {
     /// Copied from the key's state by `sync`.
     disabled: bool,
@@ -170,6 +178,8 @@ pub struct ReadyIndex {
     rng: SmallRng,
     /// The largest key weight (1 when every key weighs the same).
     max_weight: u32,
+    /// Replicas pacing the same keys: each paces to its share of a declared limit.
+    share: u32,
 }
 
 /// Model indexes kept at most; a client inventing model names cannot grow
@@ -187,6 +197,31 @@ impl ReadyIndex {
             strategy,
             rng: SmallRng::from_os_rng(),
             max_weight: 1,
+            share: 1,
+        }
+    }
+
+    fn paced(&self, model: &str) -> ModelLimits {
+        paced(&self.limits, self.share, model)
+    }
+
+    /// `replicas` use the same keys: each paces to its share of every
+    /// declared limit (at least one request), so together they keep to it.
+    pub fn set_share(&mut self, replicas: u32, now: SystemTime) {
+        self.share = replicas.max(1);
+        let paced: Vec<(Arc<str>, ModelLimits)> =
+            self.models.keys().map(|name| (name.clone(), self.paced(name))).collect();
+        for (name, limits) in paced {
+            if let Some(model) = self.models.get_mut(&name) {
+                model.limits = limits;
+            }
+        }
+        // Keys paced under the old share move where the new one puts them
+        // (rare: when replicas come or go, or limits are reloaded).
+        for slot in 0..self.keys.len() as SlotIndex {
+            if self.keys[slot as usize].is_some() {
+                self.place_everywhere(slot, now);
+            }
         }
     }
 
@@ -213,12 +248,10 @@ impl ReadyIndex {
     }
 
     /// Changes the strategy and per-model limits (a config reload).
-    pub fn reconfigure(&mut self, strategy: Strategy, limits: HashMap<String, ModelLimits>) {
+    pub fn reconfigure(&mut self, strategy: Strategy, limits: HashMap<String, ModelLimits>, now: SystemTime) {
         self.strategy = strategy;
         self.limits = limits;
-        for (name, model) in &mut self.models {
-            model.limits = self.limits.get(&**name).copied().unwrap_or_default();
-        }
+        self.set_share(self.share, now);
     }
 
     /// Adds a key at `slot` with its state (persisted, or new).
@@ -345,13 +378,12 @@ impl ReadyIndex {
     /// Keys held back by a limit declared in config right now: gemgate's own
     /// pacing, for the admin.
     pub fn pacing_waits(&mut self, now: SystemTime) -> Vec<(SlotIndex, PacingWait)> {
-        let limits = &self.limits;
+        let (limits, share) = (&self.limits, self.share);
         let mut waits = Vec::new();
         for (slot, avail) in self.keys.iter_mut().enumerate() {
             let Some(avail) = avail else { continue };
             for (model, pace) in &mut avail.pacing {
-                let declared = limits.get(&**model).copied().unwrap_or_default();
-                if let Some((limit, until)) = pace.limit_hit(declared, now) {
+                if let Some((limit, until)) = pace.limit_hit(paced(limits, share, model), now) {
                     waits.push((slot as SlotIndex, PacingWait { model: model.clone(), limit, until }));
                 }
             }
@@ -381,7 +413,7 @@ impl ReadyIndex {
                 self.models.remove(&name);
             }
         }
-        let limits = self.limits.get(&**model).copied().unwrap_or_default();
+        let limits = self.paced(model);
         let entry = ModelReady {
             limits,
             ready: IndexSet::with_capacity(self.live),
@@ -656,6 +688,28 @@ mod tests {
         assert_eq!(third, Err(LeaseError::AllPaced { soonest: now + Duration::from_secs(60), limit: "rpm" }));
         assert_eq!(idx.lease(&model("flash"), &[], None, now), Ok(0));
         assert_eq!(idx.lease(&pro, &[], None, now + Duration::from_secs(60)), Ok(0));
+    }
+
+    #[test]
+    fn replicas_pace_to_their_share_of_a_declared_limit() {
+        let now = SystemTime::now();
+        let limits = HashMap::from([("pro".to_string(), ModelLimits { rpm: 5, rpd: 0 })]);
+        let mut idx = ReadyIndex::new(Strategy::RoundRobin, limits);
+        idx.insert(0, &KeyState::default(), now);
+        let pro = model("pro");
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
+        // Two replicas now: this one's share of 5 is 2, and one is used.
+        idx.set_share(2, now);
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
+        assert!(matches!(idx.lease(&pro, &[], None, now), Err(LeaseError::AllPaced { limit: "rpm", .. })));
+        assert_eq!(idx.pacing_waits(now).len(), 1, "the admin sees the wait");
+        // Alone again: the whole limit.
+        idx.set_share(1, now);
+        assert_eq!(idx.lease(&pro, &[], None, now), Ok(0));
+        assert_eq!(
+            paced(&HashMap::from([("m".to_string(), ModelLimits { rpm: 3, rpd: 1 })]), 10, "m"),
+            ModelLimits { rpm: 1, rpd: 1 }
+        );
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod admin_sessions;
 mod client_keys;
+mod copy;
 mod log_query;
 mod migrations;
 mod rows;
@@ -12,6 +13,7 @@ mod usage;
 mod writer;
 
 pub use client_keys::{ClientLimits, StoredClientKey};
+pub use copy::CopyError;
 pub use log_query::{ErrorRecord, LogFilter, Page, StatRow, new_request_id};
 pub use rows::{RequestRecord, now_ms, to_ms};
 pub use usage::{UsageBy, UsageKey, UsageRow, UsageTotals, hour_of};
@@ -89,6 +91,14 @@ pub enum StoreError {
     /// The database refused or failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+}
+
+/// A database URL for logs and errors: its credentials left out.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => format!("{}://…{}", &url[..scheme], &url[at..]),
+        _ => url.to_string(),
+    }
 }
 
 /// An open store.
