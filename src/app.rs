@@ -101,7 +101,8 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
     .await?;
     let cluster = match decisions {
         Some(decisions) => {
-            let cluster = crate::cluster::Cluster::start(&config.cluster, pool.clone(), decisions)?;
+            let cluster =
+                crate::cluster::Cluster::start(&config.cluster, config.pool.affinity_ttl(), pool.clone(), decisions)?;
             accounting.share_limits(cluster.limits.clone());
             tracing::info!("cluster: sharing key state through Redis (namespace {})", config.cluster.namespace);
             Some(cluster)

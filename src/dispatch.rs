@@ -20,7 +20,7 @@ use verdict::{decide, failed_event};
 use crate::config::RetryConfig;
 use crate::keys::Fingerprint;
 use crate::policy::{NextStep, SharedPolicy};
-use crate::pool::{KeyEvent, Lease, LeaseError, PoolHandle};
+use crate::pool::{KeyEvent, Lease, LeaseError, PoolHandle, SlotIndex};
 use crate::store::StoreHandle;
 use crate::upstream::{FailureKind, GoogleError, UpstreamClient, UpstreamRequest, classify_google_error, read_limited};
 use bytes::Bytes;
@@ -161,6 +161,16 @@ fn is_generate(path_and_query: &str) -> bool {
 }
 
 impl Dispatcher {
+    /// A key for the next attempt (the first may ask the other replicas
+    /// which key its session used).
+    async fn lease(&self, request: &ProxyRequest, tried: &[SlotIndex]) -> Result<Lease, LeaseError> {
+        if tried.is_empty() {
+            self.pool.lease_first(&request.model, request.session).await
+        } else {
+            self.pool.lease(&request.model, tried, request.session)
+        }
+    }
+
     /// Serves `request`, failing over between keys as the policy says.
     pub async fn dispatch(self: &Arc<Self>, mut request: ProxyRequest) -> Result<ProxyResponse, DispatchError> {
         let mut ledger = Ledger::open(self, &mut request);
@@ -172,7 +182,7 @@ impl Dispatcher {
         loop {
             let lease = match kept.take() {
                 Some(lease) => lease,
-                None => match self.pool.lease(&request.model, &tried, request.session) {
+                None => match self.lease(&request, &tried).await {
                     Ok(lease) => lease,
                     Err(reason) => {
                         if let Some((reply, key_fp, group)) = kept_empty {

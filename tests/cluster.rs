@@ -518,3 +518,55 @@ async fn replicas_pace_a_key_to_their_share_of_a_declared_limit() {
     a.stop().await;
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_conversation_keeps_its_key_when_its_requests_land_on_another_replica() {
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    let ns = namespace();
+    let keys = unique_keys(8);
+    let (a, b) = (replica(&keys, url, &ns).await, replica(&keys, url, &ns).await);
+    let in_session = async |h: &Harness, session: &str| {
+        let answer = h
+            .http
+            .post(h.url(&format!("/v1beta/models/{MODEL}:generateContent")))
+            .header("x-goog-api-key", CLIENT_KEY)
+            .header("x-gemgate-session", session)
+            .header("content-type", "application/json")
+            .body(PROMPT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    };
+    // The key a harness's fake saw the last request on.
+    let served_by = |h: &Harness, before: &[u64]| {
+        let after: Vec<u64> = keys.iter().map(|k| h.fake.calls(k)).collect();
+        let moved: Vec<usize> = (0..keys.len()).filter(|&i| after[i] > before[i]).collect();
+        assert_eq!(moved.len(), 1, "one key served the request");
+        moved[0]
+    };
+    let calls = |h: &Harness| keys.iter().map(|k| h.fake.calls(k)).collect::<Vec<u64>>();
+    let redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    for n in 0..5 {
+        let session = format!("conversation-{n}-{ns}");
+        let before = calls(&a);
+        in_session(&a, &session).await;
+        let on_a = served_by(&a, &before);
+        a.eventually("A told Redis which key the session uses", async || {
+            let mut redis = redis.clone();
+            let shared: Vec<String> =
+                redis::cmd("KEYS").arg(format!("{ns}:affinity:*")).query_async(&mut redis).await.unwrap();
+            shared.len() == n + 1
+        })
+        .await;
+        // B has not seen the session: it asks Redis and uses the same key.
+        let before = calls(&b);
+        in_session(&b, &session).await;
+        assert_eq!(served_by(&b, &before), on_a, "session {n} kept its key across replicas");
+    }
+    a.stop().await;
+    b.stop().await;
+}

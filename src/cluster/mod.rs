@@ -13,6 +13,8 @@
 //! decisions (the latest per key), and pushes them and reads the others'
 //! when the link returns; `/readyz` and the admin say the link is down.
 
+mod affinity;
+mod fast;
 mod limits;
 mod wire;
 
@@ -195,7 +197,13 @@ pub fn scan_gate(config: &ClusterConfig) -> anyhow::Result<ScanGate> {
 
 impl Cluster {
     /// Joins the cluster: pushes this replica's decisions, applies the others'.
-    pub fn start(config: &ClusterConfig, pool: PoolHandle, decisions: Decisions) -> anyhow::Result<Self> {
+    /// With `affinity_ttl`, session affinity is shared too.
+    pub fn start(
+        config: &ClusterConfig,
+        affinity_ttl: Option<Duration>,
+        pool: PoolHandle,
+        decisions: Decisions,
+    ) -> anyhow::Result<Self> {
         let client = redis::Client::open(config.redis_url.as_str())
             .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
         let link = Arc::new(ClusterLink::default());
@@ -212,18 +220,24 @@ impl Cluster {
             timeout: Duration::from_millis(config.timeout_ms.max(1)),
             replica: decisions.replica.clone(),
             known: decisions.known.clone(),
-            pool,
+            pool: pool.clone(),
             link: link.clone(),
         });
         let reconcile = Duration::from_secs(config.reconcile_secs.max(1));
-        let (limits, settling) = limits::RedisLimits::start(config, link.clone())?;
-        let tasks = vec![
+        let fast = fast::FastLink::start(config)?;
+        let (limits, settling) = limits::RedisLimits::start(fast.clone(), link.clone());
+        let mut tasks = vec![
             tokio::spawn(shared.clone().push(decisions.queue)),
             tokio::spawn(shared.clone().listen()),
             tokio::spawn(shared.clone().announce(announced)),
             tokio::spawn(shared.reconcile_every(reconcile)),
             settling,
         ];
+        if let Some(ttl) = affinity_ttl {
+            let (affinity, writing) = affinity::RedisAffinity::start(fast, ttl);
+            pool.share_affinity(Arc::new(affinity));
+            tasks.push(writing);
+        }
         Ok(Self { link, limits: Arc::new(limits), heard: Mutex::new(Some(heard)), tasks })
     }
 }

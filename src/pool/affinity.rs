@@ -35,6 +35,11 @@ impl Affinity {
         }
     }
 
+    /// Whether affinity is on.
+    pub fn is_on(&self) -> bool {
+        self.ttl.is_some()
+    }
+
     /// The key `session` last used, if remembered.
     pub fn preferred(&mut self, session: Option<u64>, now: Instant) -> Option<SlotIndex> {
         let session = session.filter(|_| self.ttl.is_some())?;

@@ -25,6 +25,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// The pool's lease table, shared by the supervisor and every request.
 pub struct LeaseBook {
     inner: Mutex<Book>,
+    /// Session affinity shared by replicas (`[cluster]`), set once.
+    shared_affinity: std::sync::OnceLock<Arc<dyn super::SharedAffinity>>,
 }
 
 struct Book {
@@ -48,7 +50,32 @@ impl LeaseBook {
             affinity: Affinity::new(affinity_ttl, Instant::now()),
             closed: false,
         };
-        Self { inner: Mutex::new(book) }
+        Self { inner: Mutex::new(book), shared_affinity: std::sync::OnceLock::new() }
+    }
+
+    /// Shares session affinity with other replicas through `shared` (once).
+    pub fn share_affinity(&self, shared: Arc<dyn super::SharedAffinity>) {
+        let _ = self.shared_affinity.set(shared);
+    }
+
+    /// The replicas' shared affinity, when affinity is on and shared.
+    pub fn shared_affinity(&self) -> Option<&Arc<dyn super::SharedAffinity>> {
+        self.shared_affinity.get()
+    }
+
+    /// The key `session` last used here, if remembered; `Some(None)` when
+    /// affinity is on and it is not, `None` when affinity is off.
+    pub fn affinity_of(&self, session: u64) -> Option<Option<SlotIndex>> {
+        let mut book = self.lock();
+        book.affinity.is_on().then(|| book.affinity.preferred(Some(session), Instant::now()))
+    }
+
+    /// Remembers that `session` used the key `key` on another replica.
+    pub fn adopt_affinity(&self, session: u64, key: Fingerprint) {
+        let mut book = self.lock();
+        if let Some(&slot) = book.by_fingerprint.get(&key) {
+            book.affinity.remember(Some(session), slot, Instant::now());
+        }
     }
 
     // Nothing under the lock can leave the book half-changed in a way a later

@@ -74,6 +74,16 @@ impl Drop for Lease {
     }
 }
 
+/// Session affinity shared by replicas: the key a conversation last used,
+/// by fingerprint (replicas number their slots differently).
+pub trait SharedAffinity: Send + Sync {
+    /// The key `session` last used on any replica; `None` when unknown or
+    /// not answered within a few milliseconds.
+    fn recall(&self, session: u64) -> futures_util::future::BoxFuture<'static, Option<Fingerprint>>;
+    /// Tells the other replicas that `session` now uses `key` (queued, never waits).
+    fn remember(&self, session: u64, key: Fingerprint);
+}
+
 impl PoolHandle {
     /// Starts the supervisor (and so every key actor).
     pub async fn start(args: SupervisorArgs) -> anyhow::Result<Self> {
@@ -82,6 +92,34 @@ impl PoolHandle {
         let book = Arc::new(LeaseBook::new(args.strategy, args.affinity_ttl, args.limits.clone()));
         let (supervisor, _) = ractor::Actor::spawn(None, PoolSupervisor, (args, book.clone())).await?;
         Ok(Self { supervisor, book, scan, scanner })
+    }
+
+    /// Shares session affinity with the other replicas through `shared`.
+    pub fn share_affinity(&self, shared: Arc<dyn SharedAffinity>) {
+        self.book.share_affinity(shared);
+    }
+
+    /// Leases a key for a request's first attempt: [`PoolHandle::lease`],
+    /// but with affinity shared between replicas, a session this replica has
+    /// not seen is first looked up among the others (within a few
+    /// milliseconds), and a session that starts or moves here is told to them.
+    pub async fn lease_first(&self, model: &Arc<str>, session: Option<u64>) -> Result<Lease, LeaseError> {
+        let Some((session, shared)) = session.zip(self.book.shared_affinity()) else {
+            return self.lease(model, &[], session);
+        };
+        let Some(known) = self.book.affinity_of(session) else { return self.lease(model, &[], Some(session)) };
+        let mut before = known;
+        if known.is_none()
+            && let Some(key) = shared.recall(session).await
+        {
+            self.book.adopt_affinity(session, key);
+            before = self.book.affinity_of(session).flatten();
+        }
+        let lease = self.lease(model, &[], Some(session))?;
+        if before != Some(lease.slot.index) {
+            shared.remember(session, lease.slot.record.fingerprint);
+        }
+        Ok(lease)
     }
 
     /// Leases a key for `model`, skipping the slots in `exclude`; the key
