@@ -276,14 +276,19 @@ fn postgres_available() -> bool {
 
 /// A replica over the shared PostgreSQL store.
 async fn pg_replica(keys: &[String], redis_url: &str, namespace: &str) -> Harness {
-    let (url, namespace) = (redis_url.to_string(), namespace.to_string());
+    shared_store_replica(keys, redis_url, namespace, POSTGRES).await
+}
+
+/// A replica over a shared store at `store`.
+async fn shared_store_replica(keys: &[String], redis_url: &str, namespace: &str, store: &str) -> Harness {
+    let (url, namespace, store) = (redis_url.to_string(), namespace.to_string(), store.to_string());
     Harness::start_with(keys, move |c| {
         c.cluster.redis_url = url;
         c.cluster.namespace = namespace;
         c.cluster.reconcile_secs = 1;
         // Generous for a debug build under parallel tests: exactness is what is checked here.
         c.cluster.limits_timeout_ms = 500;
-        c.store.database_url = POSTGRES.into();
+        c.store.database_url = store;
         c.auth.admin_key = ADMIN_KEY.into();
     })
     .await
@@ -326,39 +331,64 @@ async fn knows(h: &Harness, key: &str) -> bool {
 
 #[tokio::test]
 async fn an_rpm_across_three_replicas_admits_exactly_n_and_admin_changes_reach_all() {
-    let url = "redis://127.0.0.1:6379";
     if !redis_available("127.0.0.1:6379") || !postgres_available() {
         return;
     }
+    exactly_n_across(POSTGRES, 3).await;
+}
+
+#[tokio::test]
+async fn over_mariadb_too_an_rpm_across_two_replicas_admits_exactly_n() {
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    if std::net::TcpStream::connect("127.0.0.1:3306").is_err() {
+        assert!(std::env::var("CI").is_err(), "MariaDB must run on 127.0.0.1:3306 under CI");
+        return;
+    }
+    exactly_n_across(MARIADB, 2).await;
+}
+
+const MARIADB: &str = "mysql://root@127.0.0.1:3306/test";
+
+/// `count` replicas over one store at `store` and one Redis: an RPM of 10 per
+/// replica admits exactly that many of three times as many concurrent
+/// requests spread over them; a client made on one and revoked on another
+/// is known, then refused, on all.
+async fn exactly_n_across(store: &str, count: usize) {
+    let url = "redis://127.0.0.1:6379";
     let ns = namespace();
     let keys = unique_keys(4);
-    let replicas =
-        [pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await, pg_replica(&keys, url, &ns).await];
+    let mut replicas = Vec::new();
+    for _ in 0..count {
+        replicas.push(shared_store_replica(&keys, url, &ns, store).await);
+    }
     for h in &replicas {
-        h.eventually("the link is up and all three replicas are seen", async || {
+        h.eventually("the link is up and every replica is seen", async || {
             let ready = readyz(h).await;
-            ready["cluster"] == "up" && ready["replicas"] == 3
+            ready["cluster"] == "up" && ready["replicas"] == count
         })
         .await;
     }
+    let n = 10 * count;
     // Made on A: B and C hear of it and read it from the shared store.
-    let (id, key) = make_client(&replicas[0], serde_json::json!({"rpm_limit": 30})).await;
+    let (id, key) = make_client(&replicas[0], serde_json::json!({"rpm_limit": n})).await;
     for h in &replicas {
         h.eventually("the replica knows the new client", async || knows(h, &key).await).await;
     }
-    let calls = (0..90).map(|n| {
-        let (h, key) = (&replicas[n % 3], &key);
+    let calls = (0..3 * n).map(|i| {
+        let (h, key) = (&replicas[i % count], &key);
         async move { call_as(h, key, PROMPT).await }
     });
     let answers = futures_util::future::join_all(calls).await;
     let admitted = answers.iter().filter(|&&status| status == 200).count();
     let limited = answers.iter().filter(|&&status| status == 429).count();
-    assert_eq!((admitted, limited), (30, 60), "{answers:?}");
+    assert_eq!((admitted, limited), (n, 2 * n), "{store}: {answers:?}");
     let upstream: usize = replicas.iter().map(|h| h.fake.requests_seen().len()).sum();
-    assert_eq!(upstream, 30, "only admitted requests went upstream");
+    assert_eq!(upstream, n, "only admitted requests went upstream");
 
-    // Revoked on B: refused on A and C too.
-    let (status, _) = admin_call(&replicas[1], "DELETE", &format!("/clients/{id}"), None).await;
+    // Revoked on the last: refused on every other too.
+    let (status, _) = admin_call(&replicas[count - 1], "DELETE", &format!("/clients/{id}"), None).await;
     assert_eq!(status, 200);
     for h in &replicas {
         h.eventually("the revoke holds on every replica", async || call_as(h, &key, "not json").await == 401).await;
@@ -569,4 +599,100 @@ async fn a_conversation_keeps_its_key_when_its_requests_land_on_another_replica(
     }
     a.stop().await;
     b.stop().await;
+}
+
+/// A gemgate process of the cluster, in its own folder over the shared stores.
+async fn replica_process(dir: &std::path::Path, upstream: &str, port: u16, ns: &str) -> Child {
+    spawn_gemgate(
+        dir,
+        upstream,
+        port,
+        &[
+            ("GEMGATE_CLUSTER__REDIS_URL", "redis://127.0.0.1:6379"),
+            ("GEMGATE_CLUSTER__NAMESPACE", ns),
+            ("GEMGATE_CLUSTER__RECONCILE_SECS", "1"),
+            ("GEMGATE_STORE__DATABASE_URL", POSTGRES),
+            ("GEMGATE_STORE__FLUSH_INTERVAL_MS", "20"),
+            ("GEMGATE_SCAN__INTERVAL_SECS", "0"),
+            ("GEMGATE_AUTH__ADMIN_KEY", ADMIN_KEY),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn killing_a_replica_mid_load_loses_no_key_state_and_the_others_serve_on() {
+    if !redis_available("127.0.0.1:6379") || !postgres_available() {
+        return;
+    }
+    gemgate::upstream::install_crypto_provider();
+    let fake = gemgate::fake_upstream::FakeUpstream::start().await.expect("the fake starts");
+    let ns = namespace();
+    let dead = fake_key("invalid", rand::random::<u32>() % 1_000_000);
+    let mut keys = unique_keys(3);
+    keys.push(dead.clone());
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for dir in [&dir_a, &dir_b] {
+        std::fs::create_dir_all(dir.path().join("keys")).unwrap();
+        std::fs::write(dir.path().join("keys/test.txt"), keys.join("\n")).unwrap();
+    }
+    let (port_a, port_b) = (free_port(), free_port());
+    let mut a = replica_process(dir_a.path(), &fake.base_url(), port_a, &ns).await;
+    let mut b = replica_process(dir_b.path(), &fake.base_url(), port_b, &ns).await;
+    let http = reqwest::Client::new();
+    let generate = |port: u16| {
+        http.post(format!("http://127.0.0.1:{port}/v1beta/models/{MODEL}:generateContent"))
+            .header("x-goog-api-key", CLIENT_KEY)
+            .header("content-type", "application/json")
+            .body(PROMPT)
+            .send()
+    };
+    // Through A, the dead key is found and disabled; B holds it.
+    for _ in 0..8 {
+        assert_eq!(generate(port_a).await.unwrap().status(), 200, "failover hides the dead key");
+    }
+    let dead_calls = fake.calls(&dead);
+    assert!(dead_calls > 0, "A tried the dead key");
+    let waited = Instant::now();
+    loop {
+        let before = fake.calls(&dead);
+        for _ in 0..4 {
+            assert_eq!(generate(port_b).await.unwrap().status(), 200);
+        }
+        if fake.calls(&dead) == before {
+            break;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "B never learnt the disable");
+    }
+
+    // Load on both replicas; A is killed in the middle of it.
+    let load = async {
+        let mut answers = Vec::new();
+        for _ in 0..200 {
+            answers.push(generate(port_b).await.map(|r| r.status().as_u16()).unwrap_or(0));
+        }
+        answers
+    };
+    let kill = async {
+        for _ in 0..20 {
+            let _ = generate(port_a).await;
+        }
+        a.kill().unwrap();
+        let _ = a.wait();
+    };
+    let (answers, ()) = tokio::join!(load, kill);
+    assert!(answers.iter().all(|&status| status == 200), "B served every request: {answers:?}");
+
+    // A comes back: it knows the key is dead (from the shared state), without trying it.
+    let before = fake.calls(&dead);
+    a = replica_process(dir_a.path(), &fake.base_url(), port_a, &ns).await;
+    for _ in 0..8 {
+        assert_eq!(generate(port_a).await.unwrap().status(), 200);
+    }
+    assert_eq!(fake.calls(&dead), before, "the restarted replica never tried the dead key");
+    for child in [&mut a, &mut b] {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    forget("redis://127.0.0.1:6379", &ns).await;
 }
