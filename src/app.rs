@@ -54,8 +54,10 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         crate::store::Retention {
             log_days: config.store.log_retention_days,
             usage_days: config.store.usage_retention_days,
+            minute_days: config.store.rollup_retention_days,
         },
     );
+    store_writer.sample_successes(config.store.log_sample_successes);
     let accounting = Arc::new(crate::accounting::Accounting::new(config, store_writer.clone()));
 
     let keys_dir = loaded.keys_dir();

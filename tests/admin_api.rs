@@ -351,6 +351,31 @@ async fn client_keys_are_made_shown_once_limited_and_revoked() {
 }
 
 #[tokio::test]
+async fn a_sampled_log_keeps_every_failure_and_the_stats_count_every_request() {
+    let h = Harness::start_with(&keys("ok", 2), |c| {
+        c.store.log_sample_successes = 0.0;
+        c.auth.admin_key = ADMIN_KEY.into();
+    })
+    .await;
+    for _ in 0..20 {
+        assert_eq!(h.generate("gemini-2.5-flash").await.status(), StatusCode::OK);
+    }
+    assert_eq!(h.generate("no-such-model-x").await.status(), StatusCode::NOT_FOUND);
+    h.app().store_writer.flush().await;
+    let (_, page) = admin(&h, "GET", "/logs/requests", None).await;
+    assert_eq!(page["total"], 1, "no success sampled, the failure kept: {page}");
+    assert_eq!(page["items"][0]["status"], 404);
+    let (_, stats) = admin(&h, "GET", "/stats?range=hour", None).await;
+    assert_eq!((stats["totals"]["requests"].as_u64(), stats["totals"]["errors"].as_u64()), (Some(21), Some(1)));
+    assert_eq!(stats["by_group"][0]["name"], "test", "{stats}");
+    assert_eq!(
+        stats["series"][0]["points"].as_array().unwrap().iter().map(|p| p["requests"].as_u64().unwrap()).sum::<u64>(),
+        21
+    );
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn stats_and_logs_show_requests_and_googles_errors() {
     let mut all = keys("ok", 1);
     all.push(fake_key("rpm", 1));

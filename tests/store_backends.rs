@@ -25,7 +25,11 @@ async fn exercise(url: &str) {
     };
     // Migrations are idempotent: opening twice is fine.
     let store = Store::open(url).await.map(|_| store).expect("second open");
-    let writer = store.start_writer(Duration::from_millis(20), 100, Retention { log_days: 30, usage_days: 400 });
+    let writer = store.start_writer(
+        Duration::from_millis(20),
+        100,
+        Retention { log_days: 30, usage_days: 400, minute_days: 90 },
+    );
     let unique = format!("{:x}", rand::random::<u64>());
     let key = ApiKey::new(format!("AIzastore-{unique:0>29}"));
     let record = KeyRecord::new(key, Arc::from("backend"));
@@ -98,8 +102,26 @@ async fn exercise(url: &str) {
     let class = LogFilter { client: Some(client.to_string()), status_class: Some(4), ..LogFilter::default() };
     let page = store.find_requests(&class, 10, 0).await.expect("by class");
     assert_eq!((page.total, page.rows[0].status), (1, 429), "{url}");
-    let stats = store.stat_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("stat rows");
-    assert!(stats.iter().filter(|r| r.client == *client).count() == 2, "{url}");
+    // Per-minute rollups: added up per flush, read back per bucket.
+    let minute = gemgate::store::minute_of(gemgate::store::now_ms());
+    for (status, latency) in [(200, 7), (200, 700), (429, 3)] {
+        let key = gemgate::store::MinuteKey {
+            minute_ms: minute,
+            client: client.clone(),
+            model: Arc::from("gemini-2.5-flash"),
+            group: Arc::from(if status == 200 { "backend" } else { "" }),
+            status,
+        };
+        writer.add_minute(key, gemgate::store::MinuteTotals::one(latency, 5));
+        writer.flush().await;
+    }
+    let minutes = store.minute_rows(minute, minute + 59_999, 60_000, 1000).await.expect("minute rows");
+    let mine: Vec<_> = minutes.iter().filter(|r| r.client == *client).collect();
+    assert_eq!(mine.len(), 2, "{url}: one row per status");
+    let ok = mine.iter().find(|r| r.status == 200).expect("the 200s");
+    assert_eq!((ok.totals.requests, ok.totals.tokens, ok.totals.latency_max_ms), (2, 10, 700), "{url}");
+    assert_eq!((ok.totals.latency[1], ok.totals.latency[7]), (1, 1), "{url}: 7 ms and 700 ms in their buckets");
+    assert_eq!(ok.group, "backend");
     let google_429 = store.google_429_rows(gemgate::store::now_ms() - 60_000, 1000).await.expect("429 rows");
     let mine: Vec<_> = google_429.iter().filter(|r| r.client == *client).collect();
     assert_eq!(mine.len(), 1, "{url}");
@@ -217,7 +239,9 @@ async fn contents(store: &Store) -> Vec<String> {
     let requests = store.find_requests(&LogFilter::default(), 1000, 0).await.unwrap();
     let errors = store.find_errors(&LogFilter::default(), 1000, 0).await.unwrap();
     let usage = store.usage(0, i64::MAX, UsageBy::Client).await.unwrap();
+    let minutes = store.minute_rows(0, i64::MAX, 60_000, 100_000).await.unwrap();
     let mut lines = states;
+    lines.push(format!("{minutes:?}"));
     lines.push(format!("{:?}", store.client_keys().await.unwrap()));
     lines.push(format!("{} {:?}", requests.total, requests.rows));
     lines.push(format!("{} {:?}", errors.total, errors.rows));

@@ -1,7 +1,11 @@
-//! Statistics from request-log rows: totals, time buckets and breakdowns with
-//! success rate, latency percentiles and tokens. Pure, so it is tested alone.
+//! Statistics from the per-minute request rollups (every request, however
+//! the request log is sampled): totals, time buckets and breakdowns with
+//! success rate, latency percentiles and tokens; Google's 429s from the
+//! error log. Percentiles come from the rollups' latency histogram: each is
+//! its bucket's upper bound, at most the slowest request seen. Pure, so it
+//! is tested alone.
 
-use crate::store::StatRow;
+use crate::store::{LATENCY_BOUNDS_MS, MinuteRow, StatRow};
 use std::collections::BTreeMap;
 
 /// Figures for one set of requests.
@@ -28,28 +32,40 @@ struct Accumulator {
     requests: u64,
     errors: u64,
     tokens: i64,
-    latencies: Vec<i64>,
+    latency: [i64; 14],
+    latency_max: i64,
 }
 
 impl Accumulator {
-    fn add(&mut self, row: &StatRow) {
-        self.requests += 1;
+    fn add(&mut self, row: &MinuteRow) {
+        let requests = row.totals.requests.max(0) as u64;
+        self.requests += requests;
         if row.status >= 400 {
-            self.errors += 1;
+            self.errors += requests;
         }
-        self.tokens += row.total_tokens.max(0);
-        self.latencies.push(row.latency_ms);
+        self.tokens += row.totals.tokens.max(0);
+        for (sum, n) in self.latency.iter_mut().zip(row.totals.latency) {
+            *sum += n.max(0);
+        }
+        self.latency_max = self.latency_max.max(row.totals.latency_max_ms);
     }
 
-    fn figures(mut self) -> Figures {
-        self.latencies.sort_unstable();
+    fn figures(self) -> Figures {
+        let counted: i64 = self.latency.iter().sum();
         let pick = |p: f64| -> i64 {
-            if self.latencies.is_empty() {
+            if counted == 0 {
                 return 0;
             }
-            // Nearest rank.
-            let rank = ((p * self.latencies.len() as f64).ceil() as usize).clamp(1, self.latencies.len());
-            self.latencies[rank - 1]
+            // Nearest rank, read off the histogram.
+            let rank = ((p * counted as f64).ceil() as i64).clamp(1, counted);
+            let mut seen = 0;
+            for (bound, n) in LATENCY_BOUNDS_MS.iter().zip(self.latency) {
+                seen += n;
+                if seen >= rank {
+                    return (*bound).min(self.latency_max);
+                }
+            }
+            self.latency_max
         };
         Figures {
             requests: self.requests,
@@ -120,11 +136,12 @@ pub struct Series {
 /// Series kept by name; the rest are summed as `(other)`.
 pub const TOP_SERIES: usize = 5;
 
-/// Counts per bucket split by `split`, from requests (`rows`) and failed
-/// attempts (`attempts`, where `status` is Google's): the busiest
-/// [`TOP_SERIES`] names, then `(other)`.
+/// Counts per bucket split by `split`, from request rollups (`rows`) and
+/// failed attempts (`attempts`, where `status` is Google's; `group_of` names
+/// the group of an attempt's key): the busiest [`TOP_SERIES`] names, then
+/// `(other)`.
 pub fn series(
-    rows: &[StatRow],
+    rows: &[MinuteRow],
     attempts: &[StatRow],
     window: (i64, i64, i64),
     split: Split,
@@ -133,32 +150,36 @@ pub fn series(
     let (from_ms, to_ms, bucket_ms) = (window.0, window.1, window.2.max(1));
     let first = from_ms - from_ms.rem_euclid(bucket_ms);
     let count = ((to_ms - first) / bucket_ms + 1).clamp(1, 10_000) as usize;
-    let name_of = |row: &StatRow| match split {
+    let name_of = |model: &str, group: Option<String>, client: &str| match split {
         Split::None => "all".to_string(),
-        Split::Model if row.model.is_empty() => "(none)".to_string(),
-        Split::Model => row.model.clone(),
-        Split::Group => row.key_fingerprint.as_deref().and_then(&group_of).unwrap_or_else(|| "(no key)".to_string()),
-        Split::Client => row.client.clone(),
+        Split::Model if model.is_empty() => "(none)".to_string(),
+        Split::Model => model.to_string(),
+        Split::Group => group.unwrap_or_else(|| "(no key)".to_string()),
+        Split::Client => client.to_string(),
     };
     let mut by_name: BTreeMap<String, Vec<Counts>> = BTreeMap::new();
-    let mut count_in = |row: &StatRow, add: &dyn Fn(&mut Counts)| {
-        if row.at_ms < from_ms || row.at_ms > to_ms {
+    let mut count_in = |at_ms: i64, name: String, add: &dyn Fn(&mut Counts)| {
+        // Rollups start at their minute, which may begin before the window.
+        if at_ms < first || at_ms > to_ms {
             return;
         }
-        let points = by_name.entry(name_of(row)).or_insert_with(|| vec![Counts::default(); count]);
-        if let Some(point) = points.get_mut(((row.at_ms - first) / bucket_ms) as usize) {
+        let points = by_name.entry(name).or_insert_with(|| vec![Counts::default(); count]);
+        if let Some(point) = points.get_mut(((at_ms - first) / bucket_ms) as usize) {
             add(point);
         }
     };
     for row in rows {
-        count_in(row, &|c| {
-            c.requests += 1;
-            c.errors += u64::from(row.status >= 400);
-            c.rate_limited += u64::from(row.status == 429);
+        let group = (!row.group.is_empty()).then(|| row.group.clone());
+        let requests = row.totals.requests.max(0) as u64;
+        count_in(row.at_ms, name_of(&row.model, group, &row.client), &|c| {
+            c.requests += requests;
+            c.errors += if row.status >= 400 { requests } else { 0 };
+            c.rate_limited += if row.status == 429 { requests } else { 0 };
         });
     }
-    for attempt in attempts.iter().filter(|a| a.status == 429) {
-        count_in(attempt, &|c| c.google_429 += 1);
+    for attempt in attempts.iter().filter(|a| a.status == 429 && a.at_ms >= from_ms) {
+        let group = attempt.key_fingerprint.as_deref().and_then(&group_of);
+        count_in(attempt.at_ms, name_of(&attempt.model, group, &attempt.client), &|c| c.google_429 += 1);
     }
     let weight = |points: &[Counts]| points.iter().map(|c| c.requests + c.google_429).sum::<u64>();
     let mut ranked: Vec<Series> = by_name.into_iter().map(|(name, points)| Series { name, points }).collect();
@@ -188,29 +209,23 @@ fn ranked(map: BTreeMap<String, Accumulator>) -> Vec<(String, Figures)> {
     out
 }
 
-/// Summarises `rows` from `from_ms` to `to_ms` in buckets of `bucket_ms`;
-/// `group_of` names the key group of a key fingerprint.
-pub fn summarize(
-    rows: &[StatRow],
-    from_ms: i64,
-    to_ms: i64,
-    bucket_ms: i64,
-    group_of: impl Fn(&str) -> Option<String>,
-) -> Summary {
+/// Summarises the rollups `rows` from `from_ms` to `to_ms` in buckets of
+/// `bucket_ms` (a rollup counts in the bucket its minute starts in).
+pub fn summarize(rows: &[MinuteRow], from_ms: i64, to_ms: i64, bucket_ms: i64) -> Summary {
     let bucket_ms = bucket_ms.max(1);
     let first = from_ms - from_ms.rem_euclid(bucket_ms);
     let count = ((to_ms - first) / bucket_ms + 1).clamp(1, 10_000) as usize;
     let mut buckets: Vec<Accumulator> = (0..count).map(|_| Accumulator::default()).collect();
     let mut totals = Accumulator::default();
     let (mut models, mut groups, mut clients) = (BTreeMap::new(), BTreeMap::new(), BTreeMap::new());
-    for row in rows.iter().filter(|r| r.at_ms >= from_ms && r.at_ms <= to_ms) {
+    for row in rows.iter().filter(|r| r.at_ms >= first && r.at_ms <= to_ms) {
         totals.add(row);
         if let Some(bucket) = buckets.get_mut(((row.at_ms - first) / bucket_ms) as usize) {
             bucket.add(row);
         }
         let model = if row.model.is_empty() { "(none)".to_string() } else { row.model.clone() };
         models.entry(model).or_insert_with(Accumulator::default).add(row);
-        let group = row.key_fingerprint.as_deref().and_then(&group_of).unwrap_or_else(|| "(no key)".to_string());
+        let group = if row.group.is_empty() { "(no key)".to_string() } else { row.group.clone() };
         groups.entry(group).or_insert_with(Accumulator::default).add(row);
         clients.entry(row.client.clone()).or_insert_with(Accumulator::default).add(row);
     }
@@ -227,26 +242,41 @@ pub fn summarize(
 mod tests {
     use super::*;
 
-    fn row(at_ms: i64, status: i64, latency_ms: i64, model: &str) -> StatRow {
+    fn row(at_ms: i64, status: i64, latency_ms: i64, model: &str) -> MinuteRow {
+        MinuteRow {
+            at_ms,
+            client: "c".into(),
+            model: model.into(),
+            group: "paid".into(),
+            status,
+            totals: crate::store::MinuteTotals::one(latency_ms, 10),
+        }
+    }
+
+    fn attempt(at_ms: i64, status: i64, model: &str) -> StatRow {
         StatRow {
             at_ms,
             client: "c".into(),
             model: model.into(),
             key_fingerprint: Some("aaaaaaaaaaaa".into()),
             status,
-            latency_ms,
-            total_tokens: 10,
+            latency_ms: 1,
+            total_tokens: 0,
         }
     }
 
     #[test]
     fn percentiles_rates_and_buckets() {
-        let mut rows: Vec<StatRow> = (1..=100).map(|i| row(1000 + i, 200, i, "m1")).collect();
+        let mut rows: Vec<MinuteRow> = (1..=100).map(|i| row(1000 + i, 200, i, "m1")).collect();
         rows.push(row(2500, 429, 5, "m2"));
-        let s = summarize(&rows, 1000, 2999, 1000, |_| Some("paid".into()));
+        let s = summarize(&rows, 1000, 2999, 1000);
         assert_eq!(s.totals.requests, 101);
         assert_eq!(s.totals.errors, 1);
-        assert_eq!((s.totals.p50_ms, s.totals.p99_ms), (50, 99));
+        // From the histogram: 50 is a bucket bound; 99 falls in the bucket up
+        // to 100, and the slowest request took 100.
+        assert_eq!((s.totals.p50_ms, s.totals.p99_ms), (50, 100));
+        let one = summarize(&[row(1000, 200, 7, "m")], 1000, 1999, 1000);
+        assert_eq!(one.totals.p50_ms, 7, "never above the slowest request");
         assert_eq!(s.buckets.len(), 2);
         assert_eq!((s.buckets[0].0, s.buckets[0].1.requests), (1000, 100));
         assert_eq!(s.buckets[1].1.errors, 1);
@@ -257,13 +287,13 @@ mod tests {
 
     #[test]
     fn series_split_by_model_keep_the_busiest_and_sum_the_rest() {
-        let mut rows: Vec<StatRow> = Vec::new();
+        let mut rows: Vec<MinuteRow> = Vec::new();
         for (n, model) in ["a", "b", "c", "d", "e", "f", "g"].iter().enumerate() {
             for i in 0..(10 - n as i64) {
                 rows.push(row(1000 + i, if i == 0 { 429 } else { 200 }, 1, model));
             }
         }
-        let attempts = vec![row(2100, 429, 1, "a"), row(2200, 503, 1, "a")];
+        let attempts = vec![attempt(2100, 429, "a"), attempt(2200, 503, "a")];
         let split = series(&rows, &attempts, (1000, 2999, 1000), Split::Model, |_| None);
         let names: Vec<&str> = split.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["a", "b", "c", "d", "e", "(other)"]);
@@ -279,7 +309,7 @@ mod tests {
 
     #[test]
     fn no_rows_is_all_zero_with_full_success() {
-        let s = summarize(&[], 0, 59_999, 60_000, |_| None);
+        let s = summarize(&[], 0, 59_999, 60_000);
         assert_eq!(s.totals.requests, 0);
         assert_eq!(s.totals.success_rate, 1.0);
         assert_eq!(s.buckets.len(), 1);

@@ -127,6 +127,7 @@ impl AppState {
     /// Applies a config's retry budget, serving rules and client keys.
     pub fn apply_config(&self, config: &crate::config::Config) {
         self.dispatcher.retry.store(Arc::new(config.retry.clone()));
+        self.dispatcher.store.sample_successes(config.store.log_sample_successes);
         self.rules.store(Arc::new(ServingRules::new(config)));
         self.access.apply_config(config);
     }

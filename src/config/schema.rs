@@ -412,6 +412,11 @@ pub struct StoreConfig {
     /// Days hourly usage (requests, tokens, cost per client, model and key
     /// group) is kept.
     pub usage_retention_days: u32,
+    /// Days the per-minute request rollups (the stats and charts) are kept.
+    pub rollup_retention_days: u32,
+    /// Share of successful requests whose row goes to the request log (0 to
+    /// 1); failed ones are always kept, and the rollups count every request.
+    pub log_sample_successes: f64,
 }
 
 impl Default for StoreConfig {
@@ -423,6 +428,8 @@ impl Default for StoreConfig {
             batch_size: 500,
             log_retention_days: 30,
             usage_retention_days: 400,
+            rollup_retention_days: 90,
+            log_sample_successes: 1.0,
         }
     }
 }
@@ -536,6 +543,9 @@ impl Config {
         }
         if self.server.max_body_bytes < 1024 {
             return invalid("server.max_body_bytes", "must be at least 1024");
+        }
+        if !(0.0..=1.0).contains(&self.store.log_sample_successes) {
+            return invalid("store.log_sample_successes", "must be between 0 and 1");
         }
         let server = &self.server;
         if [server.header_read_timeout_secs, server.idle_timeout_secs, server.body_read_timeout_secs].contains(&0) {

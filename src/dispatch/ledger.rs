@@ -10,7 +10,7 @@ use crate::accounting::{Accounting, Finished};
 use crate::keys::Fingerprint;
 use crate::metrics::Metrics;
 use crate::pool::{KeyEvent, Lease};
-use crate::store::{ErrorRecord, RequestRecord, StoreHandle};
+use crate::store::{ErrorRecord, MinuteKey, MinuteTotals, RequestRecord, StoreHandle};
 use crate::tenancy::Charge;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
@@ -148,7 +148,7 @@ impl Ledger {
                 answered: false,
             },
         );
-        self.write(status, key, Usage::default(), Some(error));
+        self.write(status, key.map(|fingerprint| (fingerprint, None)), Usage::default(), Some(error));
     }
 
     /// Ends after Google answered through `key` (of `group`) with `usage`.
@@ -163,22 +163,44 @@ impl Ledger {
                 answered: status == 200,
             },
         );
-        self.write(status, key.map(|(fingerprint, _)| fingerprint), usage, error);
+        self.write(status, key.map(|(fingerprint, group)| (fingerprint, Some(group))), usage, error);
     }
 
-    fn write(&mut self, status: u16, key: Option<Fingerprint>, usage: Usage, error: Option<String>) {
+    /// Writes the request's metrics, its minute's rollup and its row: `key`
+    /// is the last attempt's, with its group when that key answered.
+    fn write(
+        &mut self,
+        status: u16,
+        key: Option<(Fingerprint, Option<&Arc<str>>)>,
+        usage: Usage,
+        error: Option<String>,
+    ) {
         self.closed = true;
         let latency = self.started.elapsed();
         self.metrics.request(self.route, &self.model, status, latency);
+        let at_ms = crate::store::to_ms(self.received_at);
+        let latency_ms = latency.as_millis() as i64;
+        let no_group = || Arc::<str>::from("");
+        self.store.add_minute(
+            MinuteKey {
+                minute_ms: crate::store::minute_of(at_ms),
+                client: self.client.clone(),
+                model: self.model.clone(),
+                group: key.and_then(|(_, group)| group.cloned()).unwrap_or_else(no_group),
+                status: i64::from(status),
+            },
+            MinuteTotals::one(latency_ms, usage.total_tokens),
+        );
+        let key = key.map(|(fingerprint, _)| fingerprint);
         self.store.log_request(RequestRecord {
-            at_ms: crate::store::to_ms(self.received_at),
+            at_ms,
             client: self.client.clone(),
             route: std::borrow::Cow::Borrowed(self.route),
             model: self.model.clone(),
             key_fingerprint: key,
             attempts: i64::from(self.attempts),
             status: i64::from(status),
-            latency_ms: latency.as_millis() as i64,
+            latency_ms,
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,
             total_tokens: usage.total_tokens,

@@ -126,6 +126,34 @@ const TABLES: &[Table] = &[
         ],
     },
     Table {
+        name: "request_minutes",
+        key: "minute_ms, client, model, key_group, status",
+        columns: &[
+            ("minute_ms", Int),
+            ("client", Text),
+            ("model", Text),
+            ("key_group", Text),
+            ("status", Int),
+            ("requests", Int),
+            ("tokens", Int),
+            ("latency_max_ms", Int),
+            ("lat_0", Int),
+            ("lat_1", Int),
+            ("lat_2", Int),
+            ("lat_3", Int),
+            ("lat_4", Int),
+            ("lat_5", Int),
+            ("lat_6", Int),
+            ("lat_7", Int),
+            ("lat_8", Int),
+            ("lat_9", Int),
+            ("lat_10", Int),
+            ("lat_11", Int),
+            ("lat_12", Int),
+            ("lat_13", Int),
+        ],
+    },
+    Table {
         name: "admin_sessions",
         key: "token_hash",
         columns: &[("token_hash", Text), ("key_tag", Text), ("csrf", Text), ("expires_ms", Int)],
@@ -230,7 +258,11 @@ fn read_row(row: &AnyRow, table: &Table) -> Result<Vec<Value>, sqlx::Error> {
         .iter()
         .enumerate()
         .map(|(i, (_, kind))| match kind {
-            Int => row.try_get::<Option<i64>, _>(i).map(Value::Int),
+            // INT columns come back as i32 on some drivers, i64 on others.
+            Int => row
+                .try_get::<Option<i64>, _>(i)
+                .or_else(|_| row.try_get::<Option<i32>, _>(i).map(|v| v.map(i64::from)))
+                .map(Value::Int),
             Text => row.try_get::<Option<String>, _>(i).map(Value::Text),
         })
         .collect()

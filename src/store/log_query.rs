@@ -252,16 +252,6 @@ impl Store {
         Ok(Page { rows, total })
     }
 
-    /// The newest `cap` request rows since `from_ms`, for statistics.
-    pub async fn stat_rows(&self, from_ms: i64, cap: i64) -> Result<Vec<StatRow>, StoreError> {
-        self.stat_query(
-            "SELECT at_ms, client, model, key_fp, status, latency_ms, total_tokens FROM request_log WHERE at_ms >= ?",
-            from_ms,
-            cap,
-        )
-        .await
-    }
-
     /// The newest `cap` attempts since `from_ms` that Google answered 429
     /// (most were absorbed by failover), for statistics: `status` is
     /// Google's, no tokens.

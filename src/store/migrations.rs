@@ -81,4 +81,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0006_admin_sessions.mysql.sql"),
         ],
     },
+    Migration {
+        version: 7,
+        description: "request rollups per minute",
+        sql: [
+            include_str!("migrations/0007_request_minutes.sqlite.sql"),
+            include_str!("migrations/0007_request_minutes.postgres.sql"),
+            include_str!("migrations/0007_request_minutes.mysql.sql"),
+        ],
+    },
 ];

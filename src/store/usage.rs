@@ -185,14 +185,14 @@ impl Store {
     }
 }
 
-fn sum(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
+pub(super) fn sum(row: &sqlx::any::AnyRow, index: usize) -> Result<i64, sqlx::Error> {
     row.try_get::<Option<i64>, _>(index).map(Option::unwrap_or_default)
 }
 
 impl Dialect {
     /// `SUM(expr)` as a BIGINT in every dialect (PostgreSQL and MySQL sum
     /// BIGINTs as NUMERIC, which the Any driver does not read).
-    fn sum(self, expr: &str) -> String {
+    pub(super) fn sum(self, expr: &str) -> String {
         match self {
             Self::MySql => format!("CAST(SUM({expr}) AS SIGNED)"),
             _ => format!("CAST(SUM({expr}) AS BIGINT)"),

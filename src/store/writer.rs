@@ -1,11 +1,12 @@
 //! The one task that writes to the store. The request path only pushes into a
 //! shared buffer under a short lock (no task wake-up per request); the writer
 //! drains it every flush interval, when a batch fills, or on demand. Key state
-//! is buffered latest-wins per key; request rows in order. Old request rows
-//! are pruned hourly.
+//! is buffered latest-wins per key; request rows in order; usage and request
+//! rollups added up. Old rows are pruned hourly.
 
 use super::Store;
 use super::log_query::{self, ErrorRecord};
+use super::minutes::{self, MinuteKey, MinuteTotals};
 use super::rows::{self, RequestRecord};
 use super::usage::{self, UsageKey, UsageTotals};
 use crate::key_state::KeySnapshot;
@@ -36,6 +37,8 @@ struct Pending {
     errors: Vec<ErrorRecord>,
     /// Usage added up since the last write.
     usage: HashMap<UsageKey, UsageTotals>,
+    /// Requests per minute added up since the last write.
+    minutes: HashMap<MinuteKey, MinuteTotals>,
 }
 
 /// How often moved counters are written (and on flush and shutdown).
@@ -46,6 +49,8 @@ struct Shared {
     batch_full: Notify,
     batch_size: usize,
     dropped: AtomicU64,
+    /// The share of successful requests' rows kept, as `f64` bits.
+    success_sample: AtomicU64,
 }
 
 /// Request rows buffered at most while the database is slow or down; past
@@ -83,8 +88,24 @@ impl StoreHandle {
         }
     }
 
-    /// Queues a request row.
+    /// Keeps `share` (0 to 1) of successful requests' rows from now on;
+    /// failed requests' rows are always kept.
+    pub fn sample_successes(&self, share: f64) {
+        if let Some(shared) = &self.shared {
+            shared.success_sample.store(share.clamp(0.0, 1.0).to_bits(), Ordering::Relaxed);
+        }
+    }
+
+    /// Queues a request row (a successful one as sampled).
     pub fn log_request(&self, record: RequestRecord) {
+        if let Some(shared) = &self.shared
+            && record.status < 400
+        {
+            let share = f64::from_bits(shared.success_sample.load(Ordering::Relaxed));
+            if share < 1.0 && rand::random::<f64>() >= share {
+                return;
+            }
+        }
         self.queue_row(|pending| &mut pending.requests, record, true);
     }
 
@@ -102,6 +123,17 @@ impl StoreHandle {
             return;
         }
         *pending.usage.entry(key).or_default() += totals;
+    }
+
+    /// Adds one request to its minute's rollup.
+    pub fn add_minute(&self, key: MinuteKey, totals: MinuteTotals) {
+        let Some(shared) = &self.shared else { return };
+        let mut pending = lock(&shared.pending);
+        if pending.minutes.len() >= MAX_BUFFERED_ROWS && !pending.minutes.contains_key(&key) {
+            shared.dropped.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        *pending.minutes.entry(key).or_default() += totals;
     }
 
     /// Pushes a row onto one of the pending lists, dropping (and counting) it
@@ -146,6 +178,8 @@ pub struct Retention {
     pub log_days: u32,
     /// Hourly usage.
     pub usage_days: u32,
+    /// Requests per minute (the stats and charts).
+    pub minute_days: u32,
 }
 
 pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, retention: Retention) -> StoreHandle {
@@ -154,6 +188,7 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
         batch_full: Notify::new(),
         batch_size: batch_size.max(1),
         dropped: AtomicU64::new(0),
+        success_sample: AtomicU64::new(1.0f64.to_bits()),
     });
     let (flush_tx, mut flush_rx) = mpsc::channel::<oneshot::Sender<()>>(16);
     let writer = shared.clone();
@@ -189,6 +224,10 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
                     if let Err(err) = usage::delete_usage_before(&store, cutoff).await {
                         tracing::warn!("store: pruning old usage failed: {err}");
                     }
+                    let cutoff = rows::now_ms() - i64::from(retention.minute_days) * 86_400_000;
+                    if let Err(err) = minutes::delete_minutes_before(&store, cutoff).await {
+                        tracing::warn!("store: pruning old request rollups failed: {err}");
+                    }
                 }
             }
         }
@@ -197,7 +236,7 @@ pub(super) fn start(store: Store, flush_every: Duration, batch_size: usize, rete
 }
 
 async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
-    let (keys, requests, errors, usage) = {
+    let (keys, requests, errors, usage, minutes) = {
         let mut pending = lock(&shared.pending);
         let mut keys = std::mem::take(&mut pending.keys);
         if with_counters {
@@ -207,8 +246,8 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
                 pending.counters.remove(fingerprint);
             }
         }
-        let usage = std::mem::take(&mut pending.usage);
-        (keys, std::mem::take(&mut pending.requests), std::mem::take(&mut pending.errors), usage)
+        let (usage, minutes) = (std::mem::take(&mut pending.usage), std::mem::take(&mut pending.minutes));
+        (keys, std::mem::take(&mut pending.requests), std::mem::take(&mut pending.errors), usage, minutes)
     };
     let states = keys.iter().map(|(fingerprint, slot)| (*fingerprint, slot.snapshot())).collect::<HashMap<_, _>>();
     if !states.is_empty()
@@ -236,6 +275,15 @@ async fn write_pending(store: &Store, shared: &Shared, with_counters: bool) {
         let mut pending = lock(&shared.pending);
         for (key, totals) in usage {
             *pending.usage.entry(key).or_default() += totals;
+        }
+    }
+    if !minutes.is_empty()
+        && let Err(err) = minutes::add_minutes(store, &minutes).await
+    {
+        tracing::warn!("store: adding request rollups failed, will retry: {err}");
+        let mut pending = lock(&shared.pending);
+        for (key, totals) in minutes {
+            *pending.minutes.entry(key).or_default() += totals;
         }
     }
 }

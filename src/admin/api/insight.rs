@@ -405,11 +405,11 @@ impl InsightApi {
         };
         let to_ms = crate::store::now_ms();
         let from_ms = to_ms - span_ms;
-        let rows = self.ctx.store().stat_rows(from_ms, STATS_ROW_CAP).await?;
+        let rows = self.ctx.store().minute_rows(from_ms, to_ms, bucket_ms, STATS_ROW_CAP).await?;
         let slots = self.ctx.pool().slots();
         let groups: HashMap<String, String> =
             slots.iter().map(|s| (s.record.fingerprint.to_string(), s.record.group.to_string())).collect();
-        let summary = summarize(&rows, from_ms, to_ms, bucket_ms, |fp| groups.get(fp).cloned());
+        let summary = summarize(&rows, from_ms, to_ms, bucket_ms);
         let attempts = self.ctx.store().google_429_rows(from_ms, STATS_ROW_CAP).await?;
         let split = match split.0.unwrap_or(SplitBy::None) {
             SplitBy::None => Split::None,
