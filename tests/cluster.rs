@@ -696,3 +696,76 @@ async fn killing_a_replica_mid_load_loses_no_key_state_and_the_others_serve_on()
     }
     forget("redis://127.0.0.1:6379", &ns).await;
 }
+
+#[tokio::test]
+async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
+    use gemgate::tenancy::{SharedAsk, SharedSettle, SharedVerdict, Spent};
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    let ns = namespace();
+    let config = gemgate::config::ClusterConfig {
+        redis_url: url.into(),
+        namespace: ns.clone(),
+        limits_timeout_ms: 1000,
+        ..Default::default()
+    };
+    let (limits, _settling) = gemgate::cluster::redis_limits(&config).expect("limits");
+    let t0 = 1_700_000_000u64;
+    let ask = |second: u64, rpm: u32, tpm: u64, tokens: u64| SharedAsk {
+        client: std::sync::Arc::from("alice"),
+        second,
+        rpm,
+        rpd: 0,
+        tpm,
+        estimate: Spent { tokens, micros: 0 },
+        day_ends_ms: (t0 + 86_400) * 1000,
+        budget: None,
+    };
+    // The connection is made in the background: wait for the first answer.
+    let started = Instant::now();
+    while limits.admit(ask(t0, 2, 0, 0)).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(limits.admit(ask(t0 + 10, 2, 0, 0)).await, Some(SharedVerdict::Admitted));
+    let refused = Some(SharedVerdict::Refused { limit: "rpm", until_ms: Some((t0 + 61) * 1000) });
+    assert_eq!(limits.admit(ask(t0 + 20, 2, 0, 0)).await, refused);
+    assert!(limits.admit(ask(t0 + 60, 2, 0, 0)).await != Some(SharedVerdict::Admitted), "a rolling minute");
+    assert_eq!(limits.admit(ask(t0 + 61, 2, 0, 0)).await, Some(SharedVerdict::Admitted), "the first left");
+    let refused = Some(SharedVerdict::Refused { limit: "rpm", until_ms: Some((t0 + 71) * 1000) });
+    assert_eq!(limits.admit(ask(t0 + 61, 2, 0, 0)).await, refused);
+    // Far ahead (the totals are counted again from the fields): all gone.
+    assert_eq!(limits.admit(ask(t0 + 1000, 2, 0, 0)).await, Some(SharedVerdict::Admitted));
+
+    // Tokens: estimated at admission, settled to what was spent.
+    let bob =
+        |second: u64, tokens: u64| SharedAsk { client: std::sync::Arc::from("bob"), ..ask(second, 0, 100, tokens) };
+    assert_eq!(limits.admit(bob(t0, 60)).await, Some(SharedVerdict::Admitted));
+    assert_eq!(limits.admit(bob(t0, 40)).await, Some(SharedVerdict::Admitted));
+    assert!(matches!(limits.admit(bob(t0 + 1, 1)).await, Some(SharedVerdict::Refused { limit: "tpm", .. })));
+    // The first spent only 10: once that is settled, room again.
+    limits.settle(SharedSettle {
+        client: std::sync::Arc::from("bob"),
+        tally: Some((t0, 60)),
+        hold: None,
+        spent: Spent { tokens: 10, micros: 0 },
+        now_ms: t0 * 1000,
+    });
+    let settled = Instant::now();
+    while limits.admit(bob(t0 + 2, 1)).await != Some(SharedVerdict::Admitted) {
+        assert!(settled.elapsed() < Duration::from_secs(5), "the settle reaches Redis");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let total: u64 =
+        redis::cmd("HGET").arg(format!("{ns}:limits:bob:minute")).arg("T").query_async(&mut redis).await.unwrap();
+    assert_eq!(total, 10 + 40 + 1, "the running total follows the settle");
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{ns}:limits:alice:minute"))
+        .arg(format!("{ns}:limits:bob:minute"))
+        .query_async(&mut redis)
+        .await
+        .unwrap();
+}

@@ -1,6 +1,7 @@
 -- Admits one request of a client if every limit holds, and counts it; one
 -- atomic step, so limits hold exactly across replicas.
--- KEYS: 1 the minute (hash: r:<second> requests, t:<second> tokens),
+-- KEYS: 1 the minute (hash: r:<second> requests, t:<second> tokens, their
+--         totals R and T, and o, the oldest second that may still count),
 --       2 the day's requests, 3 the budget period (st, sm settled, ht, hm held).
 -- ARGV: second, rpm, rpd, tpm, estimated tokens, estimated micro-dollars,
 --       day end ms, budget tokens, budget micros, period end ms, seed tokens, seed micros.
@@ -13,23 +14,53 @@ if rpd > 0 then
   if used >= rpd then return {'rpd', 0} end
 end
 if rpm > 0 or tpm > 0 then
-  local fields = redis.call('HGETALL', KEYS[1])
-  local requests, tokens, first_r, first_t = 0, 0, nil, nil
-  for i = 1, #fields, 2 do
-    local at = tonumber(string.sub(fields[i], 3))
-    local n = tonumber(fields[i + 1]) or 0
-    if at == nil or at + 61 <= second then
-      redis.call('HDEL', KEYS[1], fields[i])
-    elseif string.sub(fields[i], 1, 1) == 'r' then
-      requests = requests + n
-      if n > 0 and (first_r == nil or at < first_r) then first_r = at end
+  -- Running totals (R, T) and the oldest second that may still hold counts
+  -- (o): an admission expires only the seconds that just left the window,
+  -- so it costs the same at 1 rpm or 100 million.
+  local head = redis.call('HMGET', KEYS[1], 'R', 'T', 'o')
+  local requests, tokens = tonumber(head[1]) or 0, tonumber(head[2]) or 0
+  local oldest = tonumber(head[3]) or second
+  local last_gone = second - 61
+  if oldest <= last_gone then
+    if last_gone - oldest > 122 then
+      -- A long way behind (clocks apart): count again from every field.
+      requests, tokens = 0, 0
+      local fields = redis.call('HGETALL', KEYS[1])
+      for i = 1, #fields, 2 do
+        local at = tonumber(string.sub(fields[i], 3))
+        local kind = string.sub(fields[i], 1, 2)
+        if at ~= nil and at <= last_gone then
+          redis.call('HDEL', KEYS[1], fields[i])
+        elseif kind == 'r:' then
+          requests = requests + (tonumber(fields[i + 1]) or 0)
+        elseif kind == 't:' then
+          tokens = tokens + (tonumber(fields[i + 1]) or 0)
+        end
+      end
     else
-      tokens = tokens + n
-      if n > 0 and (first_t == nil or at < first_t) then first_t = at end
+      for s = oldest, last_gone do
+        local gone = redis.call('HMGET', KEYS[1], 'r:' .. s, 't:' .. s)
+        if gone[1] or gone[2] then
+          requests = requests - (tonumber(gone[1]) or 0)
+          tokens = tokens - (tonumber(gone[2]) or 0)
+          redis.call('HDEL', KEYS[1], 'r:' .. s, 't:' .. s)
+        end
+      end
     end
+    requests, tokens, oldest = math.max(requests, 0), math.max(tokens, 0), last_gone + 1
+    redis.call('HSET', KEYS[1], 'R', requests, 'T', string.format('%.0f', tokens), 'o', oldest)
+  elseif not head[3] then
+    redis.call('HSET', KEYS[1], 'o', second)
   end
-  if rpm > 0 and requests >= rpm then return {'rpm', ((first_r or second) + 61) * 1000} end
-  if tpm > 0 and tokens >= tpm then return {'tpm', ((first_t or second) + 61) * 1000} end
+  -- When the oldest second holding `prefix` counts leaves the window.
+  local function frees(prefix)
+    for s = oldest, second do
+      if (tonumber(redis.call('HGET', KEYS[1], prefix .. s)) or 0) > 0 then return (s + 61) * 1000 end
+    end
+    return (second + 1) * 1000
+  end
+  if rpm > 0 and requests >= rpm then return {'rpm', frees('r:')} end
+  if tpm > 0 and tokens >= tpm then return {'tpm', frees('t:')} end
 end
 if budget_tokens > 0 or budget_micros > 0 then
   if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -46,7 +77,11 @@ if budget_tokens > 0 or budget_micros > 0 then
 end
 if rpm > 0 or tpm > 0 then
   redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[1], 1)
-  if tpm > 0 then redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[5]) end
+  redis.call('HINCRBY', KEYS[1], 'R', 1)
+  if tpm > 0 then
+    redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[5])
+    redis.call('HINCRBY', KEYS[1], 'T', ARGV[5])
+  end
   redis.call('PEXPIRE', KEYS[1], 62000)
 end
 if rpd > 0 then

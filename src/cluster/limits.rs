@@ -19,6 +19,8 @@ use tokio::sync::mpsc;
 /// Settles waiting for Redis at most; past that the oldest are dropped
 /// (their holds stay until the period ends, their minute's tokens count as estimated).
 const SETTLES: usize = 65_536;
+/// Settles sent to Redis in one pipeline at most.
+const SETTLE_BATCH: usize = 256;
 
 /// The shared counters in Redis.
 pub struct RedisLimits {
@@ -122,33 +124,41 @@ impl Inner {
                 tokio::time::sleep(BACK_OFF).await;
                 continue;
             };
-            while let Some(settle) = pending.front() {
-                let mut call = self.settle.prepare_invoke();
-                let (tally_second, estimate) = settle.tally.map_or((String::new(), 0), |(s, e)| (s.to_string(), e));
-                let (held, ends) = settle.hold.map_or((Default::default(), String::new()), |(h, e)| (h, e.to_string()));
-                call.key(self.key(&settle.client, "minute"))
-                    .key(self.key(&settle.client, &format!("budget:{ends}")))
-                    .arg(tally_second)
-                    .arg(estimate)
-                    .arg(settle.spent.tokens)
-                    .arg(held.tokens)
-                    .arg(held.micros)
-                    .arg(settle.spent.micros)
-                    .arg(settle.now_ms)
-                    .arg(ends);
-                let done = tokio::time::timeout(self.redis.patient, call.invoke_async::<i64>(&mut connection)).await;
-                if !matches!(done, Ok(Ok(_))) {
-                    break;
-                }
-                pending.pop_front();
+            // One pipeline per batch: a settle per request would cost a round trip each.
+            let count = pending.len().min(SETTLE_BATCH);
+            let calls: Vec<_> = pending.iter().take(count).map(|settle| self.settle_call(settle)).collect();
+            let mut pipe = redis::pipe();
+            pipe.load_script(&self.settle).ignore();
+            for call in &calls {
+                pipe.invoke_script(call).ignore();
             }
-            if !pending.is_empty() {
-                tokio::time::sleep(BACK_OFF).await;
+            match tokio::time::timeout(self.redis.patient, pipe.query_async::<()>(&mut connection)).await {
+                Ok(Ok(())) => {
+                    pending.drain(..count);
+                }
+                _ => tokio::time::sleep(BACK_OFF).await,
             }
         }
     }
-}
 
+    /// The settle script's invocation for `settle`.
+    fn settle_call(&self, settle: &SharedSettle) -> redis::ScriptInvocation<'_> {
+        let mut call = self.settle.prepare_invoke();
+        let (tally_second, estimate) = settle.tally.map_or((String::new(), 0), |(s, e)| (s.to_string(), e));
+        let (held, ends) = settle.hold.map_or((Default::default(), String::new()), |(h, e)| (h, e.to_string()));
+        call.key(self.key(&settle.client, "minute"))
+            .key(self.key(&settle.client, &format!("budget:{ends}")))
+            .arg(tally_second)
+            .arg(estimate)
+            .arg(settle.spent.tokens)
+            .arg(held.tokens)
+            .arg(held.micros)
+            .arg(settle.spent.micros)
+            .arg(settle.now_ms)
+            .arg(ends);
+        call
+    }
+}
 /// The script's answer as a verdict (`None` for one it never gives).
 fn verdict_of(verdict: &str, until_ms: u64) -> Option<SharedVerdict> {
     let limit = match verdict {

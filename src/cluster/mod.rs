@@ -159,6 +159,15 @@ pub fn sink() -> (StateSink, Decisions) {
     (sink, Decisions { queue, known, replica: name })
 }
 
+/// Clients' limits counted in the Redis of `config` alone (without the rest
+/// of a cluster): for tests and benchmarks of the counting itself.
+pub fn redis_limits(
+    config: &ClusterConfig,
+) -> anyhow::Result<(Arc<dyn crate::tenancy::SharedLimits>, tokio::task::JoinHandle<()>)> {
+    let (limits, settling) = limits::RedisLimits::start(fast::FastLink::start(config)?, Arc::default());
+    Ok((Arc::new(limits), settling))
+}
+
 /// The gate before each periodic scan: one replica per interval takes a
 /// lease in Redis (`SET NX PX`, 90% of the interval) and scans; the verdicts
 /// reach the others as shared state. Without Redis every replica scans: a

@@ -10,6 +10,8 @@ if ARGV[1] ~= '' then
   if current then
     local settled = math.max(0, current + tonumber(ARGV[3]) - tonumber(ARGV[2]))
     redis.call('HSET', KEYS[1], field, string.format('%.0f', settled))
+    local total = tonumber(redis.call('HGET', KEYS[1], 'T')) or 0
+    redis.call('HSET', KEYS[1], 'T', string.format('%.0f', math.max(0, total + settled - current)))
   end
 end
 if ARGV[8] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
