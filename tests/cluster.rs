@@ -769,3 +769,70 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn under_load_redis_stopped_and_restarted_loses_no_request() {
+    if Command::new("redis-server").arg("--version").output().is_err() {
+        assert!(std::env::var("CI").is_err(), "redis-server must be installed under CI");
+        return;
+    }
+    let port = free_port();
+    let mut redis = OwnRedis::start(port);
+    let url = format!("redis://127.0.0.1:{port}");
+    let ns = namespace();
+    let keys = unique_keys(3);
+    let start = || {
+        let (url, ns, keys) = (url.clone(), ns.clone(), keys.clone());
+        async move {
+            Harness::start_with(&keys, move |c| {
+                c.cluster.redis_url = url;
+                c.cluster.namespace = ns;
+                c.cluster.reconcile_secs = 1;
+                c.auth.admin_key = ADMIN_KEY.into();
+            })
+            .await
+        }
+    };
+    let (a, b) = (start().await, start().await);
+    // A limited client on A: each of its requests asks Redis (or, while it is away, A's share).
+    let (_, limited) = make_client(&a, serde_json::json!({"rpm_limit": 1_000_000})).await;
+    for h in [&a, &b] {
+        h.eventually("the link is up", async || readyz(h).await["cluster"] == "up").await;
+    }
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let load = async {
+        let mut statuses = Vec::new();
+        while !done.load(std::sync::atomic::Ordering::Relaxed) {
+            let wave = (0..8).map(|n| {
+                let limited = &limited;
+                let (a, b) = (&a, &b);
+                async move {
+                    if n % 2 == 0 {
+                        call_as(a, limited, PROMPT).await
+                    } else {
+                        b.generate(MODEL).await.status().as_u16()
+                    }
+                }
+            });
+            statuses.extend(futures_util::future::join_all(wave).await);
+        }
+        statuses
+    };
+    let outage = async {
+        redis.stop();
+        for h in [&a, &b] {
+            h.eventually("the link is down", async || readyz(h).await["cluster"] == "down").await;
+        }
+        redis.restart();
+        for h in [&a, &b] {
+            h.eventually("the link is up again", async || readyz(h).await["cluster"] == "up").await;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+    };
+    let (statuses, ()) = tokio::join!(load, outage);
+    assert!(statuses.len() >= 16, "load ran through the outage: {}", statuses.len());
+    assert!(statuses.iter().all(|&s| s == 200), "no request lost: {statuses:?}");
+    eprintln!("{} requests through the outage, all answered", statuses.len());
+    a.stop().await;
+    b.stop().await;
+}
