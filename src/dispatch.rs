@@ -280,19 +280,19 @@ impl Dispatcher {
                 || budgets.key_failures.total() >= retry.max_key_failures;
             match decision.next {
                 NextStep::Fail => {
-                    let key_fp = lease.slot().record.fingerprint;
+                    let key = (lease.slot().record.fingerprint, lease.slot().record.group.clone());
                     lease.settle(event);
-                    return Err(ledger.failed(Some(key_fp), DispatchError::Upstream(failure)));
+                    return Err(ledger.failed(Some(key), DispatchError::Upstream(failure)));
                 }
                 _ if out_of_budget => {
-                    let key_fp = lease.slot().record.fingerprint;
+                    let key = (lease.slot().record.fingerprint, lease.slot().record.group.clone());
                     lease.settle(event);
                     let error = if keys_own {
                         out_of_keys(&request, &budgets, LeaseError::AllTried, Some(failure))
                     } else {
                         DispatchError::Upstream(failure)
                     };
-                    return Err(ledger.failed(Some(key_fp), error));
+                    return Err(ledger.failed(Some(key), error));
                 }
                 NextStep::RetryOtherKey { after } => {
                     lease.settle(event);

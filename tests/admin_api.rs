@@ -376,6 +376,23 @@ async fn a_sampled_log_keeps_every_failure_and_the_stats_count_every_request() {
 }
 
 #[tokio::test]
+async fn a_request_that_failed_on_a_key_counts_under_the_keys_group() {
+    // Google's 500 on the only try: the request fails on that key.
+    let h = Harness::start_with(&[fake_key("internal", 1)], |c| {
+        c.auth.admin_key = ADMIN_KEY.into();
+        c.retry.max_attempts = 1;
+    })
+    .await;
+    let failed = h.generate("gemini-2.5-flash").await.status();
+    assert!(failed.is_server_error(), "{failed}");
+    h.app().store_writer.flush().await;
+    let (_, stats) = admin(&h, "GET", "/stats?range=hour", None).await;
+    assert_eq!(stats["by_group"][0]["name"], "test", "{stats}");
+    assert_eq!(stats["by_group"][0]["errors"], 1, "{stats}");
+    h.stop().await;
+}
+
+#[tokio::test]
 async fn stats_and_logs_show_requests_and_googles_errors() {
     let mut all = keys("ok", 1);
     all.push(fake_key("rpm", 1));

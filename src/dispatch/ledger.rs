@@ -109,8 +109,8 @@ impl Ledger {
         self.close(200, Some((key, group)), usage, Some("empty reply".into()));
     }
 
-    /// Ends in `error` (the last key tried, if any); hands the error back.
-    pub fn failed(mut self, key: Option<Fingerprint>, error: DispatchError) -> DispatchError {
+    /// Ends in `error` (the last key tried and its group, if any); hands the error back.
+    pub fn failed(mut self, key: Option<(Fingerprint, Arc<str>)>, error: DispatchError) -> DispatchError {
         let (status, message) = match &error {
             DispatchError::NoKey { reason, .. } => (no_key_status(reason), reason.to_string()),
             DispatchError::Upstream(failure) => (failure_status(failure), super::summarize(failure)),
@@ -136,8 +136,9 @@ impl Ledger {
         lease.settle(KeyEvent::Abandoned);
     }
 
-    /// Ends without content from Google (no usage, nothing spent).
-    fn close_unanswered(&mut self, status: u16, key: Option<Fingerprint>, error: String) {
+    /// Ends without content from Google (no usage, nothing spent); the
+    /// request counts under the group of the last key tried.
+    fn close_unanswered(&mut self, status: u16, key: Option<(Fingerprint, Arc<str>)>, error: String) {
         self.accounting.settle(
             &self.charge,
             Finished {
@@ -148,7 +149,8 @@ impl Ledger {
                 answered: false,
             },
         );
-        self.write(status, key.map(|fingerprint| (fingerprint, None)), Usage::default(), Some(error));
+        let key = key.as_ref().map(|(fingerprint, group)| (*fingerprint, Some(group)));
+        self.write(status, key, Usage::default(), Some(error));
     }
 
     /// Ends after Google answered through `key` (of `group`) with `usage`.
@@ -167,7 +169,7 @@ impl Ledger {
     }
 
     /// Writes the request's metrics, its minute's rollup and its row: `key`
-    /// is the last attempt's, with its group when that key answered.
+    /// is the last attempt's, with its group (the rollup's).
     fn write(
         &mut self,
         status: u16,
