@@ -317,7 +317,6 @@ fn group_counts(records: &[crate::keys::KeyRecord]) -> BTreeMap<String, usize> {
     groups
 }
 
-/// A database URL without its password, for messages.
 /// The full route table: the client dialects, the admin, probes and metrics,
 /// behind the path check and the request id.
 fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl poem::Endpoint {

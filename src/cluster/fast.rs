@@ -30,10 +30,8 @@ pub struct FastLink {
 }
 
 impl FastLink {
-    /// A link to the Redis of `config`, connecting now.
-    pub fn start(config: &ClusterConfig) -> anyhow::Result<Arc<Self>> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
+    /// A link through `client` with the timeouts of `config`, connecting now.
+    pub fn start(client: redis::Client, config: &ClusterConfig) -> Arc<Self> {
         let link = Arc::new(Self {
             client,
             connection: arc_swap::ArcSwapOption::empty(),
@@ -45,7 +43,7 @@ impl FastLink {
             namespace: config.namespace.clone(),
         });
         let _ = link.connection();
-        Ok(link)
+        link
     }
 
     fn now_ms(&self) -> u64 {

@@ -73,12 +73,7 @@ impl Inner {
     fn admit(self: &Arc<Self>, ask: SharedAsk) -> impl Future<Output = Option<SharedVerdict>> + Send + 'static {
         let inner = self.clone();
         async move {
-            let budget = ask.budget.unwrap_or(crate::tenancy::SharedBudget {
-                tokens: 0,
-                micros: 0,
-                ends_ms: 0,
-                seed: Default::default(),
-            });
+            let budget = ask.budget.unwrap_or_default();
             let mut call = inner.admit.prepare_invoke();
             call.key(inner.key(&ask.client, "minute"))
                 .key(inner.key(&ask.client, &format!("day:{}", ask.day_ends_ms)))
@@ -159,6 +154,7 @@ impl Inner {
         call
     }
 }
+
 /// The script's answer as a verdict (`None` for one it never gives).
 fn verdict_of(verdict: &str, until_ms: u64) -> Option<SharedVerdict> {
     let limit = match verdict {

@@ -164,8 +164,15 @@ pub fn sink() -> (StateSink, Decisions) {
 pub fn redis_limits(
     config: &ClusterConfig,
 ) -> anyhow::Result<(Arc<dyn crate::tenancy::SharedLimits>, tokio::task::JoinHandle<()>)> {
-    let (limits, settling) = limits::RedisLimits::start(fast::FastLink::start(config)?, Arc::default());
+    let (limits, settling) =
+        limits::RedisLimits::start(fast::FastLink::start(redis_client(config)?, config), Arc::default());
     Ok((Arc::new(limits), settling))
+}
+
+/// A client for the Redis of `config` (it connects when first used).
+fn redis_client(config: &ClusterConfig) -> anyhow::Result<redis::Client> {
+    redis::Client::open(config.redis_url.as_str())
+        .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))
 }
 
 /// The gate before each periodic scan: one replica per interval takes a
@@ -173,8 +180,7 @@ pub fn redis_limits(
 /// reach the others as shared state. Without Redis every replica scans: a
 /// scan is cheap, and skipping it could leave a dead key unseen.
 pub fn scan_gate(config: &ClusterConfig) -> anyhow::Result<ScanGate> {
-    let client = redis::Client::open(config.redis_url.as_str())
-        .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
+    let client = redis_client(config)?;
     let (lease, timeout, replica) = (
         format!("{}:scan_lease", config.namespace),
         Duration::from_millis(config.timeout_ms.max(1)),
@@ -213,12 +219,12 @@ impl Cluster {
         pool: PoolHandle,
         decisions: Decisions,
     ) -> anyhow::Result<Self> {
-        let client = redis::Client::open(config.redis_url.as_str())
-            .map_err(|_| anyhow::anyhow!("cluster.redis_url is not a Redis URL such as redis://127.0.0.1:6379"))?;
+        let client = redis_client(config)?;
         let link = Arc::new(ClusterLink::default());
         let (announce, announced) = mpsc::channel(64);
         let _ = link.notices.set(announce);
         let (tell, heard) = mpsc::channel(64);
+        let fast = fast::FastLink::start(client.clone(), config);
         let shared = Arc::new(Shared {
             client,
             hash: format!("{}:key_state", config.namespace),
@@ -233,7 +239,6 @@ impl Cluster {
             link: link.clone(),
         });
         let reconcile = Duration::from_secs(config.reconcile_secs.max(1));
-        let fast = fast::FastLink::start(config)?;
         let (limits, settling) = limits::RedisLimits::start(fast.clone(), link.clone());
         let mut tasks = vec![
             tokio::spawn(shared.clone().push(decisions.queue)),

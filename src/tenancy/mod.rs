@@ -367,7 +367,7 @@ impl ClientCounters {
     /// The refusal the shared counters' `limit` means for `ask`.
     pub fn shared_refusal(ask: &SharedAsk, limit: &'static str, until_ms: Option<u64>) -> Refusal {
         let at = |ms: u64| UNIX_EPOCH + Duration::from_millis(ms);
-        let budget = ask.budget.unwrap_or(SharedBudget { tokens: 0, micros: 0, ends_ms: 0, seed: Spent::default() });
+        let budget = ask.budget.unwrap_or_default();
         let (allowed, until) = match limit {
             "rpm" => (u64::from(ask.rpm), until_ms.unwrap_or(ask.second * 1000 + 1000)),
             "tpm" => (ask.tpm, until_ms.unwrap_or(ask.second * 1000 + 1000)),

@@ -30,8 +30,8 @@ pub struct SharedAsk {
     pub budget: Option<SharedBudget>,
 }
 
-/// A budget as the shared counters hold it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A budget as the shared counters hold it (default: none).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SharedBudget {
     /// Tokens per period (0: none).
     pub tokens: u64,
