@@ -76,9 +76,9 @@ impl Accounting {
             return Ok(Charge::default());
         };
         match shared.admit(ask.clone()).await {
-            Some(SharedVerdict::Admitted) => {
+            Some(SharedVerdict::Admitted { reserved }) => {
                 let mut charge = self.counters.admit_as(counter, rules, model, estimate, now, Count::Only)?;
-                ClientCounters::mark_shared(&mut charge, &ask);
+                ClientCounters::mark_shared(&mut charge, &ask, reserved);
                 Ok(charge)
             }
             Some(SharedVerdict::Refused { limit, until_ms }) => {

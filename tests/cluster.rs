@@ -713,6 +713,7 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
     };
     let (limits, _settling) = gemgate::cluster::redis_limits(&config).expect("limits");
     let t0 = 1_700_000_000u64;
+    let admitted = |tokens: u64| Some(SharedVerdict::Admitted { reserved: Spent { tokens, micros: 0 } });
     let ask = |second: u64, rpm: u32, tpm: u64, tokens: u64| SharedAsk {
         client: std::sync::Arc::from("alice"),
         second,
@@ -729,21 +730,21 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
         assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert_eq!(limits.admit(ask(t0 + 10, 2, 0, 0)).await, Some(SharedVerdict::Admitted));
+    assert_eq!(limits.admit(ask(t0 + 10, 2, 0, 0)).await, admitted(0));
     let refused = Some(SharedVerdict::Refused { limit: "rpm", until_ms: Some((t0 + 61) * 1000) });
     assert_eq!(limits.admit(ask(t0 + 20, 2, 0, 0)).await, refused);
-    assert!(limits.admit(ask(t0 + 60, 2, 0, 0)).await != Some(SharedVerdict::Admitted), "a rolling minute");
-    assert_eq!(limits.admit(ask(t0 + 61, 2, 0, 0)).await, Some(SharedVerdict::Admitted), "the first left");
+    assert!(limits.admit(ask(t0 + 60, 2, 0, 0)).await != admitted(0), "a rolling minute");
+    assert_eq!(limits.admit(ask(t0 + 61, 2, 0, 0)).await, admitted(0), "the first left");
     let refused = Some(SharedVerdict::Refused { limit: "rpm", until_ms: Some((t0 + 71) * 1000) });
     assert_eq!(limits.admit(ask(t0 + 61, 2, 0, 0)).await, refused);
     // Far ahead (the totals are counted again from the fields): all gone.
-    assert_eq!(limits.admit(ask(t0 + 1000, 2, 0, 0)).await, Some(SharedVerdict::Admitted));
+    assert_eq!(limits.admit(ask(t0 + 1000, 2, 0, 0)).await, admitted(0));
 
     // Tokens: estimated at admission, settled to what was spent.
     let bob =
         |second: u64, tokens: u64| SharedAsk { client: std::sync::Arc::from("bob"), ..ask(second, 0, 100, tokens) };
-    assert_eq!(limits.admit(bob(t0, 60)).await, Some(SharedVerdict::Admitted));
-    assert_eq!(limits.admit(bob(t0, 40)).await, Some(SharedVerdict::Admitted));
+    assert_eq!(limits.admit(bob(t0, 60)).await, admitted(60));
+    assert_eq!(limits.admit(bob(t0, 40)).await, admitted(40));
     assert!(matches!(limits.admit(bob(t0 + 1, 1)).await, Some(SharedVerdict::Refused { limit: "tpm", .. })));
     // The first spent only 10: once that is settled, room again.
     limits.settle(SharedSettle {
@@ -754,7 +755,7 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
         now_ms: t0 * 1000,
     });
     let settled = Instant::now();
-    while limits.admit(bob(t0 + 2, 1)).await != Some(SharedVerdict::Admitted) {
+    while limits.admit(bob(t0 + 2, 1)).await != admitted(1) {
         assert!(settled.elapsed() < Duration::from_secs(5), "the settle reaches Redis");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -768,6 +769,103 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
         .query_async(&mut redis)
         .await
         .unwrap();
+}
+
+/// A client busy in one second is admitted in slices the next: one Redis
+/// call counts a slice, this replica admits from it, the slice stays within
+/// its share of what the limit has left, and what it leaves unused is given
+/// back when its second ends.
+#[tokio::test]
+async fn a_busy_client_is_admitted_in_slices_and_unused_ones_are_given_back() {
+    use gemgate::tenancy::{SharedAsk, SharedVerdict, Spent};
+    let url = "redis://127.0.0.1:6379";
+    if !redis_available("127.0.0.1:6379") {
+        return;
+    }
+    let ns = namespace();
+    let config = gemgate::config::ClusterConfig {
+        redis_url: url.into(),
+        namespace: ns.clone(),
+        limits_timeout_ms: 1000,
+        ..Default::default()
+    };
+    let (limits, _settling) = gemgate::cluster::redis_limits(&config).expect("limits");
+    let wall = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    // Seconds a little ahead of the clock, so the slices' second lasts until
+    // the test has looked at them.
+    let s = wall() + 3;
+    let day_ends_ms = (s + 86_400) * 1000;
+    let ask = |client: &str, second: u64, rpm: u32| SharedAsk {
+        client: std::sync::Arc::from(client),
+        second,
+        rpm,
+        rpd: 100_000,
+        tpm: 0,
+        estimate: Spent { tokens: 5, micros: 0 },
+        day_ends_ms,
+        budget: None,
+    };
+    let admitted = Some(SharedVerdict::Admitted { reserved: Spent { tokens: 5, micros: 0 } });
+    let started = Instant::now();
+    while limits.admit(ask("warm", s, 0)).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let mut counted = async |client: &str, field: String| -> u64 {
+        let minute = format!("{ns}:limits:{client}:minute");
+        let value: Option<u64> = if field == "day" {
+            redis::cmd("GET").arg(format!("{ns}:limits:{client}:day:{day_ends_ms}")).query_async(&mut redis).await
+        } else {
+            redis::cmd("HGET").arg(minute).arg(field).query_async(&mut redis).await
+        }
+        .unwrap();
+        value.unwrap_or(0)
+    };
+
+    for _ in 0..10 {
+        assert_eq!(limits.admit(ask("dave", s, 10_000)).await, admitted);
+    }
+    assert_eq!(counted("dave", format!("r:{s}")).await, 10, "one call each while not busy");
+    let next = s + 1;
+    assert_eq!(limits.admit(ask("dave", next, 10_000)).await, admitted);
+    assert_eq!(counted("dave", format!("r:{next}")).await, 10, "one call counts a slice of last second's 10");
+    for _ in 0..9 {
+        assert_eq!(limits.admit(ask("dave", next, 10_000)).await, admitted);
+    }
+    assert_eq!(counted("dave", format!("r:{next}")).await, 10, "nine admitted from the slice");
+    assert_eq!(limits.admit(ask("dave", next, 10_000)).await, admitted);
+    assert_eq!(counted("dave", format!("r:{next}")).await, 20, "used up: the next slice");
+    assert_eq!(counted("dave", "day".into()).await, 30);
+
+    // Near its limit a slice is a sixteenth of the room left, and the limit
+    // admits exactly its number.
+    let mut erin = 0;
+    for _ in 0..10 {
+        assert_eq!(limits.admit(ask("erin", s, 100)).await, admitted);
+        erin += 1;
+    }
+    assert_eq!(limits.admit(ask("erin", next, 100)).await, admitted);
+    erin += 1;
+    assert_eq!(counted("erin", format!("r:{next}")).await, 90 / 16, "capped by the room left");
+    while limits.admit(ask("erin", next, 100)).await == admitted {
+        erin += 1;
+        assert!(erin <= 100, "never past the limit");
+    }
+    assert_eq!(erin, 100, "exactly the limit");
+
+    // Once its second ends, the slice's nine unused requests are given back
+    // (the minute and the day).
+    let ended = Instant::now();
+    while counted("dave", format!("r:{next}")).await != 11 {
+        assert!(ended.elapsed() < Duration::from_secs(10), "the unused slice is given back");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(counted("dave", "R".into()).await, 21);
+    assert_eq!(counted("dave", "day".into()).await, 21);
+    let mut keys: Vec<String> = redis::cmd("KEYS").arg(format!("{ns}:*")).query_async(&mut redis).await.unwrap();
+    keys.push(format!("{ns}:nothing"));
+    let _: () = redis::cmd("DEL").arg(keys).query_async(&mut redis).await.unwrap();
 }
 
 #[tokio::test]

@@ -1,17 +1,31 @@
--- Admits one request of a client if every limit holds, and counts it; one
--- atomic step, so limits hold exactly across replicas.
+-- Admits a slice of a client's requests (one, or up to `want` for a busy
+-- client) if every limit holds, and counts them; one atomic step, so limits
+-- hold exactly across replicas. A slice is at most 1/(16 x replicas) of what
+-- any limit has left, so slices held unused by all replicas together are at
+-- most a sixteenth of it (the caller gives unused ones back).
 -- KEYS: 1 the minute (hash: r:<second> requests, t:<second> tokens, their
 --         totals R and T, and o, the oldest second that may still count),
 --       2 the day's requests, 3 the budget period (st, sm settled, ht, hm held).
 -- ARGV: second, rpm, rpd, tpm, estimated tokens, estimated micro-dollars,
---       day end ms, budget tokens, budget micros, period end ms, seed tokens, seed micros.
+--       day end ms, budget tokens, budget micros, period end ms, seed tokens, seed micros,
+--       want (requests in the slice asked for), live replicas.
+-- Returns {verdict, n}: 'ok' and the requests admitted, or the limit and
+-- when the minute frees room (ms, 0 unknown).
 -- A request counts in its second and the sixty after (as one replica counts).
 local second = tonumber(ARGV[1])
 local rpm, rpd, tpm = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local budget_tokens, budget_micros = tonumber(ARGV[8]), tonumber(ARGV[9])
+local each_tokens, each_micros = tonumber(ARGV[5]), tonumber(ARGV[6])
+local n = math.max(1, tonumber(ARGV[13]) or 1)
+local share = 16 * math.max(1, tonumber(ARGV[14]) or 1)
+-- Keeps the slice within its share of `room`, each request taking `each`.
+local function fit(room, each)
+  if each > 0 then n = math.min(n, math.floor(room / (share * each))) end
+end
 if rpd > 0 then
   local used = tonumber(redis.call('GET', KEYS[2]) or '0') or 0
   if used >= rpd then return {'rpd', 0} end
+  fit(rpd - used, 1)
 end
 if rpm > 0 or tpm > 0 then
   -- Running totals (R, T) and the oldest second that may still hold counts
@@ -61,6 +75,8 @@ if rpm > 0 or tpm > 0 then
   end
   if rpm > 0 and requests >= rpm then return {'rpm', frees('r:')} end
   if tpm > 0 and tokens >= tpm then return {'tpm', frees('t:')} end
+  if rpm > 0 then fit(rpm - requests, 1) end
+  if tpm > 0 then fit(tpm - tokens, each_tokens) end
 end
 if budget_tokens > 0 or budget_micros > 0 then
   if redis.call('EXISTS', KEYS[3]) == 0 then
@@ -72,20 +88,26 @@ if budget_tokens > 0 or budget_micros > 0 then
   local spent_micros = (tonumber(v[2]) or 0) + (tonumber(v[4]) or 0)
   if budget_tokens > 0 and spent_tokens >= budget_tokens then return {'budget_tokens', 0} end
   if budget_micros > 0 and spent_micros >= budget_micros then return {'budget_usd', 0} end
-  redis.call('HINCRBY', KEYS[3], 'ht', ARGV[5])
-  redis.call('HINCRBY', KEYS[3], 'hm', ARGV[6])
+  if budget_tokens > 0 then fit(budget_tokens - spent_tokens, each_tokens) end
+  if budget_micros > 0 then fit(budget_micros - spent_micros, each_micros) end
+end
+n = math.max(n, 1)
+local held_tokens = string.format('%.0f', each_tokens * n)
+if budget_tokens > 0 or budget_micros > 0 then
+  redis.call('HINCRBY', KEYS[3], 'ht', held_tokens)
+  redis.call('HINCRBY', KEYS[3], 'hm', string.format('%.0f', each_micros * n))
 end
 if rpm > 0 or tpm > 0 then
-  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[1], 1)
-  redis.call('HINCRBY', KEYS[1], 'R', 1)
+  redis.call('HINCRBY', KEYS[1], 'r:' .. ARGV[1], n)
+  redis.call('HINCRBY', KEYS[1], 'R', n)
   if tpm > 0 then
-    redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], ARGV[5])
-    redis.call('HINCRBY', KEYS[1], 'T', ARGV[5])
+    redis.call('HINCRBY', KEYS[1], 't:' .. ARGV[1], held_tokens)
+    redis.call('HINCRBY', KEYS[1], 'T', held_tokens)
   end
   redis.call('PEXPIRE', KEYS[1], 62000)
 end
 if rpd > 0 then
-  redis.call('INCR', KEYS[2])
+  redis.call('INCRBY', KEYS[2], n)
   redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[7]) + 60000)
 end
-return {'ok', 0}
+return {'ok', n}

@@ -4,6 +4,9 @@
 //! replicas. Finished requests settle their tokens and budget holds through
 //! a queue, off the request path.
 //!
+//! A busy client is admitted in slices (`slices.rs`): one call counts a
+//! slice of its requests, and this replica admits them while the second lasts.
+//!
 //! An admission waits for Redis at most `limits_timeout_ms`; after a
 //! failure the next ones skip Redis for a moment (`fast.rs`). Unasked, a replica admits
 //! its share (`tenancy::Count::Checked`): the limit divided by the live
@@ -11,9 +14,11 @@
 
 use super::ClusterLink;
 use super::fast::{BACK_OFF, FastLink};
-use crate::tenancy::{SharedAnswer, SharedAsk, SharedLimits, SharedSettle, SharedVerdict};
+use super::slices::{Slice, Slices, Take};
+use crate::tenancy::{SharedAnswer, SharedAsk, SharedLimits, SharedSettle, SharedVerdict, Spent};
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
 /// Settles waiting for Redis at most; past that the oldest are dropped
@@ -21,11 +26,20 @@ use tokio::sync::mpsc;
 const SETTLES: usize = 65_536;
 /// Settles sent to Redis in one pipeline at most.
 const SETTLE_BATCH: usize = 256;
+/// How often slices whose second ended are looked for.
+const SWEEP: Duration = Duration::from_millis(250);
+
+/// What the settling queue writes to Redis.
+enum Settling {
+    /// A finished request.
+    Request(SharedSettle),
+    /// A slice's unused requests, given back.
+    Unused(Arc<str>, Slice),
+}
 
 /// The shared counters in Redis.
 pub struct RedisLimits {
     inner: Arc<Inner>,
-    settles: mpsc::Sender<SharedSettle>,
 }
 
 struct Inner {
@@ -33,31 +47,55 @@ struct Inner {
     admit: redis::Script,
     settle: redis::Script,
     link: Arc<ClusterLink>,
+    slices: Slices,
+    settles: mpsc::Sender<Settling>,
 }
 
 impl RedisLimits {
-    /// Counters in Redis through `redis`; returns the settling task to keep.
+    /// Counters in Redis through `redis`; returns the settling task to keep
+    /// (it also gives back slices whose second ended).
     pub fn start(redis: Arc<FastLink>, link: Arc<ClusterLink>) -> (Self, tokio::task::JoinHandle<()>) {
+        let (settles, queue) = mpsc::channel(SETTLES);
         let inner = Arc::new(Inner {
             redis,
             admit: redis::Script::new(include_str!("limits.lua")),
             settle: redis::Script::new(include_str!("settle.lua")),
             link,
+            slices: Slices::default(),
+            settles,
         });
-        let (settles, queue) = mpsc::channel(SETTLES);
         let task = tokio::spawn(inner.clone().settle_queue(queue));
-        (Self { inner, settles }, task)
+        let sweeper = Arc::downgrade(&inner);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(SWEEP);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(inner) = sweeper.upgrade() else { return };
+                let second = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                for (client, slice) in inner.slices.ended_before(second) {
+                    inner.queue(Settling::Unused(client, slice));
+                }
+            }
+        });
+        (Self { inner }, task)
     }
 }
 
 impl SharedLimits for RedisLimits {
     fn admit(&self, ask: SharedAsk) -> SharedAnswer<'_> {
-        Box::pin(self.inner.admit(ask))
+        let (take, stale) = self.inner.slices.take(&ask);
+        if let Some(stale) = stale {
+            self.inner.queue(Settling::Unused(ask.client.clone(), stale));
+        }
+        match take {
+            Take::Admitted(reserved) => Box::pin(std::future::ready(Some(SharedVerdict::Admitted { reserved }))),
+            Take::Ask(want) => Box::pin(self.inner.admit(ask, want)),
+        }
     }
 
     fn settle(&self, settle: SharedSettle) {
-        // Full: Redis has been away long; the settle is lost (said above).
-        let _ = self.settles.try_send(settle);
+        self.inner.queue(Settling::Request(settle));
     }
 
     fn replicas(&self) -> u32 {
@@ -70,7 +108,18 @@ impl Inner {
         format!("{}:limits:{client}:{part}", self.redis.namespace)
     }
 
-    fn admit(self: &Arc<Self>, ask: SharedAsk) -> impl Future<Output = Option<SharedVerdict>> + Send + 'static {
+    fn queue(&self, settling: Settling) {
+        // Full: Redis has been away long; the settle is lost (said above).
+        let _ = self.settles.try_send(settling);
+    }
+
+    /// Asks Redis to admit `ask` and, with `want` above 1, a slice of that
+    /// many requests in all.
+    fn admit(
+        self: &Arc<Self>,
+        ask: SharedAsk,
+        want: u32,
+    ) -> impl Future<Output = Option<SharedVerdict>> + Send + 'static {
         let inner = self.clone();
         async move {
             let budget = ask.budget.unwrap_or_default();
@@ -89,19 +138,30 @@ impl Inner {
                 .arg(budget.micros)
                 .arg(budget.ends_ms)
                 .arg(budget.seed.tokens)
-                .arg(budget.seed.micros);
+                .arg(budget.seed.micros)
+                .arg(want)
+                .arg(inner.link.replicas());
             let answer = inner
                 .redis
                 .bounded(|mut connection| async move { call.invoke_async::<(String, u64)>(&mut connection).await })
                 .await;
-            answer.and_then(|(verdict, until_ms)| verdict_of(&verdict, until_ms))
+            if want > 1 {
+                let admitted = match answer {
+                    Some((ref verdict, n)) if verdict == "ok" => n.min(u64::from(want)) as u32,
+                    _ => 0,
+                };
+                if let Some(replaced) = inner.slices.keep(&ask, admitted) {
+                    inner.queue(Settling::Unused(ask.client.clone(), replaced));
+                }
+            }
+            answer.and_then(|(verdict, value)| verdict_of(&verdict, value, ask.estimate))
         }
     }
 
     /// Runs the settles in order; while Redis is away keeps them (up to
     /// [`SETTLES`]) and tries again.
-    async fn settle_queue(self: Arc<Self>, mut queue: mpsc::Receiver<SharedSettle>) {
-        let mut pending: VecDeque<SharedSettle> = VecDeque::new();
+    async fn settle_queue(self: Arc<Self>, mut queue: mpsc::Receiver<Settling>) {
+        let mut pending: VecDeque<Settling> = VecDeque::new();
         loop {
             if pending.is_empty() {
                 match queue.recv().await {
@@ -136,13 +196,19 @@ impl Inner {
         }
     }
 
-    /// The settle script's invocation for `settle`.
-    fn settle_call(&self, settle: &SharedSettle) -> redis::ScriptInvocation<'_> {
+    /// The settle script's invocation for `settling`.
+    fn settle_call(&self, settling: &Settling) -> redis::ScriptInvocation<'_> {
+        let (settle, unused) = match settling {
+            Settling::Request(settle) => (settle.clone(), None),
+            Settling::Unused(client, slice) => (unused_settle(client, slice), Some(slice)),
+        };
         let mut call = self.settle.prepare_invoke();
         let (tally_second, estimate) = settle.tally.map_or((String::new(), 0), |(s, e)| (s.to_string(), e));
         let (held, ends) = settle.hold.map_or((Default::default(), String::new()), |(h, e)| (h, e.to_string()));
+        let day_ends = unused.map_or(0, |slice| slice.of.day_ends_ms);
         call.key(self.key(&settle.client, "minute"))
             .key(self.key(&settle.client, &format!("budget:{ends}")))
+            .key(self.key(&settle.client, &format!("day:{day_ends}")))
             .arg(tally_second)
             .arg(estimate)
             .arg(settle.spent.tokens)
@@ -150,15 +216,31 @@ impl Inner {
             .arg(held.micros)
             .arg(settle.spent.micros)
             .arg(settle.now_ms)
-            .arg(ends);
+            .arg(ends)
+            .arg(unused.map_or(0, |slice| slice.left))
+            .arg(unused.map_or(0, |slice| slice.of.second))
+            .arg(if unused.is_some_and(|slice| slice.of.rpd > 0) { "1" } else { "" });
         call
     }
 }
 
+/// A slice's unused requests as a settle: estimated, nothing spent.
+fn unused_settle(client: &Arc<str>, slice: &Slice) -> SharedSettle {
+    let left = u64::from(slice.left);
+    let held = Spent { tokens: slice.each.tokens.saturating_mul(left), micros: slice.each.micros.saturating_mul(left) };
+    SharedSettle {
+        client: client.clone(),
+        tally: (slice.of.tpm > 0).then_some((slice.of.second, held.tokens)),
+        hold: slice.of.budget_ends_ms.map(|ends| (held, ends)),
+        spent: Spent::default(),
+        now_ms: 0,
+    }
+}
+
 /// The script's answer as a verdict (`None` for one it never gives).
-fn verdict_of(verdict: &str, until_ms: u64) -> Option<SharedVerdict> {
+fn verdict_of(verdict: &str, until_ms: u64, reserved: Spent) -> Option<SharedVerdict> {
     let limit = match verdict {
-        "ok" => return Some(SharedVerdict::Admitted),
+        "ok" => return Some(SharedVerdict::Admitted { reserved }),
         "rpm" => "rpm",
         "rpd" => "rpd",
         "tpm" => "tpm",

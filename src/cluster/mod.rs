@@ -16,6 +16,7 @@
 mod affinity;
 mod fast;
 mod limits;
+mod slices;
 mod wire;
 
 use crate::config::ClusterConfig;

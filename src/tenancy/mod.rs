@@ -135,9 +135,9 @@ pub struct Charge {
     /// its estimated tokens.
     tally: Option<(u64, u64)>,
     hold: Option<Spent>,
-    /// Counted in the shared counters too: the client's name and, under a
-    /// budget, its period's end (Unix ms).
-    shared: Option<(Arc<str>, Option<u64>)>,
+    /// Counted in the shared counters too: the client's name, under a
+    /// budget its period's end (Unix ms), and what they hold for it.
+    shared: Option<(Arc<str>, Option<u64>, Spent)>,
 }
 
 impl Charge {
@@ -148,11 +148,11 @@ impl Charge {
 
     /// What settling it means for the shared counters, if it was counted there.
     pub fn shared_settle(&self, spent: Spent, now: SystemTime) -> Option<SharedSettle> {
-        let (client, budget_ends) = self.shared.as_ref().filter(|_| !self.is_empty())?;
+        let (client, budget_ends, reserved) = self.shared.as_ref().filter(|_| !self.is_empty())?;
         Some(SharedSettle {
             client: client.clone(),
-            tally: self.tally,
-            hold: self.hold.zip(*budget_ends),
+            tally: self.tally.map(|(second, _)| (second, reserved.tokens)),
+            hold: self.hold.map(|_| *reserved).zip(*budget_ends),
             spent,
             now_ms: ms_of(now),
         })
@@ -379,8 +379,8 @@ impl ClientCounters {
     }
 
     /// Marks `charge` as counted in the shared counters for `ask`.
-    pub fn mark_shared(charge: &mut Charge, ask: &SharedAsk) {
-        charge.shared = Some((ask.client.clone(), ask.budget.map(|b| b.ends_ms)));
+    pub fn mark_shared(charge: &mut Charge, ask: &SharedAsk, reserved: Spent) {
+        charge.shared = Some((ask.client.clone(), ask.budget.map(|b| b.ends_ms), reserved));
     }
 
     /// Settles a request's charge with what it spent: its token tally gets

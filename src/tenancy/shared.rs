@@ -47,8 +47,12 @@ pub struct SharedBudget {
 /// The shared counters' answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SharedVerdict {
-    /// Every limit held; the request is counted.
-    Admitted,
+    /// Every limit held; the request is counted, holding `reserved` (its
+    /// estimate, or that of the request whose slice it was admitted from).
+    Admitted {
+        /// What the shared counters hold for it until it settles.
+        reserved: Spent,
+    },
     /// A limit is used up (`rpm`, `rpd`, `tpm`, `budget_tokens`, `budget_usd`);
     /// for the minute's limits, when a request fits again (Unix ms).
     Refused {
