@@ -13,19 +13,22 @@
 //! replicas (each replica's heartbeat in `<ns>:replicas`).
 
 use super::ClusterLink;
-use super::fast::{BACK_OFF, FastLink};
+use super::fast::FastLink;
 use super::slices::{Slice, Slices, Take};
 use crate::tenancy::{SharedAnswer, SharedAsk, SharedLimits, SharedSettle, SharedVerdict, Spent};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// Settles waiting for Redis at most; past that the oldest are dropped
+/// Settles waiting for Redis at most (and queued in one [`SETTLE_EVERY`]); past that the oldest are dropped
 /// (their holds stay until the period ends, their minute's tokens count as estimated).
 const SETTLES: usize = 65_536;
 /// Settles sent to Redis in one pipeline at most.
 const SETTLE_BATCH: usize = 256;
+/// How often settles are written: merged, a second's settles of one client
+/// cost one call.
+const SETTLE_EVERY: Duration = Duration::from_secs(1);
 /// How often slices whose second ended are looked for.
 const SWEEP: Duration = Duration::from_millis(250);
 
@@ -158,10 +161,12 @@ impl Inner {
         }
     }
 
-    /// Runs the settles in order; while Redis is away keeps them (up to
-    /// [`SETTLES`]) and tries again.
+    /// Writes the settles once every [`SETTLE_EVERY`], merged (one call per
+    /// client and second rather than one per request); while Redis is away
+    /// keeps them (up to [`SETTLES`]) and tries again.
     async fn settle_queue(self: Arc<Self>, mut queue: mpsc::Receiver<Settling>) {
         let mut pending: VecDeque<Settling> = VecDeque::new();
+        let mut written = tokio::time::Instant::now();
         loop {
             if pending.is_empty() {
                 match queue.recv().await {
@@ -169,29 +174,31 @@ impl Inner {
                     None => return,
                 }
             }
+            tokio::time::sleep_until(written + SETTLE_EVERY).await;
+            written = tokio::time::Instant::now();
             while let Ok(settle) = queue.try_recv() {
                 if pending.len() >= SETTLES {
                     pending.pop_front();
                 }
                 pending.push_back(settle);
             }
-            let Some(mut connection) = self.redis.connection() else {
-                tokio::time::sleep(BACK_OFF).await;
-                continue;
-            };
-            // One pipeline per batch: a settle per request would cost a round trip each.
-            let count = pending.len().min(SETTLE_BATCH);
-            let calls: Vec<_> = pending.iter().take(count).map(|settle| self.settle_call(settle)).collect();
-            let mut pipe = redis::pipe();
-            pipe.load_script(&self.settle).ignore();
-            for call in &calls {
-                pipe.invoke_script(call).ignore();
-            }
-            match tokio::time::timeout(self.redis.patient, pipe.query_async::<()>(&mut connection)).await {
-                Ok(Ok(())) => {
-                    pending.drain(..count);
+            pending = merged(pending);
+            while !pending.is_empty() {
+                let Some(mut connection) = self.redis.connection() else { break };
+                // One pipeline per batch: a settle per request would cost a round trip each.
+                let count = pending.len().min(SETTLE_BATCH);
+                let calls: Vec<_> = pending.iter().take(count).map(|settle| self.settle_call(settle)).collect();
+                let mut pipe = redis::pipe();
+                pipe.load_script(&self.settle).ignore();
+                for call in &calls {
+                    pipe.invoke_script(call).ignore();
                 }
-                _ => tokio::time::sleep(BACK_OFF).await,
+                match tokio::time::timeout(self.redis.patient, pipe.query_async::<()>(&mut connection)).await {
+                    Ok(Ok(())) => {
+                        pending.drain(..count);
+                    }
+                    _ => break,
+                }
             }
         }
     }
@@ -224,6 +231,41 @@ impl Inner {
     }
 }
 
+/// The same settles with every request's settle merged into the first of
+/// its client, second and budget period (sums of estimates, holds and
+/// spending: the scripts only add them); order otherwise kept.
+fn merged(pending: VecDeque<Settling>) -> VecDeque<Settling> {
+    type Of = (Arc<str>, Option<u64>, Option<u64>, bool);
+    let mut out: VecDeque<Settling> = VecDeque::with_capacity(pending.len());
+    let mut first: HashMap<Of, usize> = HashMap::new();
+    for settling in pending {
+        let Settling::Request(settle) = settling else {
+            out.push_back(settling);
+            continue;
+        };
+        let ends = settle.hold.map(|(_, ends)| ends);
+        let of = (settle.client.clone(), settle.tally.map(|(s, _)| s), ends, ends.is_some_and(|e| settle.now_ms < e));
+        match first.get(&of).and_then(|&at| out.get_mut(at)) {
+            Some(Settling::Request(into)) => {
+                if let (Some(into), Some(from)) = (into.tally.as_mut(), settle.tally) {
+                    into.1 += from.1;
+                }
+                if let (Some(into), Some(from)) = (into.hold.as_mut(), settle.hold) {
+                    into.0.tokens += from.0.tokens;
+                    into.0.micros += from.0.micros;
+                }
+                into.spent.tokens += settle.spent.tokens;
+                into.spent.micros += settle.spent.micros;
+            }
+            _ => {
+                first.insert(of, out.len());
+                out.push_back(Settling::Request(settle));
+            }
+        }
+    }
+    out
+}
+
 /// A slice's unused requests as a settle: estimated, nothing spent.
 fn unused_settle(client: &Arc<str>, slice: &Slice) -> SharedSettle {
     let left = u64::from(slice.left);
@@ -249,4 +291,47 @@ fn verdict_of(verdict: &str, until_ms: u64, reserved: Spent) -> Option<SharedVer
         _ => return None,
     };
     Some(SharedVerdict::Refused { limit, until_ms: (until_ms > 0).then_some(until_ms) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settle(client: &str, second: u64, estimate: u64, spent: u64, ends: Option<u64>) -> Settling {
+        Settling::Request(SharedSettle {
+            client: Arc::from(client),
+            tally: Some((second, estimate)),
+            hold: ends.map(|ends| (Spent { tokens: estimate, micros: estimate * 2 }, ends)),
+            spent: Spent { tokens: spent, micros: spent * 2 },
+            now_ms: 1_000,
+        })
+    }
+
+    fn request(settling: &Settling) -> &SharedSettle {
+        match settling {
+            Settling::Request(settle) => settle,
+            Settling::Unused(..) => panic!("a request's settle"),
+        }
+    }
+
+    #[test]
+    fn settles_of_one_client_second_and_period_merge_into_sums() {
+        let pending = VecDeque::from([
+            settle("ann", 10, 5, 3, Some(9_000)),
+            settle("bo", 10, 1, 1, None),
+            settle("ann", 10, 7, 2, Some(9_000)),
+            settle("ann", 11, 4, 4, Some(9_000)),
+            settle("ann", 10, 1, 0, Some(500)),
+            settle("ann", 10, 2, 6, Some(9_000)),
+        ]);
+        let out = merged(pending);
+        assert_eq!(out.len(), 4, "ann's second 10 in one period merged; other seconds and periods apart");
+        let ann = request(&out[0]);
+        assert_eq!(ann.tally, Some((10, 14)));
+        assert_eq!(ann.hold, Some((Spent { tokens: 14, micros: 28 }, 9_000)));
+        assert_eq!(ann.spent, Spent { tokens: 11, micros: 22 });
+        assert_eq!(request(&out[1]).client.as_ref(), "bo");
+        assert_eq!(request(&out[2]).tally, Some((11, 4)));
+        assert_eq!(request(&out[3]).hold.map(|h| h.1), Some(500), "an ended period is not merged with a live one");
+    }
 }
