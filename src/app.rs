@@ -327,6 +327,7 @@ fn routes(state: Arc<AppState>, admin: Arc<crate::admin::AdminContext>) -> impl 
         .at("/v1beta/*path", api::native::native)
         .at("/v1/*path", api::v1)
         .at("/openai/v1/*path", api::openai_only)
+        .at("/anthropic/v1/*path", api::anthropic_only)
         .at("/healthz", api::healthz)
         .at("/readyz", api::readyz)
         .at("/metrics", api::metrics)

@@ -45,7 +45,7 @@ impl AuthError {
     pub fn message(self) -> String {
         match self {
             Self::Missing => {
-                "gemgate: no client key. Send your gemgate client key as `Authorization: Bearer KEY`, `x-goog-api-key: KEY` or `?key=KEY`.".into()
+                "gemgate: no client key. Send your gemgate client key as `Authorization: Bearer KEY`, `x-goog-api-key: KEY`, `x-api-key: KEY` or `?key=KEY`.".into()
             }
             Self::Invalid => "gemgate: the client key is not valid for this gemgate.".into(),
             Self::TooMany(wait) => format!(
@@ -192,8 +192,10 @@ pub fn presented_key(request: &Request) -> Option<String> {
             return Some(token.to_string());
         }
     }
-    if let Some(value) = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()) {
-        return Some(value.trim().to_string());
+    for header in ["x-goog-api-key", "x-api-key"] {
+        if let Some(value) = headers.get(header).and_then(|v| v.to_str().ok()) {
+            return Some(value.trim().to_string());
+        }
     }
     let query = request.uri().query()?;
     query.split('&').find_map(|pair| pair.strip_prefix("key=")).map(percent_decode)

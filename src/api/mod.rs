@@ -2,6 +2,7 @@
 //! the OpenAI-compatible routes, and errors in each dialect.
 
 pub mod access;
+pub mod anthropic;
 pub mod auth;
 pub mod auth_limit;
 pub mod body;
@@ -11,6 +12,7 @@ pub mod native;
 pub mod openai;
 pub mod paths;
 pub mod session;
+pub mod translated;
 
 use crate::dispatch::{Dispatcher, StreamMode};
 use poem::web::Data;
@@ -45,6 +47,8 @@ pub struct ServingRules {
     pub shaping: crate::shaping::Shaping,
     /// OpenAI API options.
     pub openai: crate::config::OpenAiConfig,
+    /// Claude model names → Gemini models.
+    pub anthropic: anthropic::ModelMap,
 }
 
 impl ServingRules {
@@ -54,6 +58,7 @@ impl ServingRules {
             catalog: crate::catalog::Catalog::new(&config.catalog),
             shaping: crate::shaping::Shaping::new(&config.shaping),
             openai: config.openai.clone(),
+            anthropic: anthropic::ModelMap::new(&config.anthropic),
         }
     }
 
@@ -239,14 +244,18 @@ pub fn not_found(request: &poem::Request) -> poem::Response {
     native::errors::render(intake::ClientError::Route { status: 404, message }, StreamMode::Whole)
 }
 
-/// `/v1/…` is both Google's stable API and OpenAI's. Chat completions and
-/// embeddings are OpenAI's; `models` is OpenAI's unless the caller speaks
-/// Google (an `x-goog-api-key` header or `key=` query); the rest is Google's.
+/// `/v1/…` is Google's stable API, OpenAI's and Anthropic's. `messages` is
+/// Anthropic's; chat completions and embeddings are OpenAI's; `models` is
+/// OpenAI's unless the caller speaks Google (an `x-goog-api-key` header or
+/// `key=` query); the rest is Google's.
 #[handler]
 pub async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
     let tail = request.uri().path().strip_prefix("/v1/").unwrap_or_default();
     let speaks_google = request.headers().contains_key("x-goog-api-key")
         || request.uri().query().is_some_and(|q| q.split('&').any(|p| p.starts_with("key=")));
+    if anthropic::is_messages_path(tail) {
+        return intake::serve(&anthropic::Anthropic, request, body, &state).await;
+    }
     match openai::parse_openai_path(request.method(), tail) {
         Some(openai::OpenAiCall::ChatCompletions | openai::OpenAiCall::Embeddings) => {
             intake::serve(&openai::OpenAi, request, body, &state).await
@@ -262,6 +271,12 @@ pub async fn openai_only(request: &poem::Request, body: poem::Body, state: Data<
     intake::serve(&openai::OpenAi, request, body, &state).await
 }
 
+/// `/anthropic/v1/…`: Anthropic's API only.
+#[handler]
+pub async fn anthropic_only(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppState>>) -> poem::Response {
+    intake::serve(&anthropic::Anthropic, request, body, &state).await
+}
+
 /// Refuses a path with dot segments, empty segments or encoded separators
 /// before any route sees it, in the dialect its prefix speaks.
 pub async fn refuse_unsafe_paths<E: Endpoint>(
@@ -274,6 +289,7 @@ pub async fn refuse_unsafe_paths<E: Endpoint>(
     };
     let message = format!("gemgate: {reason}");
     let openai = ["/openai/", "/v1beta/openai/", "/v1/chat/", "/v1/embeddings"].iter().any(|p| path.starts_with(p));
+    let anthropic = ["/anthropic/", "/v1/messages"].iter().any(|p| path.starts_with(p));
     Ok(if path.starts_with("/admin/") {
         poem::Response::builder()
             .status(poem::http::StatusCode::BAD_REQUEST)
@@ -281,6 +297,8 @@ pub async fn refuse_unsafe_paths<E: Endpoint>(
             .body(serde_json::json!({"error": {"code": 400, "message": message}}).to_string())
     } else if openai {
         openai::errors::openai_error(400, &message, None, Some("invalid_path"))
+    } else if anthropic {
+        anthropic::errors::anthropic_error(400, &message)
     } else {
         native::errors::error_response(400, &message, Vec::new(), StreamMode::Whole)
     })

@@ -38,6 +38,8 @@ pub struct Config {
     pub log: LogConfig,
     /// The OpenAI-compatible API.
     pub openai: OpenAiConfig,
+    /// The Anthropic Messages API.
+    pub anthropic: AnthropicConfig,
     /// Client keys' limits.
     pub clients: super::ClientsConfig,
     /// The models served and their names.
@@ -147,6 +149,24 @@ pub struct OpenAiConfig {
 impl Default for OpenAiConfig {
     fn default() -> Self {
         Self { fake_stream: false, keepalive_secs: 5 }
+    }
+}
+
+/// `[anthropic]`
+#[derive(Clone, Debug, Deserialize, serde::Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AnthropicConfig {
+    /// Claude model names (`*` matches any run of characters) → the Gemini
+    /// model that answers them. An exact name wins, then the longest pattern;
+    /// a name matching none (a Gemini id, an alias) is used as it is.
+    pub models: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for AnthropicConfig {
+    fn default() -> Self {
+        let models =
+            [("*opus*", "gemini-2.5-pro"), ("*sonnet*", "gemini-2.5-flash"), ("*haiku*", "gemini-2.5-flash-lite")];
+        Self { models: models.into_iter().map(|(from, to)| (from.to_string(), to.to_string())).collect() }
     }
 }
 

@@ -22,6 +22,7 @@ pub struct ReplyPlan {
 pub fn plan(model: &FakeModel, payload: &Value) -> Result<ReplyPlan, Value> {
     let contents = payload["contents"].as_array().cloned().unwrap_or_default();
     check_signatures(model, &contents)?;
+    check_response_ids(model, &contents)?;
     let config = payload.get("generationConfig").cloned().unwrap_or(Value::Null);
     let include_thoughts = config.pointer("/thinkingConfig/includeThoughts").and_then(Value::as_bool) == Some(true);
     let candidates = config.get("candidateCount").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8) as usize;
@@ -96,6 +97,26 @@ fn check_signatures(model: &FakeModel, contents: &[Value]) -> Result<(), Value> 
     Ok(())
 }
 
+fn contents_len(payload: &Value) -> usize {
+    payload["contents"].as_array().map_or(0, Vec::len)
+}
+
+/// Gemini 3 refuses a function response whose id names no call in the
+/// conversation.
+fn check_response_ids(model: &FakeModel, contents: &[Value]) -> Result<(), Value> {
+    if !model.id.starts_with("gemini-3") {
+        return Ok(());
+    }
+    let parts = || contents.iter().filter_map(|c| c.get("parts").and_then(Value::as_array)).flatten();
+    let calls: Vec<&Value> = parts().filter_map(|p| p.pointer("/functionCall/id")).collect();
+    for id in parts().filter_map(|p| p.pointer("/functionResponse/id")) {
+        if !calls.contains(&id) {
+            return Err(bodies::invalid_argument("functionResponse.id does not match functionCall.id"));
+        }
+    }
+    Ok(())
+}
+
 /// A call of the first allowed declared function, unless calling is off.
 fn function_call(model: &FakeModel, payload: &Value) -> Option<Value> {
     let mode = payload.pointer("/toolConfig/functionCallingConfig/mode").and_then(Value::as_str).unwrap_or("AUTO");
@@ -121,6 +142,10 @@ fn function_call(model: &FakeModel, payload: &Value) -> Option<Value> {
         .or_else(|| declaration.get("parametersJsonSchema"))
         .map_or(json!({}), |s| example_for(s, ""));
     let mut part = json!({"functionCall": {"name": name, "args": args}});
+    if model.id.starts_with("gemini-3") {
+        // Gemini 3 names each call; a response must name the call it answers.
+        part["functionCall"]["id"] = json!(format!("fc-{name}-{}", contents_len(payload)));
+    }
     if model.thinking {
         part["thoughtSignature"] = json!(format!("ZmFrZS1zaWduYXR1cmUt{}", name.len()));
     }

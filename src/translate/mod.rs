@@ -1,5 +1,5 @@
-//! OpenAI ⇄ Gemini translation: pure functions over JSON values, no I/O, so
-//! every mapping is unit-tested field by field and fuzzed.
+//! OpenAI and Anthropic ⇄ Gemini translation: pure functions over JSON
+//! values, no I/O, so every mapping is unit-tested field by field and fuzzed.
 //!
 //! - [`request`]: a chat completion request → a `generateContent` body.
 //! - [`response`]: a `generateContent` reply → a `chat.completion`.
@@ -7,8 +7,10 @@
 //! - [`schema`]: JSON Schema cleaned of what Gemini rejects.
 //! - [`tool_ids`]: tool call ids that carry Gemini's thought signatures.
 //! - [`embeddings`]: `/v1/embeddings` ⇄ `batchEmbedContents`, and the models list.
+//! - [`messages`]: Anthropic Messages ⇄ Gemini, requests, replies and streams.
 
 pub mod embeddings;
+pub mod messages;
 pub mod request;
 pub mod response;
 pub mod schema;

@@ -66,7 +66,7 @@ pub const DUMMY_THOUGHT_SIGNATURE: &str = "skip_thought_signature_validator";
 
 /// Whether the model refuses function calls in the history without a thought
 /// signature (Gemini 3 and later).
-fn needs_thought_signatures(model: &str) -> bool {
+pub fn needs_thought_signatures(model: &str) -> bool {
     model
         .strip_prefix("gemini-")
         .and_then(|rest| rest.split(['-', '.']).next())
@@ -194,7 +194,8 @@ fn url_part(url: &str, param: &str) -> Result<Value> {
     Err(TranslateError::invalid(param, "an image URL must be a data: URL or an http(s) URL"))
 }
 
-fn mime_from_name(name: &str) -> &'static str {
+/// The MIME type a file name suggests (JPEG when it says nothing known).
+pub fn mime_from_name(name: &str) -> &'static str {
     let extension = name.rsplit('.').next().unwrap_or_default().to_ascii_lowercase();
     match extension.as_str() {
         "png" => "image/png",

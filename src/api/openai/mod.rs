@@ -4,8 +4,9 @@
 
 use super::AppState;
 use super::intake::{Admitted, ClientError, Dialect, Pass, check_model, parse_json, resolve_model};
+use super::translated::{gemini_request, json_response, parse_reply, relay_stream};
 use crate::catalog::{Catalog, Variant};
-use crate::dispatch::{ProxyRequest, ReplyBody, StreamMode};
+use crate::dispatch::{ProxyRequest, StreamMode};
 use crate::translate::embeddings::{embeddings_request, embeddings_response, model_object, models_list};
 use crate::translate::model_id;
 use crate::translate::request::chat_request;
@@ -13,7 +14,6 @@ use crate::translate::response::chat_completion;
 use crate::translate::stream::{ChatStream, error_frame};
 use crate::upstream::UpstreamRequest;
 use bytes::Bytes;
-use futures_util::StreamExt;
 use poem::http::{Method, StatusCode};
 use poem::{Body, Request, Response};
 
@@ -97,41 +97,6 @@ impl Dialect for OpenAi {
     }
 }
 
-fn json_response(value: &Value) -> Response {
-    Response::builder().content_type("application/json").body(value.to_string())
-}
-
-fn proxy_request(
-    model: &str,
-    action: &str,
-    body: &Value,
-    mode: StreamMode,
-    route: &'static str,
-    pass: Pass,
-) -> ProxyRequest {
-    let query = if mode == StreamMode::Sse { "?alt=sse" } else { "" };
-    ProxyRequest {
-        upstream: UpstreamRequest {
-            method: Method::POST,
-            path_and_query: format!("/v1beta/models/{model}:{action}{query}"),
-            body: Bytes::from(body.to_string()),
-            content_type: Some(poem::http::HeaderValue::from_static("application/json")),
-            bearer: false,
-        },
-        model: Arc::from(model),
-        mode,
-        route,
-        client: pass.client,
-        charge: pass.charge,
-        session: pass.session,
-        request_id: pass.request_id,
-    }
-}
-
-fn parse_reply(bytes: &[u8]) -> Result<Value, ClientError> {
-    serde_json::from_slice(bytes).map_err(|_| ClientError::BadReply("the upstream reply was not JSON".into()))
-}
-
 /// The model the client asked for, resolved in the catalog: the body then
 /// names the Gemini model; returns the name asked for and the variant.
 fn resolve_in_body(json: &mut Value, catalog: &Catalog) -> Result<(String, Option<Variant>), ClientError> {
@@ -168,40 +133,27 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     }
     let (action, mode) =
         if chat.stream { ("streamGenerateContent", StreamMode::Sse) } else { ("generateContent", StreamMode::Whole) };
-    let request = proxy_request(&chat.model, action, &chat.body, mode, "chat.completions", pass);
+    let request = gemini_request(&chat.model, action, &chat.body, mode, "chat.completions", pass);
     let reply = state.dispatcher.dispatch(request).await?;
     if !chat.stream {
         let value = parse_reply(&super::collect_reply(reply.body).await?)?;
         return Ok(json_response(&chat_completion(&value, &shown)?));
     }
-    let translator = ChatStream::new(&shown, chat.include_usage);
-    let frames =
-        futures_util::stream::unfold((reply.body, translator, false), |(mut body, mut translator, done)| async move {
-            if done {
-                return None;
-            }
-            let next = match &mut body {
-                ReplyBody::Complete(bytes) => {
-                    let bytes = std::mem::take(bytes);
-                    if bytes.is_empty() { None } else { Some(Ok(bytes)) }
-                }
-                ReplyBody::Streaming(stream) => stream.next().await,
-            };
-            let (frames, done) = match next {
-                Some(Ok(bytes)) => (translator.push(&bytes), false),
-                None => (translator.finish(), true),
-                Some(Err(cut)) => {
-                    (vec![error_frame(&format!("the upstream reply was cut: {}", cut.message), 502)], true)
-                }
-            };
-            Some((Ok::<_, std::io::Error>(Bytes::from(frames.concat())), (body, translator, done)))
-        })
-        .filter(|item| futures_util::future::ready(!matches!(item, Ok(bytes) if bytes.is_empty())));
-    Ok(Response::builder()
-        .status(StatusCode::OK)
-        .content_type("text/event-stream")
-        .header("cache-control", "no-cache")
-        .body(Body::from_bytes_stream(frames)))
+    Ok(relay_stream(reply.body, ChatStream::new(&shown, chat.include_usage)))
+}
+
+impl super::translated::StreamTranslator for ChatStream {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        ChatStream::push(self, bytes)
+    }
+
+    fn finish(&mut self) -> Vec<String> {
+        ChatStream::finish(self)
+    }
+
+    fn cut(&mut self, why: &str) -> Vec<String> {
+        vec![error_frame(why, 502)]
+    }
 }
 
 /// A `stream: true` chat answered from one non-streamed upstream call: the
@@ -216,7 +168,7 @@ fn fake_stream(
 ) -> Response {
     let every = Duration::from_secs(state.rules.load().openai.keepalive_secs.max(1));
     let request =
-        proxy_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", pass);
+        gemini_request(&chat.model, "generateContent", &chat.body, StreamMode::Whole, "chat.completions", pass);
     let state = state.clone();
     let reply = Box::pin(async move {
         let reply = state.dispatcher.dispatch(request).await.map_err(|err| {
@@ -261,7 +213,7 @@ async fn embeddings(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
     check_model(&request.model)?;
     let pass = admitted.pass(&asked, &request.model).await?;
     let proxied =
-        proxy_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", pass);
+        gemini_request(&request.model, "batchEmbedContents", &request.body, StreamMode::Whole, "embeddings", pass);
     let reply = state.dispatcher.dispatch(proxied).await?;
     let value = parse_reply(&super::collect_reply(reply.body).await?)?;
     Ok(json_response(&embeddings_response(&value, &request)))
