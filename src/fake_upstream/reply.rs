@@ -97,6 +97,20 @@ fn check_signatures(model: &FakeModel, contents: &[Value]) -> Result<(), Value> 
     Ok(())
 }
 
+/// A call the prompt scripts, for agents' tests: `[call NAME {args}]` in a
+/// text of the last user turn makes the fake call NAME (when declared)
+/// with those arguments.
+fn scripted_call(payload: &Value) -> Option<(String, Value)> {
+    let last = payload["contents"].as_array()?.last()?;
+    let texts = last.get("parts")?.as_array()?.iter().filter_map(|p| p.get("text").and_then(Value::as_str));
+    texts.into_iter().find_map(|text| {
+        let rest = &text[text.find("[call ")? + "[call ".len()..];
+        let (name, rest) = rest.split_once(' ')?;
+        let args = serde_json::Deserializer::from_str(rest).into_iter::<Value>().next()?.ok()?;
+        args.is_object().then(|| (name.to_string(), args))
+    })
+}
+
 fn contents_len(payload: &Value) -> usize {
     payload["contents"].as_array().map_or(0, Vec::len)
 }
@@ -132,15 +146,20 @@ fn function_call(model: &FakeModel, payload: &Value) -> Option<Value> {
         .flatten()
         .collect();
     let allowed = payload.pointer("/toolConfig/functionCallingConfig/allowedFunctionNames/0").and_then(Value::as_str);
-    let declaration = match allowed {
-        Some(name) => declarations.iter().find(|d| d["name"] == name)?,
-        None => declarations.first()?,
+    let scripted = scripted_call(payload).filter(|(name, _)| declarations.iter().any(|d| d["name"] == name.as_str()));
+    let declaration = match (allowed, &scripted) {
+        (Some(name), _) => declarations.iter().find(|d| d["name"] == name)?,
+        (None, Some((name, _))) => declarations.iter().find(|d| d["name"] == name.as_str())?,
+        (None, None) => declarations.first()?,
     };
     let name = declaration["name"].as_str()?;
-    let args = declaration
-        .get("parameters")
-        .or_else(|| declaration.get("parametersJsonSchema"))
-        .map_or(json!({}), |s| example_for(s, ""));
+    let args = match scripted.filter(|(scripted, _)| scripted == name) {
+        Some((_, args)) => args,
+        None => declaration
+            .get("parameters")
+            .or_else(|| declaration.get("parametersJsonSchema"))
+            .map_or(json!({}), |s| example_for(s, "")),
+    };
     let mut part = json!({"functionCall": {"name": name, "args": args}});
     if model.id.starts_with("gemini-3") {
         // Gemini 3 names each call; a response must name the call it answers.
