@@ -167,6 +167,7 @@ pub async fn start(loaded: LoadedConfig) -> anyhow::Result<RunningApp> {
         access,
         max_body_bytes: config.server.max_body_bytes,
         models: Default::default(),
+        responses: Default::default(),
         store: store.clone(),
         reloads: reloads.clone(),
         rules: arc_swap::ArcSwap::from_pointee(api::ServingRules::new(config)),

@@ -54,6 +54,8 @@ pub enum ClientError {
     Dispatch(Box<DispatchError>),
     /// Google's reply could not be used (cut, not JSON): 502.
     BadReply(String),
+    /// gemgate's own state could not be read or written (the store): 500.
+    Internal(String),
 }
 
 impl From<AuthError> for ClientError {
@@ -95,6 +97,11 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// The authenticated client's name (what it owns is kept under it).
+    pub fn client_name(&self) -> &Arc<str> {
+        &self.client.name
+    }
+
     /// Checks the client's limits for a call of `model`, asked for as `asked`
     /// (both empty: a call that names none) and counts it; once per request.
     /// A client allowed a model may use it under any name that resolves to

@@ -29,6 +29,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Google's model list for `/v1/models`.
     pub models: openai::ModelsCache,
+    /// Responses kept for `previous_response_id`, while their rows are written.
+    pub responses: openai::responses::ResponseKeeper,
     /// The store, for readiness.
     pub store: crate::store::Store,
     /// Reload events, for `/metrics`.
@@ -245,7 +247,7 @@ pub fn not_found(request: &poem::Request) -> poem::Response {
 }
 
 /// `/v1/…` is Google's stable API, OpenAI's and Anthropic's. `messages` is
-/// Anthropic's; chat completions and embeddings are OpenAI's; `models` is
+/// Anthropic's; chat completions, responses and embeddings are OpenAI's; `models` is
 /// OpenAI's unless the caller speaks Google (an `x-goog-api-key` header or
 /// `key=` query); the rest is Google's.
 #[handler]
@@ -257,9 +259,13 @@ pub async fn v1(request: &poem::Request, body: poem::Body, state: Data<&Arc<AppS
         return intake::serve(&anthropic::Anthropic, request, body, &state).await;
     }
     match openai::parse_openai_path(request.method(), tail) {
-        Some(openai::OpenAiCall::ChatCompletions | openai::OpenAiCall::Embeddings) => {
-            intake::serve(&openai::OpenAi, request, body, &state).await
-        }
+        Some(
+            openai::OpenAiCall::ChatCompletions
+            | openai::OpenAiCall::Embeddings
+            | openai::OpenAiCall::Responses
+            | openai::OpenAiCall::GetResponse(_)
+            | openai::OpenAiCall::DeleteResponse(_),
+        ) => intake::serve(&openai::OpenAi, request, body, &state).await,
         Some(_) if !speaks_google => intake::serve(&openai::OpenAi, request, body, &state).await,
         _ => intake::serve(&native::Native, request, body, &state).await,
     }

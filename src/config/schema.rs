@@ -144,11 +144,14 @@ pub struct OpenAiConfig {
     pub fake_stream: bool,
     /// Seconds between keep-alive comments of a fake stream.
     pub keepalive_secs: u64,
+    /// Seconds a Responses API response made with `store` is kept for
+    /// `previous_response_id` (0: none is kept).
+    pub responses_keep_secs: u64,
 }
 
 impl Default for OpenAiConfig {
     fn default() -> Self {
-        Self { fake_stream: false, keepalive_secs: 5 }
+        Self { fake_stream: false, keepalive_secs: 5, responses_keep_secs: 3600 }
     }
 }
 

@@ -158,6 +158,11 @@ const TABLES: &[Table] = &[
         key: "token_hash",
         columns: &[("token_hash", Text), ("key_tag", Text), ("csrf", Text), ("expires_ms", Int)],
     },
+    Table {
+        name: "responses",
+        key: "id",
+        columns: &[("id", Text), ("client", Text), ("items", Text), ("response", Text), ("expires_ms", Int)],
+    },
 ];
 
 /// Why a copy did not happen.

@@ -90,4 +90,13 @@ pub const MIGRATIONS: &[Migration] = &[
             include_str!("migrations/0007_request_minutes.mysql.sql"),
         ],
     },
+    Migration {
+        version: 8,
+        description: "responses kept for previous_response_id",
+        sql: [
+            include_str!("migrations/0008_responses.sqlite.sql"),
+            include_str!("migrations/0008_responses.postgres.sql"),
+            include_str!("migrations/0008_responses.mysql.sql"),
+        ],
+    },
 ];

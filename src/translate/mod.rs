@@ -8,11 +8,15 @@
 //! - [`tool_ids`]: tool call ids that carry Gemini's thought signatures.
 //! - [`embeddings`]: `/v1/embeddings` ⇄ `batchEmbedContents`, and the models list.
 //! - [`messages`]: Anthropic Messages ⇄ Gemini, requests, replies and streams.
+//! - [`responses`]: OpenAI Responses ⇄ Gemini, requests, replies and streams.
+//! - [`carriers`]: thought signatures and call ids inside what agents replay.
 
+pub mod carriers;
 pub mod embeddings;
 pub mod messages;
 pub mod request;
 pub mod response;
+pub mod responses;
 pub mod schema;
 pub mod stream;
 pub mod tool_ids;

@@ -57,3 +57,28 @@ def test_claude_code_completes_a_one_tool_task(gemgate, tmp_path):
     assert out["num_turns"] == 2, "one tool call, then the answer"
     # The fake's answer quotes the Read tool's output: the file's line.
     assert "Read returned" in out["result"] and "the answer is 42" in out["result"], out["result"]
+
+
+# Codex's launcher picks its platform package's binary.
+CODEX = JS / "node_modules" / "@openai" / "codex" / "bin" / "codex.js"
+CODEX_NATIVE = JS / "node_modules" / "@openai" / f"codex-linux-{ARCH}"
+
+
+def test_codex_completes_a_one_tool_task(gemgate, tmp_path):
+    agent_binary(CODEX_NATIVE)
+    server = gemgate([fake_key("ok", 1)])
+    work, home = tmp_path / "work", tmp_path / "home"
+    work.mkdir()
+    (home / ".codex").mkdir(parents=True)
+    (work / "hello.txt").write_text("the answer is 42\n")
+    env = dict(os.environ, HOME=str(home), CODEX_HOME=str(home / ".codex"), GEMGATE_API_KEY=CLIENT_KEY)
+    provider = (f'model_providers.gemgate={{name="gemgate",base_url="{server.base_url}/v1",'
+                'env_key="GEMGATE_API_KEY",wire_api="responses"}')
+    result = subprocess.run(
+        ["node", str(CODEX), "exec", "--skip-git-repo-check", "-c", "model_provider=gemgate", "-c", provider,
+         "-m", "gemini-2.5-flash", 'Show the file. [call exec_command {"cmd": "cat hello.txt"}]'],
+        cwd=work, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The final message (stdout) is the fake's answer quoting the command's output.
+    assert "exec_command returned" in result.stdout and "the answer is 42" in result.stdout, result.stdout + result.stderr

@@ -209,3 +209,73 @@ def test_a_foreign_tool_call_history_continues_on_gemini_3(gemgate):
         tools=[WEATHER_TOOL],
     )
     assert "The tools said" in reply.choices[0].message.content
+
+
+def test_responses_text_streamed_and_not(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    reply = sdk.responses.create(model="gemini-2.5-flash", instructions="Be brief.", input="hello responses")
+    assert reply.object == "response" and reply.status == "completed"
+    assert reply.output_text == "Hello from the fake gemini-2.5-flash. You said: hello responses"
+    assert reply.usage.input_tokens > 0 and reply.usage.total_tokens >= reply.usage.output_tokens
+    events = list(sdk.responses.create(model="gemini-2.5-flash", input="stream responses", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"] and kinds[-1] == "response.completed", kinds
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    deltas = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert deltas == "Hello from the fake gemini-2.5-flash. You said: stream responses"
+    assert events[-1].response.output_text == deltas
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_tool_round_trip_with_reasoning_on_gemini_3(gemgate, stream):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    tool = {"type": "function", "name": "get_weather", "parameters": WEATHER_TOOL["function"]["parameters"]}
+    args = dict(model="gemini-3-pro-preview", tools=[tool], reasoning={"effort": "high", "summary": "auto"},
+                include=["reasoning.encrypted_content"], store=False)
+    ask = [{"role": "user", "content": "weather in Paris?"}]
+    if stream:
+        with sdk.responses.stream(input=ask, **args) as events:
+            first = events.get_final_response()
+    else:
+        first = sdk.responses.create(input=ask, **args)
+    kinds = [item.type for item in first.output]
+    assert kinds[-1] == "function_call" and "reasoning" in kinds, kinds
+    call = first.output[-1]
+    assert call.name == "get_weather" and json.loads(call.arguments)["city"] == "Paris"
+    # Codex's way: store false, the whole history sent back, reasoning items
+    # (carrying the signature) included; Gemini 3 refuses a call without it.
+    history = ask + [item.model_dump(exclude_none=True) for item in first.output]
+    history.append({"type": "function_call_output", "call_id": call.call_id, "output": "18C"})
+    second = sdk.responses.create(input=history, **args)
+    assert second.output_text == 'The tools said: get_weather returned {"output":"18C"}'
+
+
+def test_responses_previous_response_id_continues_and_stays_with_its_client(gemgate):
+    other_key = "sdk-other-client-key-0123456789"
+    server = gemgate([fake_key("ok", 1)], GEMGATE_AUTH__CLIENT_KEYS=f"{CLIENT_KEY},{other_key}")
+    sdk = client(server)
+    first = sdk.responses.create(model="gemini-2.5-flash", input="first turn")
+    second = sdk.responses.create(model="gemini-2.5-flash", previous_response_id=first.id, input="second turn")
+    assert second.previous_response_id == first.id
+    assert second.output_text == "Hello from the fake gemini-2.5-flash. You said: second turn"
+    # The history went upstream: the fake counts its prompt's words.
+    assert second.usage.input_tokens > first.usage.input_tokens
+    assert sdk.responses.retrieve(second.id).output_text == second.output_text
+    streamed = list(sdk.responses.create(model="gemini-2.5-flash", previous_response_id=second.id,
+                                         input="third turn", stream=True))
+    third = streamed[-1].response
+    assert sdk.responses.retrieve(third.id).id == third.id, "a streamed response is kept too"
+    stranger = client(server, api_key=other_key)
+    with pytest.raises(openai.BadRequestError) as refused:
+        stranger.responses.create(model="gemini-2.5-flash", previous_response_id=first.id, input="mine now?")
+    assert refused.value.code == "previous_response_not_found"
+    with pytest.raises(openai.NotFoundError):
+        stranger.responses.retrieve(first.id)
+    unkept = sdk.responses.create(model="gemini-2.5-flash", input="forget me", store=False)
+    with pytest.raises(openai.NotFoundError):
+        sdk.responses.retrieve(unkept.id)
+    sdk.responses.delete(first.id)
+    with pytest.raises(openai.BadRequestError):
+        sdk.responses.create(model="gemini-2.5-flash", previous_response_id=first.id, input="gone?")

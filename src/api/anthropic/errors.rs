@@ -49,6 +49,7 @@ pub fn render(error: ClientError) -> Response {
         ClientError::Translate(error) => anthropic_error(400, &error.message),
         ClientError::Dispatch(error) => dispatch_error(&error),
         ClientError::BadReply(message) => anthropic_error(502, &message),
+        ClientError::Internal(message) => anthropic_error(500, &message),
         ClientError::Refused { refusal, model } => {
             let message = refusal_message(&refusal, &model);
             match refusal {

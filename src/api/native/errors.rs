@@ -50,6 +50,7 @@ pub fn render(error: ClientError, mode: StreamMode) -> Response {
         ClientError::Translate(error) => plain(400, &error.message),
         ClientError::Dispatch(error) => dispatch_error_response(&error, mode),
         ClientError::BadReply(message) => plain(502, &format!("gemgate: {message}")),
+        ClientError::Internal(message) => plain(500, &format!("gemgate: {message}")),
         ClientError::Refused { refusal, model } => {
             let message = refusal_message(&refusal, &model);
             match refusal {

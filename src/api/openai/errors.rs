@@ -42,6 +42,7 @@ pub fn render(error: ClientError) -> Response {
         ClientError::Translate(error) => openai_error(400, &error.message, error.param.as_deref(), error.code),
         ClientError::Dispatch(error) => dispatch_error(&error),
         ClientError::BadReply(message) => openai_error(502, &message, None, None),
+        ClientError::Internal(message) => openai_error(500, &message, None, None),
         ClientError::Refused { refusal, model } => {
             let message = refusal_message(&refusal, &model);
             match refusal {

@@ -18,6 +18,7 @@ use poem::http::{Method, StatusCode};
 use poem::{Body, Request, Response};
 
 pub mod errors;
+pub mod responses;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -33,6 +34,12 @@ pub enum OpenAiCall {
     ListModels,
     /// `GET models/{id}`
     GetModel(String),
+    /// `POST responses`
+    Responses,
+    /// `GET responses/{id}`
+    GetResponse(String),
+    /// `DELETE responses/{id}`
+    DeleteResponse(String),
 }
 
 /// Parses the path after `/v1/` as an OpenAI endpoint.
@@ -41,6 +48,11 @@ pub fn parse_openai_path(method: &Method, tail: &str) -> Option<OpenAiCall> {
         (&Method::POST, "chat/completions") => Some(OpenAiCall::ChatCompletions),
         (&Method::POST, "embeddings") => Some(OpenAiCall::Embeddings),
         (&Method::GET, "models") => Some(OpenAiCall::ListModels),
+        (&Method::POST, "responses") => Some(OpenAiCall::Responses),
+        (method @ (&Method::GET | &Method::DELETE), path) if path.starts_with("responses/") => {
+            let id = path.strip_prefix("responses/").filter(|id| responses::is_response_id(id))?.to_string();
+            Some(if method == Method::GET { OpenAiCall::GetResponse(id) } else { OpenAiCall::DeleteResponse(id) })
+        }
         (&Method::GET, path) => {
             let id = path.strip_prefix("models/")?;
             (!id.contains(':') && !id.is_empty()).then(|| OpenAiCall::GetModel(id.to_string()))
@@ -83,6 +95,9 @@ impl Dialect for OpenAi {
         match call {
             OpenAiCall::ChatCompletions => chat(parse_json(&admitted.body)?, &admitted, state).await,
             OpenAiCall::Embeddings => embeddings(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::Responses => responses::create(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::GetResponse(id) => responses::get(id, &admitted, state).await,
+            OpenAiCall::DeleteResponse(id) => responses::delete(id, &admitted, state).await,
             OpenAiCall::ListModels => Ok(json_response(&models_list(&served_models(&admitted, state).await?))),
             OpenAiCall::GetModel(id) => {
                 let list = served_models(&admitted, state).await?;

@@ -1,6 +1,6 @@
 //! A Gemini `generateContent` reply → an Anthropic `message`.
 
-use super::{carrier, tool_use_id};
+use crate::translate::carriers::{Block, blocks};
 use serde_json::{Value, json};
 
 /// `msg_` + Google's response id (or a random one).
@@ -38,75 +38,22 @@ pub fn usage(metadata: &Value) -> Value {
     })
 }
 
-/// One content block being built from Gemini parts.
-#[derive(Debug, PartialEq)]
-pub enum Block {
-    /// Thought text and, when Gemini gave one, the carrier of its signature.
-    Thinking(String, String),
-    /// Answer text.
-    Text(String),
-    /// A call: id, name, input.
-    ToolUse(String, String, Value),
-}
-
-impl Block {
-    /// As Anthropic shows it.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Block::Thinking(thinking, signature) => {
-                json!({"type": "thinking", "thinking": thinking, "signature": signature})
-            }
-            Block::Text(text) => json!({"type": "text", "text": text}),
-            Block::ToolUse(id, name, input) => json!({"type": "tool_use", "id": id, "name": name, "input": input}),
+/// A block as Anthropic shows it.
+pub fn content_block(block: &Block) -> Value {
+    match block {
+        Block::Thinking(thinking, signature) => {
+            json!({"type": "thinking", "thinking": thinking, "signature": signature})
         }
+        Block::Text(text) => json!({"type": "text", "text": text}),
+        Block::ToolUse(id, name, input) => json!({"type": "tool_use", "id": id, "name": name, "input": input}),
     }
-}
-
-/// A candidate's parts as blocks, in order: thoughts → thinking, adjacent
-/// texts joined, calls → tool_use; a signature on a text or call part goes
-/// into a thinking block just before it (the open one, when it has none).
-pub fn blocks(parts: Option<&Value>) -> Vec<Block> {
-    let mut blocks: Vec<Block> = Vec::new();
-    for part in parts.and_then(Value::as_array).into_iter().flatten() {
-        let signature = part.get("thoughtSignature").and_then(Value::as_str).filter(|s| !s.is_empty()).map(carrier);
-        let thought = part.get("thought").and_then(Value::as_bool) == Some(true);
-        let text = part.get("text").and_then(Value::as_str);
-        if thought {
-            let text = text.unwrap_or_default();
-            match blocks.last_mut() {
-                Some(Block::Thinking(thinking, carried)) if carried.is_empty() => {
-                    thinking.push_str(text);
-                    *carried = signature.unwrap_or_default();
-                }
-                _ => blocks.push(Block::Thinking(text.to_string(), signature.unwrap_or_default())),
-            }
-            continue;
-        }
-        if let Some(signature) = signature {
-            match blocks.last_mut() {
-                Some(Block::Thinking(_, carried)) if carried.is_empty() => *carried = signature,
-                _ => blocks.push(Block::Thinking(String::new(), signature)),
-            }
-        }
-        if let Some(call) = part.get("functionCall") {
-            let name = call.get("name").and_then(Value::as_str).unwrap_or_default().to_string();
-            let input = call.get("args").filter(|a| a.is_object()).cloned().unwrap_or_else(|| json!({}));
-            blocks.push(Block::ToolUse(tool_use_id(call.get("id").and_then(Value::as_str)), name, input));
-        } else if let Some(text) = text.filter(|t| !t.is_empty()) {
-            match blocks.last_mut() {
-                Some(Block::Text(joined)) => joined.push_str(text),
-                _ => blocks.push(Block::Text(text.to_string())),
-            }
-        }
-    }
-    blocks
 }
 
 /// Translates a whole reply for a client that asked for `model`. A blocked
 /// prompt is a `refusal` with no content, as Claude answers one.
 pub fn message(reply: &Value, model: &str) -> Value {
     let candidate = reply.pointer("/candidates/0");
-    let blocks = blocks(candidate.and_then(|c| c.pointer("/content/parts")));
+    let blocks = blocks(candidate.and_then(|c| c.pointer("/content/parts")), "toolu");
     let called = blocks.iter().any(|b| matches!(b, Block::ToolUse(..)));
     let blocked = candidate.is_none() && reply.pointer("/promptFeedback/blockReason").is_some();
     let reason = candidate.and_then(|c| c.get("finishReason")).and_then(Value::as_str);
@@ -115,7 +62,7 @@ pub fn message(reply: &Value, model: &str) -> Value {
         "type": "message",
         "role": "assistant",
         "model": model,
-        "content": blocks.iter().map(Block::to_json).collect::<Vec<_>>(),
+        "content": blocks.iter().map(content_block).collect::<Vec<_>>(),
         "stop_reason": if blocked { "refusal" } else { stop_reason(reason, called) },
         "stop_sequence": Value::Null,
         "usage": usage(reply.get("usageMetadata").unwrap_or(&Value::Null)),
@@ -163,7 +110,7 @@ mod tests {
     #[test]
     fn a_signed_thought_keeps_its_signature_and_stop_reasons_map() {
         let parts = json!([{"text": "hmm", "thought": true, "thoughtSignature": "s1"}, {"text": "ok", "thoughtSignature": "s2"}]);
-        let blocks = blocks(Some(&parts));
+        let blocks = blocks(Some(&parts), "toolu");
         assert_eq!(blocks.len(), 3);
         assert!(matches!(&blocks[0], Block::Thinking(t, s) if t == "hmm" && carried(s).as_deref() == Some("s1")));
         assert!(matches!(&blocks[1], Block::Thinking(t, s) if t.is_empty() && carried(s).as_deref() == Some("s2")));

@@ -4,7 +4,8 @@
 //! and cumulative usage, and `message_stop`. Every event carries its
 //! `event:` line (the SDKs dispatch on it). Fed raw bytes as they arrive.
 
-use super::response::{Block, blocks, message_id, stop_reason, usage};
+use super::response::{message_id, stop_reason, usage};
+use crate::translate::carriers::{Block, blocks};
 use crate::translate::stream::find_event_end;
 use serde_json::{Value, json};
 
@@ -135,7 +136,7 @@ impl MessagesStream {
             self.blocked |= reply.pointer("/promptFeedback/blockReason").is_some();
             return;
         };
-        for block in blocks(candidate.pointer("/content/parts")) {
+        for block in blocks(candidate.pointer("/content/parts"), "toolu") {
             self.block(block, events);
         }
         if let Some(reason) = candidate.get("finishReason").and_then(Value::as_str) {
