@@ -257,6 +257,11 @@ async fn an_sqlite_store_migrates_into_postgres_and_mariadb() {
     let source = Store::open(&sqlite).await.unwrap();
     let expires = gemgate::store::now_ms() + 60_000;
     source.put_admin_session(&"a".repeat(64), &"t".repeat(64), "csrf-token", expires).await.unwrap();
+    let kept = gemgate::store::StoredResponse {
+        items: "[{\"role\":\"user\"}]".into(),
+        response: "{\"id\":\"resp_1\"}".into(),
+    };
+    source.put_response("resp_1", "alice", &kept, expires).await.unwrap();
     let before = contents(&source).await;
     for server in ["postgres://postgres@127.0.0.1:5432", "mysql://root@127.0.0.1:3306"] {
         let name = format!("gg_migrate_{:08x}", rand::random::<u32>());
@@ -270,6 +275,10 @@ async fn an_sqlite_store_migrates_into_postgres_and_mariadb() {
             target.admin_session(&"a".repeat(64), &"t".repeat(64)).await.unwrap(),
             Some(("csrf-token".to_string(), expires))
         );
+        assert_eq!(target.response("resp_1", "alice").await.unwrap().as_ref(), Some(&kept), "{server}");
+        assert_eq!(target.response("resp_1", "bob").await.unwrap(), None, "{server}: only its client's");
+        assert!(!target.delete_response("resp_1", "bob").await.unwrap());
+        assert!(target.delete_response("resp_1", "alice").await.unwrap());
         // A second copy would mix two stores: refused, nothing written.
         let again = source.copy_into(&target).await;
         assert!(matches!(again, Err(gemgate::store::CopyError::TargetNotEmpty("key_state"))), "{again:?}");

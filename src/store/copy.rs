@@ -160,7 +160,8 @@ const TABLES: &[Table] = &[
     },
     Table {
         name: "responses",
-        key: "id",
+        // A text id: paged by offset (`id` alone means a numeric, increasing id).
+        key: "id, client",
         columns: &[("id", Text), ("client", Text), ("items", Text), ("response", Text), ("expires_ms", Int)],
     },
 ];
