@@ -58,12 +58,19 @@ pub trait StreamTranslator: Send + 'static {
     fn finish(&mut self) -> Vec<String>;
     /// The closing events when Google's reply was cut (`why`).
     fn cut(&mut self, why: &str) -> Vec<String>;
+    /// What keeps the client's connection busy while Google is silent (an
+    /// event the dialect defines, or an SSE comment); `None`: nothing.
+    fn keepalive(&self) -> Option<&'static str> {
+        None
+    }
 }
 
-/// Relays a streamed reply through `translator` as `text/event-stream`.
-pub fn relay_stream(body: ReplyBody, translator: impl StreamTranslator) -> Response {
+/// Relays a streamed reply through `translator` as `text/event-stream`;
+/// after `quiet` without a word from Google, the translator's keep-alive
+/// (agents give up on streams that stay silent while a model thinks).
+pub fn relay_stream(body: ReplyBody, translator: impl StreamTranslator, quiet: std::time::Duration) -> Response {
     let frames =
-        futures_util::stream::unfold((body, translator, false), |(mut body, mut translator, done)| async move {
+        futures_util::stream::unfold((body, translator, false), move |(mut body, mut translator, done)| async move {
             if done {
                 return None;
             }
@@ -72,7 +79,15 @@ pub fn relay_stream(body: ReplyBody, translator: impl StreamTranslator) -> Respo
                     let bytes = std::mem::take(bytes);
                     if bytes.is_empty() { None } else { Some(Ok(bytes)) }
                 }
-                ReplyBody::Streaming(stream) => stream.next().await,
+                ReplyBody::Streaming(stream) => match translator.keepalive() {
+                    None => stream.next().await,
+                    Some(keepalive) => match tokio::time::timeout(quiet, stream.next()).await {
+                        Ok(next) => next,
+                        Err(_) => {
+                            return Some((Ok(Bytes::from_static(keepalive.as_bytes())), (body, translator, false)));
+                        }
+                    },
+                },
             };
             let (frames, done) = match next {
                 Some(Ok(bytes)) => (translator.push(&bytes), false),

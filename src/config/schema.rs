@@ -142,7 +142,8 @@ pub struct OpenAiConfig {
     /// call, sending SSE comments every `keepalive_secs` until it arrives
     /// (for clients that time out on a silent connection).
     pub fake_stream: bool,
-    /// Seconds between keep-alive comments of a fake stream.
+    /// Seconds between keep-alive comments of a fake stream, and of silence
+    /// before an Anthropic or Responses stream gets a keep-alive.
     pub keepalive_secs: u64,
     /// Seconds a Responses API response made with `store` is kept for
     /// `previous_response_id` (0: none is kept).

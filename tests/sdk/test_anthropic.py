@@ -158,3 +158,22 @@ def test_errors_raise_the_sdk_exception_classes(gemgate, keys, api_key, kwargs, 
         client(server, api_key=api_key).messages.create(**args)
     body = raised.value.body
     assert body["type"] == "error" and body["error"]["message"], body
+
+
+def test_a_stream_silent_upstream_gets_ping_events(gemgate):
+    # Google silent for 1.5 s between chunks; keep-alives after 1 s.
+    server = gemgate([fake_key("drip1500", 1)], GEMGATE_OPENAI__KEEPALIVE_SECS="1")
+    import json
+    import urllib.request
+
+    request = {"model": "gemini-2.5-flash", "max_tokens": 50, "stream": True,
+               "messages": [{"role": "user", "content": "slowly"}]}
+    headers = {"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json"}
+    raw = urllib.request.Request(server.base_url + "/v1/messages", data=json.dumps(request).encode(), headers=headers)
+    with urllib.request.urlopen(raw, timeout=30) as reply:
+        body = reply.read().decode()
+    assert "event: ping\ndata: {\"type\":\"ping\"}\n\n" in body
+    assert body.rstrip().endswith('data: {"type":"message_stop"}')
+    # The pings change nothing the SDK sees.
+    with client(server).messages.stream(**{k: v for k, v in request.items() if k != "stream"}) as stream:
+        assert stream.get_final_message().content[0].text.endswith("You said: slowly")

@@ -13,7 +13,7 @@ use crate::config::AnthropicConfig;
 use crate::dispatch::StreamMode;
 use crate::translate::messages::request::{count_tokens_request, messages_request};
 use crate::translate::messages::response::message;
-use crate::translate::messages::stream::{MessagesStream, error_event};
+use crate::translate::messages::stream::{MessagesStream, PING, error_event};
 use crate::translate::model_id;
 use poem::http::Method;
 use poem::{Request, Response};
@@ -148,7 +148,7 @@ async fn messages(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
         let value = parse_reply(&super::collect_reply(reply.body).await?)?;
         return Ok(json_response(&message(&value, &asked)));
     }
-    Ok(relay_stream(reply.body, MessagesStream::new(&asked)))
+    Ok(relay_stream(reply.body, MessagesStream::new(&asked), super::openai::keepalive_after(&rules)))
 }
 
 async fn count_tokens(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
@@ -175,6 +175,10 @@ impl StreamTranslator for MessagesStream {
         let mut events = Vec::new();
         self.fail("api_error", why, &mut events);
         if events.is_empty() { vec![error_event("api_error", why)] } else { events }
+    }
+
+    fn keepalive(&self) -> Option<&'static str> {
+        Some(PING)
     }
 }
 

@@ -154,7 +154,13 @@ async fn chat(mut json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
         let value = parse_reply(&super::collect_reply(reply.body).await?)?;
         return Ok(json_response(&chat_completion(&value, &shown)?));
     }
-    Ok(relay_stream(reply.body, ChatStream::new(&shown, chat.include_usage)))
+    Ok(relay_stream(reply.body, ChatStream::new(&shown, chat.include_usage), keepalive_after(&rules)))
+}
+
+/// How long a translated stream may stay silent before a keep-alive
+/// (`[openai] keepalive_secs`, also the agent dialects').
+pub fn keepalive_after(rules: &super::ServingRules) -> Duration {
+    Duration::from_secs(rules.openai.keepalive_secs.max(1))
 }
 
 impl super::translated::StreamTranslator for ChatStream {

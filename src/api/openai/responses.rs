@@ -138,7 +138,7 @@ pub async fn create(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
             }
         }) as OnDone
     });
-    Ok(relay_stream(reply.body, ResponsesStream::new(response, on_done)))
+    Ok(relay_stream(reply.body, ResponsesStream::new(response, on_done), super::keepalive_after(&rules)))
 }
 
 /// The response object before its output: a fresh id and what the request
@@ -210,5 +210,9 @@ impl StreamTranslator for ResponsesStream {
         let mut events = Vec::new();
         self.fail("server_error", why, &mut events);
         events
+    }
+
+    fn keepalive(&self) -> Option<&'static str> {
+        Some(": ping\n\n")
     }
 }

@@ -224,9 +224,7 @@ pub fn error_event(kind: &str, message: &str) -> String {
 }
 
 /// Anthropic's keep-alive event.
-pub fn ping_event() -> String {
-    event("ping", &json!({"type": "ping"}))
-}
+pub const PING: &str = "event: ping\ndata: {\"type\":\"ping\"}\n\n";
 
 #[cfg(test)]
 mod tests {
