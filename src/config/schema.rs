@@ -148,11 +148,23 @@ pub struct OpenAiConfig {
     /// Seconds a Responses API response made with `store` is kept for
     /// `previous_response_id` (0: none is kept).
     pub responses_keep_secs: u64,
+    /// The Gemini image model `/v1/images/generations` uses when the
+    /// request names an OpenAI model (`dall-e-3`, `gpt-image-1`).
+    pub image_model: String,
+    /// The Gemini TTS model `/v1/audio/speech` uses when the request names
+    /// an OpenAI model (`tts-1`, `gpt-4o-mini-tts`).
+    pub speech_model: String,
 }
 
 impl Default for OpenAiConfig {
     fn default() -> Self {
-        Self { fake_stream: false, keepalive_secs: 5, responses_keep_secs: 3600 }
+        Self {
+            fake_stream: false,
+            keepalive_secs: 5,
+            responses_keep_secs: 3600,
+            image_model: "gemini-2.5-flash-image".into(),
+            speech_model: "gemini-2.5-flash-preview-tts".into(),
+        }
     }
 }
 

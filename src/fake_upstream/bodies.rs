@@ -25,6 +25,13 @@ pub const MODELS: &[FakeModel] = &[
     FakeModel { id: "gemini-2.5-flash-lite", display: "Gemini 2.5 Flash-Lite", methods: GENERATE, thinking: true },
     FakeModel { id: "gemini-2.0-flash", display: "Gemini 2.0 Flash", methods: GENERATE, thinking: false },
     FakeModel { id: "gemini-3-pro-preview", display: "Gemini 3 Pro Preview", methods: GENERATE, thinking: true },
+    FakeModel { id: "gemini-2.5-flash-image", display: "Gemini 2.5 Flash Image", methods: GENERATE, thinking: false },
+    FakeModel {
+        id: "gemini-2.5-flash-preview-tts",
+        display: "Gemini 2.5 Flash Preview TTS",
+        methods: GENERATE,
+        thinking: false,
+    },
     FakeModel { id: "gemini-embedding-001", display: "Gemini Embedding 001", methods: EMBED, thinking: false },
     FakeModel { id: "text-embedding-004", display: "Text Embedding 004", methods: EMBED, thinking: false },
 ];

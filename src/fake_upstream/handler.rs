@@ -301,6 +301,7 @@ fn plan_objects(
             }
             if i == last {
                 parts.extend(plan.calls.iter().cloned());
+                parts.extend(plan.media.iter().cloned());
             }
             let candidates: Vec<Value> = (0..plan.candidates)
                 .map(|index| {

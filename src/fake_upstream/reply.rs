@@ -16,6 +16,50 @@ pub struct ReplyPlan {
     pub calls: Vec<Value>,
     /// `candidateCount`.
     pub candidates: usize,
+    /// An `inlineData` part (an image model's image, a speech model's audio).
+    pub media: Option<Value>,
+}
+
+/// A 1×1 PNG, what the fake's image model draws.
+const PNG: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+/// Audio samples the fake's speech model says per word (0.1 s at 24 kHz).
+pub const SAMPLES_PER_WORD: usize = 2_400;
+
+/// What an image or speech model answers, or Google's refusal of the modalities asked for.
+fn media(model: &FakeModel, config: &Value, echo: &str) -> Result<Option<Value>, Value> {
+    let modalities: Vec<&str> = config
+        .get("responseModalities")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let wants = |modality: &str| modalities.iter().any(|m| m.eq_ignore_ascii_case(modality));
+    if model.id.ends_with("-tts") {
+        if modalities.len() != 1 || !wants("AUDIO") {
+            return Err(bodies::invalid_argument(
+                "The requested combination of response modalities is not supported by the model.",
+            ));
+        }
+        let samples = echo.split_whitespace().count().max(1) * SAMPLES_PER_WORD;
+        // A quiet sawtooth, s16le: real bytes, not silence.
+        let pcm: Vec<u8> = (0..samples).flat_map(|i| (((i % 64) as i16 - 32) * 64).to_le_bytes()).collect();
+        use base64::Engine;
+        let data = base64::engine::general_purpose::STANDARD.encode(pcm);
+        return Ok(Some(json!({"inlineData": {"mimeType": "audio/L16;codec=pcm;rate=24000", "data": data}})));
+    }
+    if wants("AUDIO") {
+        return Err(bodies::invalid_argument(
+            "The requested combination of response modalities is not supported by the model.",
+        ));
+    }
+    if !wants("IMAGE") {
+        return Ok(None);
+    }
+    if !model.id.ends_with("-image") {
+        return Err(bodies::invalid_argument("Multi-modal output is not supported."));
+    }
+    Ok(Some(json!({"inlineData": {"mimeType": "image/png", "data": PNG}})))
 }
 
 /// Plans the reply, or returns Google's error.
@@ -28,6 +72,12 @@ pub fn plan(model: &FakeModel, payload: &Value) -> Result<ReplyPlan, Value> {
     let candidates = config.get("candidateCount").and_then(Value::as_u64).unwrap_or(1).clamp(1, 8) as usize;
     let echo: String = bodies::last_user_text(&payload["contents"]).chars().take(200).collect();
     let thought = (include_thoughts && model.thinking).then(|| format!("Thinking about: {echo}"));
+    let media = media(model, &config, &echo)?;
+    if media.is_some() {
+        // A speech model says only the audio; an image model adds a line.
+        let text = (!model.id.ends_with("-tts")).then(|| format!("Here is {echo}"));
+        return Ok(ReplyPlan { thought: None, text, calls: Vec::new(), candidates, media });
+    }
     let last_parts =
         contents.last().and_then(|c| c.get("parts")).and_then(Value::as_array).cloned().unwrap_or_default();
 
@@ -42,10 +92,11 @@ pub fn plan(model: &FakeModel, payload: &Value) -> Result<ReplyPlan, Value> {
             text: Some(format!("The tools said: {}", said.join("; "))),
             calls: Vec::new(),
             candidates,
+            media: None,
         });
     }
     if let Some(call) = function_call(model, payload) {
-        return Ok(ReplyPlan { thought, text: None, calls: vec![call], candidates });
+        return Ok(ReplyPlan { thought, text: None, calls: vec![call], candidates, media: None });
     }
     let attachments: Vec<String> = last_parts
         .iter()
@@ -63,7 +114,7 @@ pub fn plan(model: &FakeModel, payload: &Value) -> Result<ReplyPlan, Value> {
             None => json!({ "reply": text }).to_string(),
         };
     }
-    Ok(ReplyPlan { thought, text: Some(text), calls: Vec::new(), candidates })
+    Ok(ReplyPlan { thought, text: Some(text), calls: Vec::new(), candidates, media: None })
 }
 
 /// Thinking models refuse an earlier function call sent back without its

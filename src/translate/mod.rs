@@ -10,9 +10,11 @@
 //! - [`messages`]: Anthropic Messages ⇄ Gemini, requests, replies and streams.
 //! - [`responses`]: OpenAI Responses ⇄ Gemini, requests, replies and streams.
 //! - [`carriers`]: thought signatures and call ids inside what agents replay.
+//! - [`media`]: OpenAI's images and speech endpoints on Gemini image and TTS models.
 
 pub mod carriers;
 pub mod embeddings;
+pub mod media;
 pub mod messages;
 pub mod request;
 pub mod response;

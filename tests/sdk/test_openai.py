@@ -279,3 +279,37 @@ def test_responses_previous_response_id_continues_and_stays_with_its_client(gemg
     sdk.responses.delete(first.id)
     with pytest.raises(openai.BadRequestError):
         sdk.responses.create(model="gemini-2.5-flash", previous_response_id=first.id, input="gone?")
+
+
+def test_images_on_a_gemini_image_model(gemgate):
+    import base64
+
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    made = sdk.images.generate(model="gpt-image-1", prompt="a red bicycle", size="1536x1024",
+                               response_format="b64_json")
+    image = base64.b64decode(made.data[0].b64_json)
+    assert image.startswith(b"\x89PNG\r\n\x1a\n"), image[:8]
+    assert made.data[0].revised_prompt == "Here is a red bicycle"
+    with pytest.raises(openai.BadRequestError):
+        sdk.images.generate(model="gemini-2.5-flash-image", prompt="two bicycles", n=2)
+    with pytest.raises(openai.BadRequestError):
+        # Google refuses image output from a text model; its 400 reaches the client.
+        sdk.images.generate(model="gemini-2.5-flash", prompt="a bicycle")
+
+
+def test_speech_on_a_gemini_tts_model_as_wav_and_pcm(gemgate):
+    server = gemgate([fake_key("ok", 1)])
+    sdk = client(server)
+    words = "hello there from the speech endpoint"
+    wav = sdk.audio.speech.create(model="tts-1", voice="alloy", input=words, response_format="wav").read()
+    pcm = sdk.audio.speech.create(model="gemini-2.5-flash-preview-tts", voice="Puck", input=words,
+                                  response_format="pcm").read()
+    assert wav[:4] == b"RIFF" and wav[8:12] == b"WAVE"
+    assert int.from_bytes(wav[24:28], "little") == 24000, "Gemini's rate, read from its MIME type"
+    # The fake speaks 0.1 s (2,400 samples of 2 bytes) per word.
+    assert len(pcm) == 6 * 2400 * 2
+    assert wav[44:] == pcm, "the same audio behind a RIFF header"
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.audio.speech.create(model="tts-1", voice="alloy", input=words, response_format="mp3")
+    assert "wav or pcm" in refused.value.message

@@ -18,6 +18,7 @@ use poem::http::{Method, StatusCode};
 use poem::{Body, Request, Response};
 
 pub mod errors;
+pub mod media;
 pub mod responses;
 use serde_json::Value;
 use std::sync::{Arc, Mutex};
@@ -40,6 +41,10 @@ pub enum OpenAiCall {
     GetResponse(String),
     /// `DELETE responses/{id}`
     DeleteResponse(String),
+    /// `POST images/generations`
+    Images,
+    /// `POST audio/speech`
+    Speech,
 }
 
 /// Parses the path after `/v1/` as an OpenAI endpoint.
@@ -49,6 +54,8 @@ pub fn parse_openai_path(method: &Method, tail: &str) -> Option<OpenAiCall> {
         (&Method::POST, "embeddings") => Some(OpenAiCall::Embeddings),
         (&Method::GET, "models") => Some(OpenAiCall::ListModels),
         (&Method::POST, "responses") => Some(OpenAiCall::Responses),
+        (&Method::POST, "images/generations") => Some(OpenAiCall::Images),
+        (&Method::POST, "audio/speech") => Some(OpenAiCall::Speech),
         (method @ (&Method::GET | &Method::DELETE), path) if path.starts_with("responses/") => {
             let id = path.strip_prefix("responses/").filter(|id| responses::is_response_id(id))?.to_string();
             Some(if method == Method::GET { OpenAiCall::GetResponse(id) } else { OpenAiCall::DeleteResponse(id) })
@@ -95,6 +102,8 @@ impl Dialect for OpenAi {
         match call {
             OpenAiCall::ChatCompletions => chat(parse_json(&admitted.body)?, &admitted, state).await,
             OpenAiCall::Embeddings => embeddings(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::Images => media::images(parse_json(&admitted.body)?, &admitted, state).await,
+            OpenAiCall::Speech => media::speech(parse_json(&admitted.body)?, &admitted, state).await,
             OpenAiCall::Responses => responses::create(parse_json(&admitted.body)?, &admitted, state).await,
             OpenAiCall::GetResponse(id) => responses::get(id, &admitted, state).await,
             OpenAiCall::DeleteResponse(id) => responses::delete(id, &admitted, state).await,
