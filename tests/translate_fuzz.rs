@@ -202,11 +202,11 @@ proptest! {
 
     #[test]
     fn agent_reply_translation_never_panics(reply in any_json()) {
-        let _ = message(&reply, "m");
+        let _ = message(&reply, "m", true);
         let mut stream = MessagesStream::new("m");
         let _ = stream.push(format!("data: {reply}\n\n").as_bytes());
         let _ = stream.finish();
-        let _ = whole(&reply, json!({"id": "resp_x"}));
+        let _ = whole(&reply, json!({"id": "resp_x"}), true);
         let mut stream = ResponsesStream::new(json!({"id": "resp_x"}), None);
         let _ = stream.push(format!("data: {reply}\n\n").as_bytes());
         let _ = stream.finish();

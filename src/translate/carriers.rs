@@ -114,6 +114,21 @@ pub fn blocks(parts: Option<&Value>, call_prefix: &str) -> Vec<Block> {
     blocks
 }
 
+/// Keeps only a reply's first call (`sent`: calls already sent in this
+/// reply), for a client that asked for one call at a time: Gemini has no such switch.
+pub fn first_call_only(blocks: Vec<Block>, sent: &mut usize) -> Vec<Block> {
+    blocks
+        .into_iter()
+        .filter(|block| {
+            if !matches!(block, Block::ToolUse(..)) {
+                return true;
+            }
+            *sent += 1;
+            *sent == 1
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -146,9 +146,10 @@ async fn messages(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
     let reply = state.dispatcher.dispatch(proxied).await?;
     if !request.stream {
         let value = parse_reply(&super::collect_reply(reply.body).await?)?;
-        return Ok(json_response(&message(&value, &asked)));
+        return Ok(json_response(&message(&value, &asked, request.one_call)));
     }
-    Ok(relay_stream(reply.body, MessagesStream::new(&asked), super::openai::keepalive_after(&rules)))
+    let translator = MessagesStream::new(&asked).with_one_call(request.one_call);
+    Ok(relay_stream(reply.body, translator, super::openai::keepalive_after(&rules)))
 }
 
 async fn count_tokens(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {

@@ -124,7 +124,7 @@ pub async fn create(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
     let reply = state.dispatcher.dispatch(proxied).await?;
     if !request.stream {
         let value = parse_reply(&crate::api::collect_reply(reply.body).await?)?;
-        let response = whole(&value, response);
+        let response = whole(&value, response, request.one_call);
         if kept && let Some((id, stored)) = keep(state, &client, items, &response) {
             write(state.clone(), client, id, stored).await;
         }
@@ -138,7 +138,8 @@ pub async fn create(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
             }
         }) as OnDone
     });
-    Ok(relay_stream(reply.body, ResponsesStream::new(response, on_done), super::keepalive_after(&rules)))
+    let translator = ResponsesStream::new(response, on_done).with_one_call(request.one_call);
+    Ok(relay_stream(reply.body, translator, super::keepalive_after(&rules)))
 }
 
 /// The response object before its output: a fresh id and what the request

@@ -21,6 +21,8 @@ const MAX_STOP_SEQUENCES: usize = 5;
 pub struct MessagesRequest {
     /// `stream: true`.
     pub stream: bool,
+    /// `tool_choice.disable_parallel_tool_use`: at most one call per reply.
+    pub one_call: bool,
     /// The `generateContent` body.
     pub body: Value,
 }
@@ -83,7 +85,9 @@ pub fn messages_request(request: &Value, model: &str) -> Result<MessagesRequest>
         Some(Value::Bool(stream)) => *stream,
         Some(_) => return Err(TranslateError::invalid("stream", "stream: must be a boolean")),
     };
-    Ok(MessagesRequest { stream, body: Value::Object(body) })
+    let one_call = object.get("tool_choice").and_then(|c| c.get("disable_parallel_tool_use")).and_then(Value::as_bool)
+        == Some(true);
+    Ok(MessagesRequest { stream, one_call, body: Value::Object(body) })
 }
 
 /// Translates a `count_tokens` body for the Gemini `model` into a

@@ -1,6 +1,6 @@
 //! A Gemini `generateContent` reply → an Anthropic `message`.
 
-use crate::translate::carriers::{Block, blocks};
+use crate::translate::carriers::{Block, blocks, first_call_only};
 use serde_json::{Value, json};
 
 /// `msg_` + Google's response id (or a random one).
@@ -49,11 +49,15 @@ pub fn content_block(block: &Block) -> Value {
     }
 }
 
-/// Translates a whole reply for a client that asked for `model`. A blocked
-/// prompt is a `refusal` with no content, as Claude answers one.
-pub fn message(reply: &Value, model: &str) -> Value {
+/// Translates a whole reply for a client that asked for `model` (and, with
+/// `one_call`, for at most one call). A blocked prompt is a `refusal` with
+/// no content, as Claude answers one.
+pub fn message(reply: &Value, model: &str, one_call: bool) -> Value {
     let candidate = reply.pointer("/candidates/0");
-    let blocks = blocks(candidate.and_then(|c| c.pointer("/content/parts")), "toolu");
+    let mut blocks = blocks(candidate.and_then(|c| c.pointer("/content/parts")), "toolu");
+    if one_call {
+        blocks = first_call_only(blocks, &mut 0);
+    }
     let called = blocks.iter().any(|b| matches!(b, Block::ToolUse(..)));
     let blocked = candidate.is_none() && reply.pointer("/promptFeedback/blockReason").is_some();
     let reason = candidate.and_then(|c| c.get("finishReason")).and_then(Value::as_str);
@@ -87,7 +91,9 @@ mod tests {
                 "thoughtsTokenCount": 3, "totalTokenCount": 60},
             "responseId": "abc"
         });
-        let out = message(&reply, "claude-sonnet-4-5");
+        let out = message(&reply, "claude-sonnet-4-5", false);
+        let one = message(&reply, "claude-sonnet-4-5", true);
+        assert_eq!(one["content"].as_array().unwrap().len(), 4, "the second call dropped");
         assert_eq!(out["id"], "msg_abc");
         assert_eq!(out["model"], "claude-sonnet-4-5");
         assert_eq!(out["stop_reason"], "tool_use");
@@ -118,7 +124,7 @@ mod tests {
         assert_eq!(stop_reason(Some("MAX_TOKENS"), false), "max_tokens");
         assert_eq!(stop_reason(Some("SAFETY"), false), "refusal");
         assert_eq!(stop_reason(Some("MALFORMED_FUNCTION_CALL"), false), "end_turn");
-        let blocked = message(&json!({"promptFeedback": {"blockReason": "SAFETY"}}), "m");
+        let blocked = message(&json!({"promptFeedback": {"blockReason": "SAFETY"}}), "m", false);
         assert_eq!(
             (blocked["stop_reason"].as_str(), blocked["content"].as_array().map(Vec::len)),
             (Some("refusal"), Some(0))

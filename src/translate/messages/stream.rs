@@ -5,7 +5,7 @@
 //! `event:` line (the SDKs dispatch on it). Fed raw bytes as they arrive.
 
 use super::response::{message_id, stop_reason, usage};
-use crate::translate::carriers::{Block, blocks};
+use crate::translate::carriers::{Block, blocks, first_call_only};
 use crate::translate::stream::find_event_end;
 use serde_json::{Value, json};
 
@@ -29,6 +29,8 @@ pub struct MessagesStream {
     usage: Value,
     blocked: bool,
     failed: bool,
+    /// At most one call (`Some(calls sent)`), for `disable_parallel_tool_use`.
+    one_call: Option<usize>,
 }
 
 impl MessagesStream {
@@ -45,7 +47,14 @@ impl MessagesStream {
             usage: usage(&Value::Null),
             blocked: false,
             failed: false,
+            one_call: None,
         }
+    }
+
+    /// Sends at most one call (the client asked for one at a time).
+    pub fn with_one_call(mut self, one_call: bool) -> Self {
+        self.one_call = one_call.then_some(0);
+        self
     }
 
     /// Feeds bytes of Gemini's SSE stream; returns the events they complete.
@@ -136,7 +145,11 @@ impl MessagesStream {
             self.blocked |= reply.pointer("/promptFeedback/blockReason").is_some();
             return;
         };
-        for block in blocks(candidate.pointer("/content/parts"), "toolu") {
+        let mut blocks = blocks(candidate.pointer("/content/parts"), "toolu");
+        if let Some(sent) = self.one_call.as_mut() {
+            blocks = first_call_only(blocks, sent);
+        }
+        for block in blocks {
             self.block(block, events);
         }
         if let Some(reason) = candidate.get("finishReason").and_then(Value::as_str) {

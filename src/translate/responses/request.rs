@@ -19,6 +19,8 @@ pub struct ResponsesRequest {
     pub stream: bool,
     /// Whether to keep the response for `previous_response_id` (`store`, true unless false).
     pub store: bool,
+    /// `parallel_tool_calls: false`: at most one call per reply.
+    pub one_call: bool,
     /// The `generateContent` body.
     pub body: Value,
 }
@@ -70,7 +72,8 @@ pub fn responses_request(request: &Value, items: &[Value], model: &str) -> Resul
         Some(_) => return Err(TranslateError::invalid("stream", "`stream` must be a boolean")),
     };
     let store = object.get("store").and_then(Value::as_bool) != Some(false);
-    Ok(ResponsesRequest { stream, store, body: Value::Object(body) })
+    let one_call = object.get("parallel_tool_calls").and_then(Value::as_bool) == Some(false);
+    Ok(ResponsesRequest { stream, store, one_call, body: Value::Object(body) })
 }
 
 /// Items → contents, merging neighbours of one role. A reasoning item

@@ -6,7 +6,7 @@
 //! `sequence_number` from 0. A whole (non-streamed) reply goes through the
 //! same machine ([`whole`]), so both answers build their items one way.
 
-use crate::translate::carriers::{Block, blocks};
+use crate::translate::carriers::{Block, blocks, first_call_only};
 use crate::translate::stream::find_event_end;
 use serde_json::{Value, json};
 
@@ -33,6 +33,8 @@ pub struct ResponsesStream {
     blocked: bool,
     ended: bool,
     on_done: Option<OnDone>,
+    /// At most one call (`Some(calls sent)`), for `parallel_tool_calls: false`.
+    one_call: Option<usize>,
 }
 
 /// Responses `usage` from Gemini's `usageMetadata` (§3.9).
@@ -50,9 +52,9 @@ pub fn usage(metadata: &Value) -> Value {
     })
 }
 
-/// A whole reply as the final response object.
-pub fn whole(reply: &Value, response: Value) -> Value {
-    let mut stream = ResponsesStream::new(response, None);
+/// A whole reply as the final response object (with `one_call`, at most one call).
+pub fn whole(reply: &Value, response: Value, one_call: bool) -> Value {
+    let mut stream = ResponsesStream::new(response, None).with_one_call(one_call);
     stream.push(format!("data: {reply}\n\n").as_bytes());
     stream.finish();
     stream.response
@@ -74,7 +76,14 @@ impl ResponsesStream {
             blocked: false,
             ended: false,
             on_done,
+            one_call: None,
         }
+    }
+
+    /// Sends at most one call (the client asked for one at a time).
+    pub fn with_one_call(mut self, one_call: bool) -> Self {
+        self.one_call = one_call.then_some(0);
+        self
     }
 
     /// Feeds bytes of Gemini's SSE stream; returns the events they complete.
@@ -202,7 +211,11 @@ impl ResponsesStream {
             self.blocked |= reply.pointer("/promptFeedback/blockReason").is_some();
             return;
         };
-        for block in blocks(candidate.pointer("/content/parts"), "call") {
+        let mut blocks = blocks(candidate.pointer("/content/parts"), "call");
+        if let Some(sent) = self.one_call.as_mut() {
+            blocks = first_call_only(blocks, sent);
+        }
+        for block in blocks {
             self.block(block, events);
         }
         if let Some(reason) = candidate.get("finishReason").and_then(Value::as_str) {
@@ -402,7 +415,12 @@ mod tests {
     #[test]
     fn whole_replies_limits_and_cut_streams() {
         let reply = json!({"candidates": [{"content": {"parts": [{"text": "Hi"}]}, "finishReason": "MAX_TOKENS"}]});
-        let response = whole(&reply, shape());
+        let response = whole(&reply, shape(), false);
+        let two = json!({"candidates": [{"content": {"parts": [{"functionCall": {"name": "a"}}, {"functionCall": {"name": "b"}}]},
+            "finishReason": "STOP"}]});
+        assert_eq!(whole(&two, shape(), false)["output"].as_array().unwrap().len(), 2);
+        let one = whole(&two, shape(), true);
+        assert_eq!((one["output"].as_array().unwrap().len(), one["output"][0]["name"].as_str()), (1, Some("a")));
         assert_eq!(response["status"], "incomplete");
         assert_eq!(response["incomplete_details"]["reason"], "max_output_tokens");
         assert_eq!(response["output"][0]["content"][0]["text"], "Hi");
