@@ -697,21 +697,37 @@ async fn killing_a_replica_mid_load_loses_no_key_state_and_the_others_serve_on()
     forget("redis://127.0.0.1:6379", &ns).await;
 }
 
+/// Clients' limits counted in the Redis at `url` under `ns`, once Redis has
+/// answered `first` (the connection is made in the background; `first`
+/// counts); `None` when no Redis runs here.
+async fn redis_limits_answering(
+    url: &str,
+    ns: &str,
+    first: gemgate::tenancy::SharedAsk,
+) -> Option<(std::sync::Arc<dyn gemgate::tenancy::SharedLimits>, tokio::task::JoinHandle<()>)> {
+    if !redis_available(url) {
+        return None;
+    }
+    let config = gemgate::config::ClusterConfig {
+        redis_url: url.into(),
+        namespace: ns.into(),
+        limits_timeout_ms: 1000,
+        ..Default::default()
+    };
+    let (limits, settling) = gemgate::cluster::redis_limits(&config).expect("limits");
+    let started = Instant::now();
+    while limits.admit(first.clone()).await.is_none() {
+        assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    Some((limits, settling))
+}
+
 #[tokio::test]
 async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
     use gemgate::tenancy::{SharedAsk, SharedSettle, SharedVerdict, Spent};
     let url = "redis://127.0.0.1:6379";
-    if !redis_available("127.0.0.1:6379") {
-        return;
-    }
     let ns = namespace();
-    let config = gemgate::config::ClusterConfig {
-        redis_url: url.into(),
-        namespace: ns.clone(),
-        limits_timeout_ms: 1000,
-        ..Default::default()
-    };
-    let (limits, _settling) = gemgate::cluster::redis_limits(&config).expect("limits");
     let t0 = 1_700_000_000u64;
     let admitted = |tokens: u64| Some(SharedVerdict::Admitted { reserved: Spent { tokens, micros: 0 } });
     let ask = |second: u64, rpm: u32, tpm: u64, tokens: u64| SharedAsk {
@@ -724,12 +740,7 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
         day_ends_ms: (t0 + 86_400) * 1000,
         budget: None,
     };
-    // The connection is made in the background: wait for the first answer.
-    let started = Instant::now();
-    while limits.admit(ask(t0, 2, 0, 0)).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let Some((limits, _settling)) = redis_limits_answering(url, &ns, ask(t0, 2, 0, 0)).await else { return };
     assert_eq!(limits.admit(ask(t0 + 10, 2, 0, 0)).await, admitted(0));
     let refused = Some(SharedVerdict::Refused { limit: "rpm", until_ms: Some((t0 + 61) * 1000) });
     assert_eq!(limits.admit(ask(t0 + 20, 2, 0, 0)).await, refused);
@@ -779,17 +790,7 @@ async fn the_redis_minute_slides_like_one_process_and_settles_tokens() {
 async fn a_busy_client_is_admitted_in_slices_and_unused_ones_are_given_back() {
     use gemgate::tenancy::{SharedAsk, SharedVerdict, Spent};
     let url = "redis://127.0.0.1:6379";
-    if !redis_available("127.0.0.1:6379") {
-        return;
-    }
     let ns = namespace();
-    let config = gemgate::config::ClusterConfig {
-        redis_url: url.into(),
-        namespace: ns.clone(),
-        limits_timeout_ms: 1000,
-        ..Default::default()
-    };
-    let (limits, _settling) = gemgate::cluster::redis_limits(&config).expect("limits");
     let wall = || std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     // Seconds a little ahead of the clock, so the slices' second lasts until
     // the test has looked at them.
@@ -806,11 +807,7 @@ async fn a_busy_client_is_admitted_in_slices_and_unused_ones_are_given_back() {
         budget: None,
     };
     let admitted = Some(SharedVerdict::Admitted { reserved: Spent { tokens: 5, micros: 0 } });
-    let started = Instant::now();
-    while limits.admit(ask("warm", s, 0)).await.is_none() {
-        assert!(started.elapsed() < Duration::from_secs(5), "Redis answers");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let Some((limits, _settling)) = redis_limits_answering(url, &ns, ask("warm", s, 0)).await else { return };
     let mut redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
     let mut counted = async |client: &str, field: String| -> u64 {
         let minute = format!("{ns}:limits:{client}:minute");

@@ -299,21 +299,33 @@ fn translate_tools(tools: Option<&Value>) -> Result<Option<Value>> {
         let name = function.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()).ok_or_else(|| {
             TranslateError::invalid(format!("tools[{i}].function.name"), "each function tool needs a `name`")
         })?;
-        let mut declaration = json!({ "name": name });
-        if let Some(description) = function.get("description").and_then(Value::as_str) {
-            declaration["description"] = json!(description);
-        }
-        if let Some(parameters) = function.get("parameters").filter(|p| p.is_object()) {
-            let has_properties = parameters.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
-            if has_properties {
-                declaration["parameters"] = clean_schema(parameters).map_err(|err| {
-                    TranslateError::invalid(format!("tools[{i}].function.parameters"), err.to_string())
-                })?;
-            }
-        }
-        declarations.push(declaration);
+        declarations.push(function_declaration(name, function.get("description"), function.get("parameters"), || {
+            format!("tools[{i}].function.parameters")
+        })?);
     }
     Ok((!declarations.is_empty()).then(|| json!([{ "functionDeclarations": declarations }])))
+}
+
+/// A Gemini function declaration: the name, the description if one, and
+/// the parameters' schema cleaned for Gemini (left out when it declares no
+/// properties); a schema too large to clean is a 400 naming `param`.
+pub fn function_declaration(
+    name: &str,
+    description: Option<&Value>,
+    parameters: Option<&Value>,
+    param: impl FnOnce() -> String,
+) -> Result<Value> {
+    let mut declaration = json!({ "name": name });
+    if let Some(description) = description.and_then(Value::as_str) {
+        declaration["description"] = json!(description);
+    }
+    if let Some(parameters) = parameters.filter(|p| p.is_object())
+        && parameters.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty())
+    {
+        declaration["parameters"] =
+            clean_schema(parameters).map_err(|err| TranslateError::invalid(param(), err.to_string()))?;
+    }
+    Ok(declaration)
 }
 
 fn translate_tool_choice(choice: Option<&Value>) -> Result<Option<Value>> {

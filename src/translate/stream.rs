@@ -35,21 +35,10 @@ impl ChatStream {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buffer.extend_from_slice(bytes);
         let mut frames = Vec::new();
-        while let Some((end, separator)) = find_event_end(&self.buffer) {
-            let event: Vec<u8> = self.buffer.drain(..end + separator).collect();
-            let text = String::from_utf8_lossy(&event[..end]);
-            let data: String = text
-                .lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if data.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&data) {
+        while let Some(event) = next_event(&mut self.buffer) {
+            match event {
                 Ok(value) => self.event(&value, &mut frames),
-                Err(_) => frames.push(error_frame("gemgate: the upstream sent an event that is not JSON", 502)),
+                Err(NotJson) => frames.push(error_frame("gemgate: the upstream sent an event that is not JSON", 502)),
             }
         }
         frames
@@ -159,6 +148,30 @@ pub fn error_frame(message: &str, status: u16) -> String {
         "api_error"
     };
     frame(&json!({"error": {"message": message, "type": kind, "param": Value::Null, "code": Value::Null}}))
+}
+
+/// An upstream event whose data is not JSON.
+#[derive(Debug, PartialEq, Eq)]
+pub struct NotJson;
+
+/// Takes the next complete server-sent event out of `buffer` and returns
+/// its data as JSON (its `data:` lines joined); events without data are
+/// skipped. `None` until an event is complete.
+pub fn next_event(buffer: &mut Vec<u8>) -> Option<Result<Value, NotJson>> {
+    loop {
+        let (end, separator) = find_event_end(buffer)?;
+        let event: Vec<u8> = buffer.drain(..end + separator).collect();
+        let text = String::from_utf8_lossy(&event[..end]);
+        let data: String = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data:"))
+            .map(|d| d.strip_prefix(' ').unwrap_or(d))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if !data.is_empty() {
+            return Some(serde_json::from_str(&data).map_err(|_| NotJson));
+        }
+    }
 }
 
 /// Where the first complete server-sent event ends: (end of its data, separator length).

@@ -5,9 +5,9 @@
 
 pub mod errors;
 
-use super::AppState;
 use super::intake::{Admitted, ClientError, Dialect, check_model, parse_json, resolve_model};
 use super::translated::{StreamTranslator, gemini_request, json_response, parse_reply, relay_stream};
+use super::{AppState, ServingRules};
 use crate::catalog::Variant;
 use crate::config::AnthropicConfig;
 use crate::dispatch::StreamMode;
@@ -112,7 +112,7 @@ impl Dialect for Anthropic {
 }
 
 /// The model asked for, and the Gemini model and variant that serve it.
-fn resolve(json: &Value, state: &AppState) -> Result<(String, String, Option<Variant>), ClientError> {
+fn resolve(json: &Value, rules: &ServingRules) -> Result<(String, String, Option<Variant>), ClientError> {
     let asked = match json.get("model").and_then(Value::as_str).map(model_id) {
         Some(asked) if !asked.is_empty() => asked.to_string(),
         _ => {
@@ -122,15 +122,15 @@ fn resolve(json: &Value, state: &AppState) -> Result<(String, String, Option<Var
             )));
         }
     };
-    let rules = state.rules.load();
     let resolved = resolve_model(&rules.catalog, rules.anthropic.gemini_model(&asked))?;
     check_model(&resolved.model)?;
     Ok((asked, resolved.model, resolved.variant))
 }
 
 async fn messages(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
+    // One view of the rules for the whole request, even across a reload.
     let rules = state.rules.load_full();
-    let (asked, model, variant) = resolve(&json, state)?;
+    let (asked, model, variant) = resolve(&json, &rules)?;
     let mut request = messages_request(&json, &model)?;
     let mut pass = admitted.pass(&asked, &model).await?;
     pass.session = pass.session.or_else(|| super::session::of_gemini_value(&request.body));
@@ -153,7 +153,7 @@ async fn messages(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Re
 }
 
 async fn count_tokens(json: Value, admitted: &Admitted, state: &Arc<AppState>) -> Result<Response, ClientError> {
-    let (asked, model, _) = resolve(&json, state)?;
+    let (asked, model, _) = resolve(&json, &state.rules.load())?;
     let body = count_tokens_request(&json, &model)?;
     let pass = admitted.pass(&asked, &model).await?;
     let proxied = gemini_request(&model, "countTokens", &body, StreamMode::Whole, "messages.count_tokens", pass);

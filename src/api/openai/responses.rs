@@ -95,7 +95,8 @@ pub async fn create(mut json: Value, admitted: &Admitted, state: &Arc<AppState>)
         items = serde_json::from_str(&stored.items).unwrap_or_default();
     }
     items.extend(input_items(&json)?);
-    if Value::Array(items.clone()).to_string().len() > CONVERSATION_BODIES * state.max_body_bytes {
+    // Measured without a copy of the conversation.
+    if serde_json::to_vec(&items).map_or(usize::MAX, |bytes| bytes.len()) > CONVERSATION_BODIES * state.max_body_bytes {
         return Err(TranslateError::invalid(
             "previous_response_id",
             "the conversation through previous_response_id is too long; send the history without it",

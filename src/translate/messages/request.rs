@@ -5,8 +5,9 @@
 
 use super::{carried, gemini_call_id};
 use crate::translate::TranslateError;
-use crate::translate::request::{DUMMY_THOUGHT_SIGNATURE, effort_thinking, mime_from_name, needs_thought_signatures};
-use crate::translate::schema::clean_schema;
+use crate::translate::request::{
+    DUMMY_THOUGHT_SIGNATURE, effort_thinking, function_declaration, mime_from_name, needs_thought_signatures,
+};
 use serde_json::{Map, Value, json};
 use std::collections::{HashMap, HashSet};
 
@@ -378,18 +379,10 @@ fn tools(tools: Option<&Value>) -> Result<(Option<Value>, HashSet<String>)> {
             dropped.insert(name.to_string());
             continue;
         }
-        let mut declaration = json!({ "name": name });
-        if let Some(description) = tool.get("description").and_then(Value::as_str) {
-            declaration["description"] = json!(description);
-        }
-        if let Some(schema) = tool.get("input_schema").filter(|s| s.is_object()) {
-            let has_properties = schema.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
-            if has_properties {
-                declaration["parameters"] = clean_schema(schema).map_err(|err| {
-                    TranslateError::invalid(format!("tools.{i}.input_schema"), format!("tools.{i}.input_schema: {err}"))
-                })?;
-            }
-        }
+        let declaration = function_declaration(name, tool.get("description"), tool.get("input_schema"), || {
+            format!("tools.{i}.input_schema")
+        })
+        .map_err(|err| TranslateError { message: format!("tools.{i}.input_schema: {}", err.message), ..err })?;
         declarations.push(declaration);
     }
     let tools = (!declarations.is_empty()).then(|| json!([{ "functionDeclarations": declarations }]));

@@ -6,7 +6,7 @@
 
 use super::response::{message_id, stop_reason, usage};
 use crate::translate::carriers::{Block, blocks, first_call_only};
-use crate::translate::stream::find_event_end;
+use crate::translate::stream::next_event;
 use serde_json::{Value, json};
 
 /// The kind of the block now open.
@@ -61,22 +61,11 @@ impl MessagesStream {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some((end, separator)) = find_event_end(&self.buffer) {
-            let raw: Vec<u8> = self.buffer.drain(..end + separator).collect();
+        while let Some(event) = next_event(&mut self.buffer) {
             if self.failed {
                 continue;
             }
-            let text = String::from_utf8_lossy(&raw[..end]);
-            let data: String = text
-                .lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if data.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&data) {
+            match event {
                 Ok(value) => self.event(&value, &mut events),
                 Err(_) => self.fail("api_error", "gemgate: the upstream sent an event that is not JSON", &mut events),
             }

@@ -5,8 +5,9 @@
 
 use crate::translate::TranslateError;
 use crate::translate::carriers::{carried, gemini_call_id};
-use crate::translate::request::{DUMMY_THOUGHT_SIGNATURE, effort_thinking, mime_from_name, needs_thought_signatures};
-use crate::translate::schema::clean_schema;
+use crate::translate::request::{
+    DUMMY_THOUGHT_SIGNATURE, effort_thinking, function_declaration, mime_from_name, needs_thought_signatures,
+};
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 
@@ -283,17 +284,9 @@ fn tools(tools: Option<&Value>) -> Result<(Vec<Value>, Vec<String>)> {
         let Some(name) = name else {
             return Err(TranslateError::invalid(format!("tools[{i}].name"), "each function tool needs a `name`"));
         };
-        let mut declaration = json!({ "name": name });
-        if let Some(description) = tool.get("description").and_then(Value::as_str) {
-            declaration["description"] = json!(description);
-        }
-        if let Some(schema) = tool.get("parameters").filter(|s| s.is_object()) {
-            if schema.get("properties").and_then(Value::as_object).is_some_and(|p| !p.is_empty()) {
-                declaration["parameters"] = clean_schema(schema)
-                    .map_err(|err| TranslateError::invalid(format!("tools[{i}].parameters"), err.to_string()))?;
-            }
-        }
-        declarations.push(declaration);
+        declarations.push(function_declaration(name, tool.get("description"), tool.get("parameters"), || {
+            format!("tools[{i}].parameters")
+        })?);
         names.push(name.to_string());
     }
     Ok((declarations, names))

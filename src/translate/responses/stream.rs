@@ -7,7 +7,7 @@
 //! same machine ([`whole`]), so both answers build their items one way.
 
 use crate::translate::carriers::{Block, blocks, first_call_only};
-use crate::translate::stream::find_event_end;
+use crate::translate::stream::next_event;
 use serde_json::{Value, json};
 
 /// Called with the final response (to keep it for `previous_response_id`).
@@ -90,22 +90,11 @@ impl ResponsesStream {
     pub fn push(&mut self, bytes: &[u8]) -> Vec<String> {
         self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some((end, separator)) = find_event_end(&self.buffer) {
-            let raw: Vec<u8> = self.buffer.drain(..end + separator).collect();
+        while let Some(event) = next_event(&mut self.buffer) {
             if self.ended {
                 continue;
             }
-            let text = String::from_utf8_lossy(&raw[..end]);
-            let data: String = text
-                .lines()
-                .filter_map(|line| line.strip_prefix("data:"))
-                .map(|d| d.strip_prefix(' ').unwrap_or(d))
-                .collect::<Vec<_>>()
-                .join("\n");
-            if data.is_empty() {
-                continue;
-            }
-            match serde_json::from_str::<Value>(&data) {
+            match event {
                 Ok(value) => self.reply_event(&value, &mut events),
                 Err(_) => self.fail("server_error", "the upstream sent an event that is not JSON", &mut events),
             }
