@@ -79,6 +79,16 @@ const TRICKS: &[(&str, &str)] = &[
     ("PUT", "/v1beta/models/gemini-2.5-flash:generateContent"),
     ("DELETE", "/v1beta/models/gemini-2.5-flash"),
     ("PATCH", "/v1/chat/completions"),
+    // The agent dialects' and media routes.
+    ("GET", "/v1/messages"),
+    ("PUT", "/anthropic/v1/messages/count_tokens"),
+    ("POST", "/anthropic/v1/../../v1beta/cachedContents"),
+    ("POST", "/v1/messages/%2e%2e/%2e%2e/v1beta/cachedContents"),
+    ("DELETE", "/v1/responses/..%2f..%2fv1beta%2fcachedContents"),
+    ("GET", "/v1/responses/resp_1/../../../v1beta/files"),
+    ("PUT", "/v1/responses"),
+    ("GET", "/v1/images/generations"),
+    ("POST", "/v1/audio/speech/../../../v1beta/files"),
 ];
 
 #[tokio::test]
@@ -405,6 +415,7 @@ fn random_paths_queries_and_bodies_never_crash_or_escape() {
         "/v1/",
         "/v1beta/openai/",
         "/openai/v1/",
+        "/anthropic/v1/",
         "/admin/api/",
         "/",
         "/upload/v1beta/",
@@ -427,6 +438,14 @@ fn random_paths_queries_and_bodies_never_crash_or_escape() {
         "chat",
         "completions",
         "embeddings",
+        "messages",
+        "count_tokens",
+        "responses",
+        "resp_1",
+        "images",
+        "generations",
+        "audio",
+        "speech",
         "",
         "%00",
         "\\",
@@ -469,6 +488,11 @@ fn random_paths_queries_and_bodies_never_crash_or_escape() {
         "/v1/models/gemini-2.5-flash:countTokens",
         "/v1beta/openai/chat/completions",
         "/v1/chat/completions",
+        "/v1/messages",
+        "/anthropic/v1/messages/count_tokens",
+        "/v1/responses",
+        "/v1/images/generations",
+        "/v1/audio/speech",
     ]);
     let path = prop_oneof![
         (served, prop::collection::vec(segment.clone(), 0..2)).prop_map(|(base, more)| {
